@@ -1,0 +1,5 @@
+import sys
+
+from metabnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""The `metabnn` console command.
+
+Each subcommand lives next to the code it drives and exposes two functions:
+`add_parser(subparsers)` and `run(args) -> int`. This file only wires them up
+and turns user errors (MetabnnError) into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from metabnn import __version__
+from metabnn.errors import MetabnnError
+
+# (module, subcommand) in the order `metabnn --help` lists them: the data flow.
+COMMANDS = [
+    "metabnn.train.cli",
+    "metabnn.export.cli",
+    "metabnn.sim.verify_cli",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on bad options already; keep its one-line message."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="metabnn",
+        description="Metaplastic binarized neural networks: train, export, verify, "
+        "and keep learning on the device.",
+    )
+    parser.add_argument("--version", action="version", version=f"metabnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except MetabnnError as e:
+        print(f"metabnn {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"metabnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
