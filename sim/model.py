@@ -1,0 +1,128 @@
+"""The integer model of docs/FORMAT.md as NumPy arrays.
+
+A `Model` is what a `.mbnn` file holds, decoded: per layer the packed signs,
+the hidden weights, the f_meta table and the normalization banks. Everything
+is an integer except the two informational floats `meta` and `scale`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metabnn.sim.bits import n_words, to_pm1, unpack_bits
+
+PIXELS, BITS = 0, 1  # input kinds
+SIGN, SCORES = 0, 1  # output kinds
+
+SOFTMAX_TABLE_SIZE = 256
+Q15_ONE = 32768
+
+
+def default_exp_table() -> np.ndarray:
+    """E[u] = round(32768 * exp(-u/16)), u = 0..255 (FORMAT.md 4.3 step 2)."""
+    u = np.arange(SOFTMAX_TABLE_SIZE, dtype=np.float64)
+    return np.floor(Q15_ONE * np.exp(-u / 16.0) + 0.5).astype(np.uint16)
+
+
+@dataclass
+class Layer:
+    K: int
+    N: int
+    in_kind: int
+    out_kind: int
+    bits: int  # b, hidden weight width
+    table_bits: int  # k, log2 of the f_meta table size
+    lr_shift: int
+    bshift: int
+    adapt_shift: int  # 0 = frozen normalization
+    score_frac: int  # Q for SCORES layers, 0 for SIGN
+    meta: float  # m (informational)
+    scale: float  # hidden LSB in float weight units (informational)
+    signs: np.ndarray  # uint32 [N, W]
+    hidden: np.ndarray  # int16 [N, K]
+    table: np.ndarray  # uint16 [2^k], Q15 f_meta
+    M: np.ndarray  # int32 [B, N], Q8 running mean of acc
+    C: np.ndarray | None = None  # int32 [B, N]  (SIGN)
+    lo: np.ndarray | None = None  # int32 [B, N]  (SIGN)
+    hi: np.ndarray | None = None  # int32 [B, N]  (SIGN)
+    flip: np.ndarray | None = None  # int32 [B, N] 0/1 (SIGN)
+    g: np.ndarray | None = None  # int32 [B, N]  (SCORES)
+    b: np.ndarray | None = None  # int64 [B, N]  (SCORES)
+
+    @property
+    def W(self) -> int:
+        return n_words(self.K)
+
+    @property
+    def R(self) -> int:
+        """Bound on |acc|."""
+        return self.K * (255 if self.in_kind == PIXELS else 1)
+
+    @property
+    def D(self) -> int:
+        """Bound on |d| = |acc*256 - M|."""
+        return 512 * self.R
+
+    @property
+    def tshift(self) -> int:
+        return self.bits - 1 - self.table_bits
+
+    @property
+    def h_min(self) -> int:
+        return -(1 << (self.bits - 1))
+
+    @property
+    def h_max(self) -> int:
+        return (1 << (self.bits - 1)) - 1
+
+    @property
+    def n_banks(self) -> int:
+        return self.M.shape[0]
+
+    def weights_pm1(self, dtype=np.float32) -> np.ndarray:
+        """Binary weights as +-1 [N, K] (from the packed signs)."""
+        return to_pm1(unpack_bits(self.signs, self.K), dtype)
+
+
+@dataclass
+class Model:
+    layers: list[Layer]
+    exp_table: np.ndarray = field(default_factory=default_exp_table)  # uint16 [256]
+
+    @property
+    def n_banks(self) -> int:
+        return self.layers[0].n_banks
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].K
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1].N
+
+    def copy(self) -> "Model":
+        return copy.deepcopy(self)
+
+    def summary(self) -> str:
+        """Larq-style summary: 1-bit parameters and memory for inference and learning."""
+        rows = [f"{'layer':<6}{'K x N':>14}{'in':>8}{'out':>8}{'b':>4}{'m':>7}"
+                f"{'1-bit params':>14}{'infer bytes':>13}{'learn bytes':>13}"]
+        tot_p = tot_i = tot_l = 0
+        for i, lay in enumerate(self.layers):
+            p = lay.K * lay.N
+            infer = lay.signs.nbytes + _norm_bytes(lay, banks=self.n_banks)
+            learn = infer + lay.hidden.size * (1 if lay.bits <= 8 else 2) + lay.table.nbytes
+            tot_p, tot_i, tot_l = tot_p + p, tot_i + infer, tot_l + learn
+            rows.append(f"{i:<6}{f'{lay.K} x {lay.N}':>14}{['pixels', 'bits'][lay.in_kind]:>8}"
+                        f"{['sign', 'scores'][lay.out_kind]:>8}{lay.bits:>4}{lay.meta:>7.3g}"
+                        f"{p:>14,}{infer:>13,}{learn:>13,}")
+        rows.append(f"{'total':<6}{'':>14}{'':>8}{'':>8}{'':>4}{'':>7}{tot_p:>14,}{tot_i:>13,}{tot_l:>13,}")
+        return "\n".join(rows)
+
+
+def _norm_bytes(lay: Layer, banks: int) -> int:
+    return banks * lay.N * (20 if lay.out_kind == SIGN else 16)

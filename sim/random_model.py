@@ -1,0 +1,58 @@
+"""Random but valid integer models, for tests of every backend.
+
+Values are drawn where real models put them (thresholds near the middle of the
+accumulator's spread, windows around the thresholds, hidden weights across the
+whole range including the saturation limits) so that tests exercise both outputs
+of every comparison and both branches of the metaplastic rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metabnn.sim.bits import pack_bits
+from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, Layer, Model
+
+
+def f_meta_table(meta: float, scale: float, bits: int, table_bits: int) -> np.ndarray:
+    """F[i] = round(32768 * (1 - tanh^2(m * i * 2^tshift * scale))) (FORMAT.md 4.2)."""
+    tshift = bits - 1 - table_bits
+    w = np.arange(1 << table_bits, dtype=np.float64) * (1 << tshift) * scale
+    f = 1.0 - np.tanh(meta * w) ** 2
+    return np.floor(32768.0 * f + 0.5).astype(np.uint16)
+
+
+def random_model(sizes=(64, 32, 10), *, bits: int = 8, table_bits: int = 4, banks: int = 1,
+                 adapt_shift: int = 0, meta: float = 1.0, lr_shift: int = 6, bshift: int = 2,
+                 seed: int = 0) -> Model:
+    rng = np.random.default_rng(seed)
+    layers = []
+    for l, (K, N) in enumerate(zip(sizes[:-1], sizes[1:])):
+        in_kind = PIXELS if l == 0 else BITS
+        out_kind = SCORES if l == len(sizes) - 2 else SIGN
+        hmin, hmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        hidden = rng.integers(hmin, hmax + 1, size=(N, K)).astype(np.int16)
+        # sprinkle the extremes and zero (sign +1) so saturation and sgn(0) are exercised
+        for v in (hmin, hmax, 0, -1, 1):
+            hidden[rng.integers(0, N), rng.integers(0, K)] = v
+        scale = 1.0 / max(hmax, 1)
+        R = K * (255 if in_kind == PIXELS else 1)
+        spread = int(np.sqrt(K) * (128 if in_kind == PIXELS else 1) * 256)
+        M = rng.integers(-spread, spread + 1, size=(banks, N)).clip(-256 * R, 256 * R).astype(np.int32)
+        lay = Layer(K=K, N=N, in_kind=in_kind, out_kind=out_kind, bits=bits, table_bits=table_bits,
+                    lr_shift=lr_shift if in_kind == BITS else lr_shift + 6, bshift=bshift,
+                    adapt_shift=adapt_shift, score_frac=20 if out_kind == SCORES else 0,
+                    meta=meta, scale=scale, signs=pack_bits(hidden >= 0), hidden=hidden,
+                    table=f_meta_table(meta, scale, bits, table_bits), M=M)
+        if out_kind == SIGN:
+            lay.C = rng.integers(-spread, spread + 1, size=(banks, N)).astype(np.int32)
+            lay.flip = (rng.random((banks, N)) < 0.3).astype(np.int32)
+            half = rng.integers(spread // 4 + 1, 2 * spread + 2, size=(banks, N))
+            lay.lo = (lay.C - half).astype(np.int32)
+            lay.hi = (lay.C + half).astype(np.int32)
+        else:
+            lay.g = rng.integers(200, 4000, size=(banks, N)).astype(np.int32)
+            lay.g[rng.random((banks, N)) < 0.1] *= -1
+            lay.b = rng.integers(-(1 << 21), 1 << 21, size=(banks, N)).astype(np.int64)
+        layers.append(lay)
+    return Model(layers=layers)
