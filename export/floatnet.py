@@ -54,3 +54,20 @@ class FloatNet:
     @property
     def sizes(self) -> list[int]:
         return [self.layers[0].weight.shape[1]] + [lay.weight.shape[0] for lay in self.layers]
+
+
+def float_forward(net: FloatNet, images: np.ndarray, bank: int = 0, dtype=np.float32) -> np.ndarray:
+    """The float network's logits for uint8 images (frozen normalization of one bank).
+
+    Plain NumPy, mirroring the PyTorch eval-mode forward, so exporter tests can
+    compare integer and float decisions without torch.
+    """
+    x = np.asarray(images, dtype=dtype) / dtype(255.0)
+    for i, lay in enumerate(net.layers):
+        w = np.where(lay.weight >= 0, 1, -1).astype(dtype)
+        a = x @ w.T
+        bn = lay.bn[bank]
+        y = (a - bn.mean.astype(dtype)) / np.sqrt(bn.var.astype(dtype) + dtype(bn.eps)) * bn.gamma.astype(dtype) \
+            + bn.beta.astype(dtype)
+        x = y if i == len(net.layers) - 1 else np.where(y >= 0, 1, -1).astype(dtype)
+    return x

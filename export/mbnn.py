@@ -1,0 +1,223 @@
+"""The `.mbnn` container (docs/FORMAT.md section 6): bytes <-> metabnn.sim.Model.
+
+The writer is canonical (sections in a fixed order, zero padding), so
+export -> load -> export is byte-identical. The reader trusts nothing: every
+size is checked against the buffer before it is read, so a corrupt file raises
+FormatError naming the problem, never a NumPy, struct or memory error.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from metabnn.export.errors import FormatError
+from metabnn.fileio import atomic_write_bytes
+from metabnn.sim.bits import n_words, pack_bits
+from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, SOFTMAX_TABLE_SIZE, Layer, Model
+
+MAGIC = b"MBNN"
+VERSION = 1
+HEADER = struct.Struct("<4sHHHHII I")  # magic, version, L, B, reserved, size, exp offset, reserved
+DESC = struct.Struct("<IIBBBBBBBBffIIII24s")
+assert HEADER.size == 24 and DESC.size == 64
+
+MAX_LAYERS, MAX_BANKS = 16, 255
+MAX_K_PIXELS, MAX_K, MAX_N = 16384, 65536, 65536
+MAX_FILE = 1 << 31
+G_MAX, B_MAX = 32767, 1 << 47
+SIGN_REC = np.dtype([("M", "<i4"), ("C", "<i4"), ("lo", "<i4"), ("hi", "<i4"), ("f", "<i4")])
+SCORE_REC = np.dtype([("M", "<i4"), ("g", "<i4"), ("b", "<i8")])
+assert SIGN_REC.itemsize == 20 and SCORE_REC.itemsize == 16
+
+
+def _align8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def _hidden_dtype(bits: int) -> str:
+    return "<i1" if bits <= 8 else "<i2"
+
+
+# ----------------------------------------------------------------------------- writer
+
+def to_bytes(model: Model) -> bytes:
+    """Serialize a Model. The model is validated by reading the result back."""
+    L, B = len(model.layers), model.n_banks
+    chunks: list[bytes] = []
+    pos = HEADER.size + DESC.size * L
+
+    def place(data: bytes) -> int:
+        nonlocal pos
+        off = pos
+        padded = data + b"\0" * (_align8(len(data)) - len(data))
+        chunks.append(padded)
+        pos += len(padded)
+        return off
+
+    exp_off = place(np.asarray(model.exp_table, dtype="<u2").tobytes())
+    descs = []
+    for lay in model.layers:
+        o_signs = place(np.ascontiguousarray(lay.signs, dtype="<u4").tobytes())
+        o_hidden = place(np.ascontiguousarray(lay.hidden).astype(_hidden_dtype(lay.bits)).tobytes())
+        o_table = place(np.asarray(lay.table, dtype="<u2").tobytes())
+        if lay.out_kind == SIGN:
+            rec = np.zeros((B, lay.N), SIGN_REC)
+            rec["M"], rec["C"], rec["lo"], rec["hi"], rec["f"] = lay.M, lay.C, lay.lo, lay.hi, lay.flip
+        else:
+            rec = np.zeros((B, lay.N), SCORE_REC)
+            rec["M"], rec["g"], rec["b"] = lay.M, lay.g, lay.b
+        o_norm = place(rec.tobytes())
+        descs.append(DESC.pack(lay.K, lay.N, lay.in_kind, lay.out_kind, lay.bits, lay.table_bits,
+                               lay.lr_shift, lay.bshift, lay.adapt_shift, lay.score_frac,
+                               float(lay.meta), float(lay.scale), o_signs, o_hidden, o_table, o_norm,
+                               b"\0" * 24))
+    size = pos + 4
+    head = HEADER.pack(MAGIC, VERSION, L, B, 0, size, exp_off, 0)
+    body = head + b"".join(descs) + b"".join(chunks)
+    data = body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+    from_bytes(data)  # never write a file our own reader would reject
+    return data
+
+
+def save(model: Model, path) -> None:
+    atomic_write_bytes(path, to_bytes(model))
+
+
+# ----------------------------------------------------------------------------- reader
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise FormatError(msg)
+
+
+def _range(name: str, arr: np.ndarray, lo: int, hi: int, where: str) -> None:
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        bad = arr[(arr < lo) | (arr > hi)].flat[0]
+        raise FormatError(f"{where}: {name} value {int(bad)} outside [{lo}, {hi}]")
+
+
+def from_bytes(data: bytes) -> Model:
+    """Parse and validate a `.mbnn` image; raises FormatError on any problem."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FormatError("expected bytes")
+    data = bytes(data)
+    n = len(data)
+    _check(n >= HEADER.size + 4, f"file too short ({n} bytes) to hold a header")
+    magic, version, L, B, res0, size, exp_off, res1 = HEADER.unpack_from(data, 0)
+    _check(magic == MAGIC, f"not a .mbnn file (magic {magic!r}, expected {MAGIC!r})")
+    _check(version == VERSION, f"unsupported format version {version} (this reader knows {VERSION})")
+    _check(size == n, f"header says {size} bytes but the file has {n} (truncated or padded)")
+    _check(n <= MAX_FILE, f"file of {n} bytes exceeds the 2 GiB limit")
+    crc_stored = struct.unpack_from("<I", data, n - 4)[0]
+    crc = zlib.crc32(data[: n - 4]) & 0xFFFFFFFF
+    _check(crc == crc_stored, f"checksum mismatch (stored {crc_stored:#010x}, computed {crc:#010x}): file is corrupt")
+    _check(res0 == 0 and res1 == 0, "reserved header fields are not zero")
+    _check(2 <= L <= MAX_LAYERS, f"layer count {L} outside 2..{MAX_LAYERS}")
+    _check(1 <= B <= MAX_BANKS, f"bank count {B} outside 1..{MAX_BANKS}")
+    desc_end = HEADER.size + DESC.size * L
+    _check(desc_end <= n - 4, "file too short for its layer descriptors")
+
+    sections: list[tuple[int, int, str]] = [(0, desc_end, "header")]
+
+    def section(off: int, nbytes: int, what: str) -> bytes:
+        _check(off % 8 == 0, f"{what}: offset {off} not aligned to 8 bytes")
+        _check(off >= desc_end and off + nbytes <= n - 4,
+               f"{what}: bytes [{off}, {off + nbytes}) outside the data area [{desc_end}, {n - 4})")
+        sections.append((off, nbytes, what))
+        return data[off: off + nbytes]
+
+    exp_table = np.frombuffer(section(exp_off, 2 * SOFTMAX_TABLE_SIZE, "exp table"), "<u2").astype(np.uint16)
+    _check(int(exp_table[0]) == 32768, f"exp table: E[0] = {int(exp_table[0])}, must be 32768")
+    _range("E", exp_table, 0, 32768, "exp table")
+
+    layers = []
+    prev_n = None
+    for l in range(L):
+        where = f"layer {l}"
+        (K, N, in_kind, out_kind, bits, tbits, lr_shift, bshift, adapt, qfrac, meta, scale,
+         o_signs, o_hidden, o_table, o_norm, res) = DESC.unpack_from(data, HEADER.size + DESC.size * l)
+        _check(res == b"\0" * 24, f"{where}: reserved descriptor bytes are not zero")
+        want_in = PIXELS if l == 0 else BITS
+        want_out = SCORES if l == L - 1 else SIGN
+        _check(in_kind == want_in, f"{where}: input kind {in_kind}, expected {want_in} ({'pixels' if want_in == PIXELS else 'bits'})")
+        _check(out_kind == want_out, f"{where}: output kind {out_kind}, expected {want_out} ({'sign' if want_out == SIGN else 'scores'})")
+        kmax = MAX_K_PIXELS if in_kind == PIXELS else MAX_K
+        _check(1 <= K <= kmax, f"{where}: K = {K} outside 1..{kmax}")
+        _check(1 <= N <= MAX_N, f"{where}: N = {N} outside 1..{MAX_N}")
+        _check(prev_n is None or K == prev_n, f"{where}: K = {K} does not match the previous layer's N = {prev_n}")
+        prev_n = N
+        _check(2 <= bits <= 16, f"{where}: hidden bits {bits} outside 2..16")
+        _check(0 <= tbits <= min(bits - 1, 12), f"{where}: table bits {tbits} outside 0..{min(bits - 1, 12)}")
+        _check(lr_shift <= 31 and bshift <= 31, f"{where}: shift out of range (lr_shift {lr_shift}, bshift {bshift})")
+        _check(adapt <= 24, f"{where}: adapt_shift {adapt} outside 0..24")
+        if out_kind == SCORES:
+            _check(4 <= qfrac <= 40, f"{where}: score fraction bits {qfrac} outside 4..40")
+        else:
+            _check(qfrac == 0, f"{where}: score fraction bits must be 0 in a sign layer")
+        _check(math.isfinite(meta) and meta >= 0, f"{where}: m = {meta} must be finite and >= 0")
+        _check(math.isfinite(scale) and scale > 0, f"{where}: scale = {scale} must be finite and > 0")
+
+        W = n_words(K)
+        signs = np.frombuffer(section(o_signs, 4 * N * W, f"{where} signs"), "<u4").reshape(N, W)
+        hdt = _hidden_dtype(bits)
+        hidden = np.frombuffer(section(o_hidden, np.dtype(hdt).itemsize * N * K, f"{where} hidden weights"),
+                               hdt).reshape(N, K).astype(np.int16)
+        table = np.frombuffer(section(o_table, 2 << tbits, f"{where} f_meta table"), "<u2").astype(np.uint16)
+        rec_t = SIGN_REC if out_kind == SIGN else SCORE_REC
+        rec = np.frombuffer(section(o_norm, rec_t.itemsize * B * N, f"{where} normalization"), rec_t).reshape(B, N)
+
+        hmin, hmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        _range("hidden weight", hidden, hmin, hmax, where)
+        _check(np.array_equal(pack_bits(hidden >= 0), signs),
+               f"{where}: packed sign bits disagree with the hidden weights (or padding bits are not zero)")
+        _range("f_meta table entry", table, 0, 32768, where)
+        R = K * (255 if in_kind == PIXELS else 1)
+        D = 512 * R
+        _range("M", rec["M"], -256 * R, 256 * R, where)
+        lay = Layer(K=K, N=N, in_kind=in_kind, out_kind=out_kind, bits=bits, table_bits=tbits,
+                    lr_shift=lr_shift, bshift=bshift, adapt_shift=adapt, score_frac=qfrac,
+                    meta=float(meta), scale=float(scale), signs=signs.astype(np.uint32).copy(),
+                    hidden=hidden.copy(), table=table.copy(), M=rec["M"].astype(np.int32))
+        if out_kind == SIGN:
+            for name in ("C", "lo", "hi"):
+                _range(name, rec[name], -D - 1, D + 1, where)
+            _range("flip bit", rec["f"], 0, 1, where)
+            lay.C, lay.lo, lay.hi = (rec[x].astype(np.int32) for x in ("C", "lo", "hi"))
+            lay.flip = rec["f"].astype(np.int32)
+        else:
+            _range("g", rec["g"], -G_MAX, G_MAX, where)
+            _range("b", rec["b"], -B_MAX, B_MAX, where)
+            lay.g, lay.b = rec["g"].astype(np.int32), rec["b"].astype(np.int64)
+        layers.append(lay)
+
+    # sections must not overlap, and every byte no section covers must be zero
+    sections.sort()
+    covered = 0
+    for off, nbytes, what in sections:
+        _check(off >= covered, f"{what} overlaps the previous section")
+        _check(not any(data[covered:off]), f"non-zero padding bytes before {what}")
+        covered = off + nbytes
+    _check(not any(data[covered: n - 4]), "non-zero bytes after the last section")
+    return Model(layers=layers, exp_table=exp_table)
+
+
+def load(path) -> Model:
+    """Read a `.mbnn` file. A missing or unreadable file is a FormatError too (one clear message)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FormatError(f"{path}: is a directory, expected a .mbnn file") from None
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        return from_bytes(data)
+    except FormatError as e:
+        raise FormatError(f"{path}: {e}") from None

@@ -1,0 +1,139 @@
+"""FloatNet -> integer Model: BatchNorm folded to thresholds, hidden weights quantized.
+
+Every formula here is the informational part of docs/FORMAT.md (3.2, 4.1, 4.2),
+computed in float64 from the float32 parameters of the trained network.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from metabnn.export.errors import FormatError
+from metabnn.export.floatnet import BNState, FloatNet
+from metabnn.sim.bits import pack_bits
+from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, Layer, Model, default_exp_table
+from metabnn.sim.random_model import f_meta_table
+
+ACOSH_256 = math.acosh(256.0)  # m|W| past this: f_meta < 2^-16, fully consolidated
+Q_MIN, Q_MAX = 4, 40
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def default_table_bits(bits: int) -> int:
+    return min(8, bits - 1)
+
+
+def default_lr_shift(layer_index: int, bits: int, base: int = 14) -> int:
+    """Learning-rate shift at `bits` hidden bits: the same float step size for every width
+    (one LSB is 2^(8-b) of an 8-bit LSB); the pixel layer's gradients are 255x larger."""
+    s = base - (bits - 8) + (8 if layer_index == 0 else 0)
+    return int(min(max(s, 0), 31))
+
+
+def default_bshift(n_above: int) -> int:
+    """Backward sums over n_above +-delta terms grow like sqrt(n_above): shift that back."""
+    return int(math.ceil(math.log2(max(n_above, 1)) / 2))
+
+
+def quantize_hidden(w: np.ndarray, meta: float, bits: int) -> tuple[np.ndarray, float]:
+    """(h int16 [N, K], scale) per FORMAT.md 4.1: the sign of every weight is kept."""
+    w = np.asarray(w, dtype=np.float64)
+    hmax = (1 << (bits - 1)) - 1
+    wmax = float(np.max(np.abs(w))) if w.size else 0.0
+    w_r = wmax if meta <= 0 else min(wmax, ACOSH_256 / meta)
+    scale = w_r / hmax if w_r > 0 else 1.0
+    h = np.clip(round_half_away(w / scale), -hmax - 1, hmax)
+    h = np.where((w < 0) & (h == 0), -1, h)
+    return h.astype(np.int16), float(np.float32(scale))
+
+
+def _fold_sign(bn: BNState, s_in: int, R: int):
+    """M, C, lo, hi, f for one SIGN layer (FORMAT.md 3.2 and the window fold of 4.3)."""
+    gamma, beta, mu = (np.asarray(a, dtype=np.float64) for a in (bn.gamma, bn.beta, bn.mean))
+    G = gamma / np.sqrt(np.asarray(bn.var, dtype=np.float64) + bn.eps)
+    D = 512 * R
+    M = np.clip(round_half_away(mu * s_in * 256), -256 * R, 256 * R)
+    k = 256.0 * s_in
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (mu - beta / G) * k - M  # the threshold on d
+        lo_a = (mu + (-1 - beta) / G) * k - M  # |y| <= 1 window on d (gamma > 0 order)
+        hi_a = (mu + (1 - beta) / G) * k - M
+    pos, neg, zero = G > 0, G < 0, G == 0
+    C = np.zeros_like(t)
+    C[pos] = np.ceil(t[pos])
+    C[neg] = np.floor(t[neg]) + 1
+    C[zero] = -D - 1
+    f = np.where(neg | (zero & (beta < 0)), 1, 0)
+    lo, hi = np.empty_like(t), np.empty_like(t)
+    lo[pos], hi[pos] = np.ceil(lo_a[pos]), np.floor(hi_a[pos])
+    lo[neg], hi[neg] = np.ceil(hi_a[neg]), np.floor(lo_a[neg])
+    inside = np.abs(beta) <= 1
+    lo[zero] = np.where(inside[zero], -D - 1, D + 1)
+    hi[zero] = np.where(inside[zero], D + 1, -D - 1)
+    clip = lambda a: np.clip(np.nan_to_num(a, nan=0.0, posinf=D + 1, neginf=-D - 1), -D - 1, D + 1)
+    return M, clip(C), clip(lo), clip(hi), f
+
+
+def _fold_scores(bns: list[BNState], s_in: int, R: int):
+    """M, g, b per bank and the shared score fraction bits Q (FORMAT.md 3.2)."""
+    k = 256.0 * s_in
+    parts = []
+    for bn in bns:
+        mu = np.asarray(bn.mean, dtype=np.float64)
+        G = np.asarray(bn.gamma, dtype=np.float64) / np.sqrt(np.asarray(bn.var, dtype=np.float64) + bn.eps)
+        M = np.clip(round_half_away(mu * k), -256 * R, 256 * R)
+        beta = np.asarray(bn.beta, dtype=np.float64) + G * (M - k * mu) / k
+        parts.append((M, G / k, beta))
+    for Q in range(Q_MAX, Q_MIN - 1, -1):
+        gs = [round_half_away(gk * 2.0 ** Q) for _, gk, _ in parts]
+        bs = [round_half_away(beta * 2.0 ** Q) for _, _, beta in parts]
+        if all(np.all(np.abs(g) <= 32767) for g in gs) and all(np.all(np.abs(b) <= 2.0 ** 47) for b in bs):
+            return [p[0] for p in parts], gs, bs, Q
+    raise FormatError("output layer BatchNorm gain too large to fold into 16-bit integer scores")
+
+
+def from_floatnet(net: FloatNet, hidden_bits: int = 8, table_bits: int | None = None,
+                  lr_shift_base: int = 14, lr_shifts: list[int] | None = None,
+                  bshifts: list[int] | None = None) -> Model:
+    """The integer model of a trained network. Raises FormatError for shapes the format cannot hold."""
+    if not 2 <= hidden_bits <= 16:
+        raise FormatError(f"hidden bits {hidden_bits} outside 2..16")
+    tb = default_table_bits(hidden_bits) if table_bits is None else table_bits
+    if not 0 <= tb <= min(hidden_bits - 1, 12):
+        raise FormatError(f"table bits {tb} outside 0..{min(hidden_bits - 1, 12)} for {hidden_bits} hidden bits")
+    if len(net.layers) < 2:
+        raise FormatError("the format needs at least one hidden layer (2 or more layers)")
+    L = len(net.layers)
+    layers = []
+    for l, fl in enumerate(net.layers):
+        N, K = fl.weight.shape
+        in_kind = PIXELS if l == 0 else BITS
+        out_kind = SCORES if l == L - 1 else SIGN
+        s_in = 255 if in_kind == PIXELS else 1
+        R = K * s_in
+        h, scale = quantize_hidden(fl.weight, fl.meta, hidden_bits)
+        n_above = net.layers[l + 1].weight.shape[0] if l + 1 < L else 1
+        lay = Layer(K=K, N=N, in_kind=in_kind, out_kind=out_kind, bits=hidden_bits, table_bits=tb,
+                    lr_shift=lr_shifts[l] if lr_shifts else default_lr_shift(l, hidden_bits, lr_shift_base),
+                    bshift=bshifts[l] if bshifts else default_bshift(n_above),
+                    adapt_shift=int(net.adapt_shift), score_frac=0, meta=float(fl.meta), scale=scale,
+                    signs=pack_bits(h >= 0), hidden=h,
+                    table=f_meta_table(fl.meta, scale, hidden_bits, tb), M=None)
+        if out_kind == SIGN:
+            folds = [_fold_sign(bn, s_in, R) for bn in fl.bn]
+            lay.M, lay.C, lay.lo, lay.hi, lay.flip = (np.stack([f[i] for f in folds]).astype(np.int32)
+                                                     for i in range(5))
+        else:
+            Ms, gs, bs, Q = _fold_scores(fl.bn, s_in, R)
+            lay.M = np.stack(Ms).astype(np.int32)
+            lay.g = np.stack(gs).astype(np.int32)
+            lay.b = np.stack(bs).astype(np.int64)
+            lay.score_frac = Q
+        layers.append(lay)
+    return Model(layers=layers, exp_table=default_exp_table())
