@@ -1,0 +1,70 @@
+"""`metabnn export CHECKPOINT --out model.mbnn`: the deployable integer model and its companions."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from metabnn.errors import UsageError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="fold a trained checkpoint into the integer model (.mbnn, ONNX, C header, $readmemh)",
+        description="Quantize the hidden weights, fold BatchNorm into integer thresholds and write the "
+        "deployable model of docs/FORMAT.md. The hidden weights and the f_meta table travel with it, so the "
+        "device can go on learning where training stopped.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("checkpoint", help="model.pt written by `metabnn train`")
+    p.add_argument("--out", required=True, help="the .mbnn file to write")
+    p.add_argument("--hidden-bits", type=int, default=8, help="hidden-weight width b (2..16)")
+    p.add_argument("--table-bits", type=int, default=None,
+                   help="log2 of the f_meta table size (default min(8, b-1))")
+    p.add_argument("--lr-shift", type=int, default=14,
+                   help="on-device learning rate: right shift of the hidden-layer gradients at 8 hidden bits "
+                   "(adjusted for other widths and +8 for the pixel layer)")
+    p.add_argument("--onnx", metavar="FILE", help="also write an ONNX model (standard opset, integer-exact)")
+    p.add_argument("--c-header", metavar="FILE", help="also write a C header for the firmware")
+    p.add_argument("--hex-dir", metavar="DIR", help="also write $readmemh files for the RTL")
+    p.add_argument("--summary", action="store_true", help="print the model summary (1-bit parameters, memory)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from metabnn.export.mbnn import save, to_bytes
+    from metabnn.export.quantize import from_floatnet
+    from metabnn.train.checkpoint import load_floatnet
+
+    if not 2 <= args.hidden_bits <= 16:
+        raise UsageError(f"--hidden-bits {args.hidden_bits} outside 2..16")
+    if not 0 <= args.lr_shift <= 31:
+        raise UsageError(f"--lr-shift {args.lr_shift} outside 0..31")
+    if not Path(args.checkpoint).is_file():
+        raise UsageError(f"{args.checkpoint}: no such checkpoint file")
+    net = load_floatnet(args.checkpoint)
+    model = from_floatnet(net, hidden_bits=args.hidden_bits, table_bits=args.table_bits,
+                          lr_shift_base=args.lr_shift)
+    save(model, args.out)
+    written = [f"{args.out} ({len(to_bytes(model)):,} bytes)"]
+    if args.onnx:
+        from metabnn.export.onnx_export import save_onnx
+        save_onnx(model, args.onnx)
+        written.append(args.onnx)
+    if args.c_header:
+        from metabnn.export.c_header import write_c_header
+        write_c_header(model, args.c_header)
+        written.append(args.c_header)
+    if args.hex_dir:
+        from metabnn.export.readmemh import write_readmemh
+        write_readmemh(model, args.hex_dir)
+        written.append(args.hex_dir + "/")
+    sizes = "-".join(str(s) for s in [model.input_size] + [lay.N for lay in model.layers])
+    print(f"exported {sizes} network, {model.n_banks} bank(s), {args.hidden_bits}-bit hidden weights, "
+          f"adapt_shift {model.layers[0].adapt_shift}")
+    if args.summary:
+        print(model.summary())
+    for w in written:
+        print(f"  wrote {w}")
+    return 0
