@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metabnn.errors import MetabnnError, UsageError
+from metabnn.errors import UsageError
+from metabnn.export.errors import FormatError
 from metabnn.fileio import atomic_write_bytes
 from metabnn.sim.bits import pack_bits
 from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, SOFTMAX_TABLE_SIZE, Layer, Model
@@ -48,10 +49,6 @@ KEY = "metabnn."  # prefix of every metadata_props key written here
 # per-layer header fields carried in metadata (FORMAT.md section 6, descriptor), in order
 HEADER_FIELDS = ("K", "N", "in_kind", "out_kind", "bits", "table_bits", "lr_shift", "bshift",
                  "adapt_shift", "score_frac", "meta", "scale")
-
-
-class OnnxFormatError(MetabnnError):
-    """An .onnx file that is not a metabnn integer model, or one whose contents break FORMAT.md."""
 
 
 def _onnx():
@@ -157,7 +154,7 @@ def save_onnx(model: Model, path, bank: int = 0) -> None:
 def from_onnx(source) -> Model:
     """The full integer model (hidden weights, tables, every bank) from an .onnx written by to_onnx.
 
-    `source`: a path, the file's bytes, or an onnx.ModelProto. Raises OnnxFormatError with a
+    `source`: a path, the file's bytes, or an onnx.ModelProto. Raises FormatError with a
     message naming the problem for anything else.
     """
     proto, bank = _load(source)
@@ -165,18 +162,19 @@ def from_onnx(source) -> Model:
     layers_meta = _json(meta, "layers")
     exp_table = np.asarray(_json(meta, "exp_table"), dtype=object)
     if not isinstance(layers_meta, list) or not 2 <= len(layers_meta) <= 16:
-        raise OnnxFormatError("metadata 'metabnn.layers' must list 2..16 layers")
+        raise FormatError("metadata 'metabnn.layers' must list 2..16 layers")
     inits = {t.name: t for t in proto.graph.initializer}
     layers = [_layer(l, entry, inits) for l, entry in enumerate(layers_meta)]
     _check_chain(layers)
     if exp_table.shape != (SOFTMAX_TABLE_SIZE,) or not _all_ints(exp_table, 0, 32768) or exp_table[0] != 32768:
-        raise OnnxFormatError("exp table: need 256 integers in 0..32768 with E[0] = 32768")
+        raise FormatError("exp table: need 256 integers in 0..32768 with E[0] = 32768")
     model = Model(layers=layers, exp_table=exp_table.astype(np.uint16))
     if not 0 <= bank < model.n_banks:
-        raise OnnxFormatError(f"metadata bank {bank} out of range: {model.n_banks} bank(s)")
+        raise FormatError(f"metadata bank {bank} out of range: {model.n_banks} bank(s)")
+    _mbnn_accepts(model)
     rebuilt = to_onnx(model, bank).graph
     if rebuilt.SerializeToString(deterministic=True) != proto.graph.SerializeToString(deterministic=True):
-        raise OnnxFormatError("the graph does not compute the integer model stored in the file "
+        raise FormatError("the graph does not compute the integer model stored in the file "
                               "(edited or optimized after export?)")
     return model
 
@@ -191,18 +189,18 @@ def _load(source):
         else:
             proto = onnx.load(str(Path(source)), load_external_data=False)
     except OSError as e:
-        raise OnnxFormatError(f"cannot read {source}: {e.strerror or e}") from None
+        raise FormatError(f"cannot read {source}: {e.strerror or e}") from None
     except Exception as e:  # protobuf DecodeError and friends: not an ONNX file
-        raise OnnxFormatError(f"not an ONNX model ({type(e).__name__}: {e})") from None
+        raise FormatError(f"not an ONNX model ({type(e).__name__}: {e})") from None
     meta = {p.key: p.value for p in proto.metadata_props}
     if KEY + "format_version" not in meta:
-        raise OnnxFormatError("not a metabnn ONNX model (no 'metabnn.format_version' in metadata_props)")
+        raise FormatError("not a metabnn ONNX model (no 'metabnn.format_version' in metadata_props)")
     if meta[KEY + "format_version"] != str(FORMAT_VERSION):
-        raise OnnxFormatError(f"format version {meta[KEY + 'format_version']!r}, this reader knows {FORMAT_VERSION}")
+        raise FormatError(f"format version {meta[KEY + 'format_version']!r}, this reader knows {FORMAT_VERSION}")
     try:
         bank = int(meta.get(KEY + "bank", ""))
     except ValueError:
-        raise OnnxFormatError("metadata 'metabnn.bank' is not an integer") from None
+        raise FormatError("metadata 'metabnn.bank' is not an integer") from None
     return proto, bank
 
 
@@ -210,9 +208,9 @@ def _json(meta: dict, key: str):
     try:
         return json.loads(meta[KEY + key])
     except KeyError:
-        raise OnnxFormatError(f"metadata 'metabnn.{key}' is missing") from None
+        raise FormatError(f"metadata 'metabnn.{key}' is missing") from None
     except ValueError as e:
-        raise OnnxFormatError(f"metadata 'metabnn.{key}' is not valid JSON: {e}") from None
+        raise FormatError(f"metadata 'metabnn.{key}' is not valid JSON: {e}") from None
 
 
 def _all_ints(a: np.ndarray, lo: int, hi: int) -> bool:
@@ -223,14 +221,14 @@ def _all_ints(a: np.ndarray, lo: int, hi: int) -> bool:
 def _int_field(entry: dict, name: str, lo: int, hi: int, where: str) -> int:
     v = entry.get(name)
     if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise OnnxFormatError(f"{where}: field {name} = {v!r} is not an integer in {lo}..{hi}")
+        raise FormatError(f"{where}: field {name} = {v!r} is not an integer in {lo}..{hi}")
     return v
 
 
 def _float_field(entry: dict, name: str, positive: bool, where: str) -> float:
     v = entry.get(name)
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0 or (positive and v == 0):
-        raise OnnxFormatError(f"{where}: field {name} = {v!r} must be finite and {'> 0' if positive else '>= 0'}")
+        raise FormatError(f"{where}: field {name} = {v!r} must be finite and {'> 0' if positive else '>= 0'}")
     return float(np.float32(v))
 
 
@@ -238,29 +236,29 @@ def _tensor(inits: dict, name: str, dtype, shape: tuple, lo: int, hi: int) -> np
     from onnx import numpy_helper
 
     if name not in inits:
-        raise OnnxFormatError(f"initializer {name!r} is missing")
+        raise FormatError(f"initializer {name!r} is missing")
     try:
         a = numpy_helper.to_array(inits[name])
     except Exception as e:
-        raise OnnxFormatError(f"initializer {name!r} cannot be decoded: {e}") from None
+        raise FormatError(f"initializer {name!r} cannot be decoded: {e}") from None
     if a.dtype != np.dtype(dtype) or a.shape != shape:
-        raise OnnxFormatError(f"initializer {name!r}: {a.dtype}{list(a.shape)}, expected {np.dtype(dtype)}{list(shape)}")
+        raise FormatError(f"initializer {name!r}: {a.dtype}{list(a.shape)}, expected {np.dtype(dtype)}{list(shape)}")
     if a.dtype != np.bool_ and a.size and (a.min() < lo or a.max() > hi):
-        raise OnnxFormatError(f"initializer {name!r}: values outside {lo}..{hi}")
+        raise FormatError(f"initializer {name!r}: values outside {lo}..{hi}")
     return a
 
 
 def _bank_list(entry: dict, name: str, shape: tuple, lo: int, hi: int, where: str) -> np.ndarray:
     a = np.asarray(entry.get(name), dtype=object)
     if a.shape != shape or not _all_ints(a, lo, hi):
-        raise OnnxFormatError(f"{where}: {name} must be {list(shape)} integers in {lo}..{hi}")
+        raise FormatError(f"{where}: {name} must be {list(shape)} integers in {lo}..{hi}")
     return a.astype(np.int32)
 
 
 def _layer(l: int, entry, inits: dict) -> Layer:
     where = f"layer {l}"
     if not isinstance(entry, dict):
-        raise OnnxFormatError(f"{where}: metadata entry is not an object")
+        raise FormatError(f"{where}: metadata entry is not an object")
     K = _int_field(entry, "K", 1, 65536, where)
     N = _int_field(entry, "N", 1, 65536, where)
     in_kind = _int_field(entry, "in_kind", PIXELS, BITS, where)
@@ -272,7 +270,7 @@ def _layer(l: int, entry, inits: dict) -> Layer:
     M_all = inits.get(p + "M")
     B = M_all.dims[0] if M_all is not None and len(M_all.dims) == 2 else 0
     if not 1 <= B <= 255:
-        raise OnnxFormatError(f"{where}: initializer {p}M must be [B, N] with 1 <= B <= 255")
+        raise FormatError(f"{where}: initializer {p}M must be [B, N] with 1 <= B <= 255")
     R = K * (255 if in_kind == PIXELS else 1)
     D = 512 * R
     hmin, hmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
@@ -295,16 +293,26 @@ def _layer(l: int, entry, inits: dict) -> Layer:
     return lay
 
 
+def _mbnn_accepts(model: Model) -> None:
+    """The .mbnn reader is the one authority on FORMAT.md section 6: what it rejects, we reject."""
+    from metabnn.export import mbnn
+
+    try:
+        mbnn.from_bytes(mbnn.to_bytes(model))
+    except FormatError as e:
+        raise FormatError(f"the model in the file breaks docs/FORMAT.md: {e}") from None
+
+
 def _check_chain(layers: list) -> None:
     """FORMAT.md section 3: pixels in, sign layers, one scores layer last, K_{l+1} = N_l, equal banks."""
     for l, lay in enumerate(layers):
         want_in = PIXELS if l == 0 else BITS
         want_out = SCORES if l == len(layers) - 1 else SIGN
         if (lay.in_kind, lay.out_kind) != (want_in, want_out):
-            raise OnnxFormatError(f"layer {l}: kinds ({lay.in_kind}, {lay.out_kind}) do not fit its place in the chain")
+            raise FormatError(f"layer {l}: kinds ({lay.in_kind}, {lay.out_kind}) do not fit its place in the chain")
         if l == 0 and lay.K > 16384:
-            raise OnnxFormatError(f"layer 0: K = {lay.K} pixels, at most 16384")
+            raise FormatError(f"layer 0: K = {lay.K} pixels, at most 16384")
         if l > 0 and lay.K != layers[l - 1].N:
-            raise OnnxFormatError(f"layer {l}: K = {lay.K} but layer {l - 1} has N = {layers[l - 1].N}")
+            raise FormatError(f"layer {l}: K = {lay.K} but layer {l - 1} has N = {layers[l - 1].N}")
         if lay.n_banks != layers[0].n_banks:
-            raise OnnxFormatError(f"layer {l}: {lay.n_banks} banks, layer 0 has {layers[0].n_banks}")
+            raise FormatError(f"layer {l}: {lay.n_banks} banks, layer 0 has {layers[0].n_banks}")
