@@ -117,3 +117,16 @@ def test_backend_reports_available_and_checks_inputs():
     with pytest.raises(ValueError, match="uint8"):
         ONNX.predict(model, np.zeros((2, 8), np.float32))
 
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 70), min_size=3, max_size=5), bits=st.integers(2, 16),
+       banks=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_onnx_equals_golden_property(sizes, bits, banks, seed):
+    model = random_model(tuple(sizes), bits=bits, table_bits=min(bits - 1, 3), banks=banks, seed=seed)
+    x = images(model.input_size, n=64, seed=seed)
+    assert_exact(model, x, seed % banks)
