@@ -1,0 +1,170 @@
+/*
+ * metabnn.h - the one public header of the metabnn C firmware.
+ *
+ * Integer inference and on-device continual learning for metaplastic binarized
+ * neural networks, bit for bit as docs/FORMAT.md and metabnn.sim specify.
+ *
+ *  - C99, no dynamic allocation, no floating point anywhere in inference or
+ *    learning (the two informational float fields of a .mbnn file are checked
+ *    by their bit patterns only).
+ *  - The model is a *view* over a .mbnn image in the caller's memory: nothing is
+ *    copied. A read-only image (flash, a static const array) serves inference
+ *    with frozen normalization; learning and stream adaptation write hidden
+ *    weights, sign bits and M into the image, so they need a writable image
+ *    (mbnn_load_writable). mbnn_image_seal() then rewrites the CRC so the
+ *    mutated image is again a valid .mbnn file.
+ *  - Scratch memory is one caller-owned workspace; mbnn_workspace_size() says
+ *    how many bytes a mode needs.
+ *  - Every function returns an mbnn_status; mbnn_status_str() names it.
+ *
+ * Requirements on the caller: a little-endian target; the image buffer aligned
+ * to 4 bytes and the workspace to 8 bytes (MBNN_ERR_ALIGN otherwise).
+ */
+#ifndef METABNN_H
+#define METABNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MBNN_FORMAT_VERSION 1u
+#define MBNN_MAX_LAYERS 16u
+
+typedef enum {
+    MBNN_OK = 0,
+    MBNN_ERR_NULL,           /* a required pointer is NULL */
+    MBNN_ERR_ALIGN,          /* image not 4-byte aligned or workspace not 8-byte aligned */
+    MBNN_ERR_ENDIAN,         /* the target is not little-endian */
+    MBNN_ERR_TRUNCATED,      /* buffer too short for a header, or shorter than the header says */
+    MBNN_ERR_MAGIC,          /* not "MBNN" */
+    MBNN_ERR_VERSION,        /* format version is not 1 */
+    MBNN_ERR_FILE_SIZE,      /* header size field differs from the buffer size */
+    MBNN_ERR_CRC,            /* CRC-32 mismatch */
+    MBNN_ERR_RESERVED,       /* a reserved header/descriptor field is not zero */
+    MBNN_ERR_LAYER_COUNT,    /* L outside 2..16, or descriptors do not fit */
+    MBNN_ERR_BANK_COUNT,     /* B outside 1..255 */
+    MBNN_ERR_CHAIN,          /* wrong input/output kinds or K(l+1) != N(l) */
+    MBNN_ERR_FIELD,          /* a descriptor field outside its range */
+    MBNN_ERR_SECTION,        /* a section misaligned, out of bounds or overlapping */
+    MBNN_ERR_GAP,            /* a byte outside every section is not zero */
+    MBNN_ERR_HIDDEN,         /* a hidden weight outside [-2^(b-1), 2^(b-1)-1] */
+    MBNN_ERR_SIGNS,          /* a sign bit disagrees with its hidden weight, or padding bit set */
+    MBNN_ERR_TABLE,          /* a table entry above 32768, or E[0] != 32768 */
+    MBNN_ERR_NORM,           /* a normalization record out of range (M, C, lo, hi, f, g, b) */
+    MBNN_ERR_WORKSPACE,      /* workspace smaller than mbnn_workspace_size() */
+    MBNN_ERR_BANK,           /* bank index >= B */
+    MBNN_ERR_LABEL,          /* label >= number of classes */
+    MBNN_ERR_ARG,            /* another argument out of range (layer index, shift, buffer length) */
+    MBNN_ERR_READONLY,       /* learning or adaptation on a model loaded read-only */
+    MBNN_STATUS_COUNT
+} mbnn_status;
+
+typedef enum { MBNN_PIXELS = 0, MBNN_BITS = 1 } mbnn_in_kind;
+typedef enum { MBNN_SIGN = 0, MBNN_SCORES = 1 } mbnn_out_kind;
+typedef enum { MBNN_MODE_INFER = 0, MBNN_MODE_LEARN = 1 } mbnn_mode;
+
+/* One dense layer: a view into the image (fields filled by the loader; read them, do not write them). */
+typedef struct {
+    uint32_t K, N, W;            /* inputs, neurons, 32-bit words per packed row */
+    uint8_t in_kind, out_kind;   /* mbnn_in_kind, mbnn_out_kind */
+    uint8_t bits, table_bits;    /* b, k */
+    uint8_t lr_shift, bshift;    /* learning shifts (mbnn_set_shifts changes them) */
+    uint8_t adapt_shift;         /* 0 = frozen normalization */
+    uint8_t score_frac;          /* Q of a SCORES layer */
+    uint32_t *signs;             /* N x W packed sign words */
+    uint8_t *hidden;             /* N x K int8 (b <= 8) or little-endian int16 (b > 8) */
+    const uint16_t *table;       /* 2^k Q15 f_meta entries */
+    uint8_t *norm;               /* B x N records: SIGN 20 bytes, SCORES 16 bytes */
+    uint8_t *desc;               /* this layer's 64-byte descriptor in the image */
+} mbnn_layer;
+
+/* A loaded model. Declare it anywhere (static, stack); mbnn_load* fills it. */
+typedef struct {
+    uint8_t *image;              /* the caller's .mbnn image (written only if writable) */
+    uint32_t size;
+    uint8_t writable;
+    uint8_t adapt;               /* stream-adaptive normalization on/off (FORMAT.md 3.1) */
+    uint16_t n_layers;
+    uint32_t n_banks, bank;      /* number of banks, the active bank */
+    const uint16_t *exp_table;   /* 256 Q15 entries */
+    mbnn_layer layers[MBNN_MAX_LAYERS];
+} mbnn_model;
+
+/* What one learning step did (optional output of mbnn_learn_step). */
+typedef struct {
+    uint32_t predicted;          /* the class the step's forward pass chose, before the update */
+    uint32_t flips;              /* synapses whose sign changed in this step, all layers */
+} mbnn_step_info;
+
+const char *mbnn_status_str(mbnn_status status);
+
+/* ---- loading (load.c) ------------------------------------------------------------------------ */
+/* Validate a .mbnn image exactly as docs/FORMAT.md section 6 lists and fill `model`.
+ * Never reads outside [image, image + size). Read-only: inference with frozen normalization. */
+mbnn_status mbnn_load(mbnn_model *model, const void *image, size_t size);
+/* Same, but learning and adaptation may write hidden weights, sign bits and M into `image`. */
+mbnn_status mbnn_load_writable(mbnn_model *model, void *image, size_t size);
+/* Recompute the trailing CRC-32 of a writable image after learning/adaptation/mbnn_set_shifts. */
+mbnn_status mbnn_image_seal(mbnn_model *model);
+/* CRC-32 (IEEE 802.3, as zlib's crc32) of a buffer, chained through `crc` (start with 0). */
+uint32_t mbnn_crc32(uint32_t crc, const uint8_t *data, size_t len);
+/* sizeof(mbnn_model), for foreign-function callers that cannot see the struct. */
+size_t mbnn_model_struct_size(void);
+
+/* ---- run-time settings (settings.c) ---------------------------------------------------------- */
+mbnn_status mbnn_select_bank(mbnn_model *model, uint32_t bank);
+/* Needs a writable model when enabled and some layer has adapt_shift > 0. */
+mbnn_status mbnn_set_adapt(mbnn_model *model, int enabled);
+/* Change a layer's lr_shift and bshift (0..31); written through to a writable image's descriptor. */
+mbnn_status mbnn_set_shifts(mbnn_model *model, uint32_t layer, uint32_t lr_shift, uint32_t bshift);
+
+/* ---- workspace (workspace.c) ----------------------------------------------------------------- */
+mbnn_status mbnn_workspace_size(const mbnn_model *model, mbnn_mode mode, size_t *bytes);
+
+/* ---- inference (infer.c) --------------------------------------------------------------------- */
+/* Scores of one uint8 image of K0 pixels into scores[n_classes]; with adaptation on, M moves. */
+mbnn_status mbnn_forward(mbnn_model *model, const uint8_t *pixels, size_t n_pixels,
+                         void *workspace, size_t ws_size, int64_t *scores, size_t n_scores);
+mbnn_status mbnn_predict(mbnn_model *model, const uint8_t *pixels, size_t n_pixels,
+                         void *workspace, size_t ws_size, uint32_t *label);
+
+/* ---- learning (learn.c) ---------------------------------------------------------------------- */
+/* One on-device learning step, docs/FORMAT.md 4.3. `info` may be NULL. Needs a writable model. */
+mbnn_status mbnn_learn_step(mbnn_model *model, const uint8_t *pixels, size_t n_pixels, uint32_t label,
+                            void *workspace, size_t ws_size, mbnn_step_info *info);
+
+/* ---- kernels (one per file; public so tests can hold them to the reference) ------------------ */
+/* popcount.c: sum over W words of popcount(a XOR b) / popcount(a AND b); the builtin
+ * (hardware) version and a portable SWAR fallback that must agree bit for bit. */
+uint32_t mbnn_xor_popcount(const uint32_t *a, const uint32_t *b, uint32_t W);
+uint32_t mbnn_xor_popcount_portable(const uint32_t *a, const uint32_t *b, uint32_t W);
+uint32_t mbnn_and_popcount(const uint32_t *a, const uint32_t *b, uint32_t W);
+uint32_t mbnn_and_popcount_portable(const uint32_t *a, const uint32_t *b, uint32_t W);
+
+/* dense_pixels.c: acc[j] = sum_i w_ji x_i for the uint8 first layer. `planes` is scratch of
+ * 8 x W words (the pixels' bit planes). */
+mbnn_status mbnn_dense_pixels(const mbnn_layer *layer, const uint8_t *x, uint32_t *planes, int32_t *acc);
+/* dense_bits.c: acc[j] = K - 2 popcount(x XOR w_j) for a packed +-1 input. */
+mbnn_status mbnn_dense_bits(const mbnn_layer *layer, const uint32_t *x, int32_t *acc);
+/* activation.c: d = acc*256 - M, then SIGN bits (and the straight-through window mask, if
+ * `window` is not NULL) or SCORES; with `adapt`, M += rsr(d, a) afterwards. */
+mbnn_status mbnn_activate(mbnn_layer *layer, uint32_t bank, int adapt, const int32_t *acc,
+                          uint32_t *out_bits, uint32_t *window, int64_t *scores);
+/* argmax.c: the lowest index wins a tie. */
+mbnn_status mbnn_argmax(const int64_t *scores, uint32_t n, uint32_t *label);
+/* output_error.c: delta_j = sat(sgn(g_j) e_j) with e = p - onehot from the exp table (4.3 steps 2-3). */
+mbnn_status mbnn_output_delta(const mbnn_model *model, const int64_t *scores, uint32_t label, int32_t *delta);
+/* backward.c: deltas of SIGN layer l from the deltas of layer l+1 (4.3 step 4). */
+mbnn_status mbnn_backward(const mbnn_model *model, uint32_t layer, const int32_t *delta_above,
+                          const uint32_t *window, int32_t *delta);
+/* metaplastic.c: THE rule (4.3 step 5) for every synapse of one layer; x is the layer input
+ * (uint8 pixels or packed bits). Writes hidden weights and sign bits; adds the flips to *flips. */
+mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int32_t *delta, uint32_t *flips);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* METABNN_H */

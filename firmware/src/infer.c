@@ -1,0 +1,55 @@
+/* The forward pass (FORMAT.md 3): layer by layer, accumulate then activate. With `learn`,
+ * the workspace keeps every SIGN layer's output and window mask for the learning step. */
+#include "mbnn_internal.h"
+
+mbnn_status mbnn_forward_record(mbnn_model *m, const uint8_t *pixels, mbnn_ws *ws, int learn)
+{
+    mbnn_status st = MBNN_OK;
+    const uint32_t L = m->n_layers;
+    for (uint32_t l = 0; l < L && st == MBNN_OK; l++) {
+        mbnn_layer *lay = &m->layers[l];
+        st = l == 0 ? mbnn_dense_pixels(lay, pixels, ws->planes, ws->acc)
+                    : mbnn_dense_bits(lay, ws->bits[l - 1], ws->acc);
+        if (st == MBNN_OK)
+            st = mbnn_activate(lay, m->bank, m->adapt, ws->acc, ws->bits[l], learn ? ws->window[l] : NULL,
+                               ws->scores);
+    }
+    return st;
+}
+
+static mbnn_status check_call(const mbnn_model *m, const uint8_t *pixels, size_t n_pixels)
+{
+    if (m == NULL || pixels == NULL || m->image == NULL) return MBNN_ERR_NULL;
+    if (n_pixels != m->layers[0].K) return MBNN_ERR_ARG;
+    if (m->bank >= m->n_banks) return MBNN_ERR_BANK;
+    return MBNN_OK;
+}
+
+mbnn_status mbnn_forward(mbnn_model *model, const uint8_t *pixels, size_t n_pixels,
+                         void *workspace, size_t ws_size, int64_t *scores, size_t n_scores)
+{
+    mbnn_status st = check_call(model, pixels, n_pixels);
+    if (st != MBNN_OK) return st;
+    if (scores == NULL) return MBNN_ERR_NULL;
+    const uint32_t C = model->layers[model->n_layers - 1].N;
+    if (n_scores < C) return MBNN_ERR_ARG;
+    mbnn_ws ws;
+    st = mbnn_ws_check(model, MBNN_MODE_INFER, workspace, ws_size, &ws);
+    if (st == MBNN_OK) st = mbnn_forward_record(model, pixels, &ws, 0);
+    if (st == MBNN_OK)
+        for (uint32_t j = 0; j < C; j++) scores[j] = ws.scores[j];
+    return st;
+}
+
+mbnn_status mbnn_predict(mbnn_model *model, const uint8_t *pixels, size_t n_pixels,
+                         void *workspace, size_t ws_size, uint32_t *label)
+{
+    mbnn_status st = check_call(model, pixels, n_pixels);
+    if (st != MBNN_OK) return st;
+    if (label == NULL) return MBNN_ERR_NULL;
+    mbnn_ws ws;
+    st = mbnn_ws_check(model, MBNN_MODE_INFER, workspace, ws_size, &ws);
+    if (st == MBNN_OK) st = mbnn_forward_record(model, pixels, &ws, 0);
+    if (st == MBNN_OK) st = mbnn_argmax(ws.scores, model->layers[model->n_layers - 1].N, label);
+    return st;
+}

@@ -1,0 +1,40 @@
+/* One on-device learning step (FORMAT.md 4.3), batch 1, integers only.
+ *
+ * Forward (keeping every layer's input bits and window mask; adaptation moves M if on), the
+ * output deltas, then top-down: deltas of layer l from layer l+1 (old weights), and only then
+ * layer l+1's update. Each layer's update reads nothing the lower layers' backward needs, so
+ * this order gives exactly "backward with the weights before the step, then update all". */
+#include "mbnn_internal.h"
+
+mbnn_status mbnn_learn_step(mbnn_model *model, const uint8_t *pixels, size_t n_pixels, uint32_t label,
+                            void *workspace, size_t ws_size, mbnn_step_info *info)
+{
+    if (model == NULL || pixels == NULL || model->image == NULL) return MBNN_ERR_NULL;
+    if (!model->writable) return MBNN_ERR_READONLY;
+    if (n_pixels != model->layers[0].K) return MBNN_ERR_ARG;
+    if (model->bank >= model->n_banks) return MBNN_ERR_BANK;
+    const uint32_t L = model->n_layers;
+    if (label >= model->layers[L - 1].N) return MBNN_ERR_LABEL;
+    mbnn_ws ws;
+    mbnn_status st = mbnn_ws_check(model, MBNN_MODE_LEARN, workspace, ws_size, &ws);
+    if (st != MBNN_OK) return st;
+
+    st = mbnn_forward_record(model, pixels, &ws, 1);
+    uint32_t predicted = 0, flips = 0;
+    if (st == MBNN_OK) st = mbnn_argmax(ws.scores, model->layers[L - 1].N, &predicted);
+    int32_t *cur = ws.delta_a, *below = ws.delta_b;
+    if (st == MBNN_OK) st = mbnn_output_delta(model, ws.scores, label, cur);
+    for (uint32_t l = L - 1; l > 0 && st == MBNN_OK; l--) {
+        st = mbnn_backward(model, l - 1, cur, ws.window[l - 1], below);
+        if (st == MBNN_OK) st = mbnn_metaplastic_update(&model->layers[l], ws.bits[l - 1], cur, &flips);
+        int32_t *t = cur;
+        cur = below;
+        below = t;
+    }
+    if (st == MBNN_OK) st = mbnn_metaplastic_update(&model->layers[0], pixels, cur, &flips);
+    if (st == MBNN_OK && info != NULL) {
+        info->predicted = predicted;
+        info->flips = flips;
+    }
+    return st;
+}

@@ -1,0 +1,223 @@
+/* The .mbnn loader: validates an image exactly as docs/FORMAT.md section 6 lists, then fills
+ * an mbnn_model whose arrays point into the image (no copy, no allocation).
+ *
+ * Order of checks: every byte is bounds-checked before it is read. Header -> size -> CRC ->
+ * counts -> descriptors -> sections (alignment, bounds) -> contents -> overlaps and gap bytes.
+ * Sizes are computed in 64 bits so no field can wrap them. */
+#include "mbnn_internal.h"
+
+#define MAX_SECTIONS (2u + 4u * MBNN_MAX_LAYERS)
+
+typedef struct {
+    uint64_t off, len;
+} span;
+
+static int is_little_endian(void)
+{
+    const uint32_t one = 1;
+    uint8_t b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* A section: aligned to 8, inside [data_begin, data_end), recorded for the overlap check. */
+static mbnn_status add_section(span *s, uint32_t *n, uint64_t off, uint64_t len, uint64_t data_begin,
+                               uint64_t data_end)
+{
+    if (off % 8u != 0 || off < data_begin || off + len > data_end) return MBNN_ERR_SECTION;
+    s[*n].off = off;
+    s[*n].len = len;
+    (*n)++;
+    return MBNN_OK;
+}
+
+/* IEEE-754 binary32 checks by bit pattern (no floating point): finite <=> exponent != 0xFF. */
+static int f32_finite(uint32_t bits) { return ((bits >> 23) & 0xFFu) != 0xFFu; }
+static int f32_nonneg(uint32_t bits) { return f32_finite(bits) && (!(bits >> 31) || bits == 0x80000000u); }
+static int f32_positive(uint32_t bits) { return f32_finite(bits) && !(bits >> 31) && bits != 0; }
+
+static mbnn_status check_layer_contents(const mbnn_layer *l, uint32_t B)
+{
+    const int32_t hmin = -(1 << (l->bits - 1)), hmax = (1 << (l->bits - 1)) - 1;
+    /* hidden weights in range, and every sign bit (padding included) equal to h >= 0 */
+    for (uint32_t j = 0; j < l->N; j++) {
+        const uint32_t *row = l->signs + (size_t)j * l->W;
+        for (uint32_t w = 0; w < l->W; w++) {
+            uint32_t want = 0;
+            for (uint32_t b = 0; b < 32u; b++) {
+                uint32_t i = w * 32u + b;
+                if (i >= l->K) break;
+                int32_t h = mbnn_hidden_get(l, (size_t)j * l->K + i);
+                if (h < hmin || h > hmax) return MBNN_ERR_HIDDEN;
+                want |= (uint32_t)(h >= 0) << b;
+            }
+            if (row[w] != want) return MBNN_ERR_SIGNS;
+        }
+    }
+    for (uint32_t i = 0; i < (1u << l->table_bits); i++)
+        if (l->table[i] > MBNN_Q15_ONE) return MBNN_ERR_TABLE;
+    const int64_t R = (int64_t)l->K * (l->in_kind == MBNN_PIXELS ? 255 : 1), D = 512 * R;
+    for (uint32_t bank = 0; bank < B; bank++) {
+        for (uint32_t j = 0; j < l->N; j++) {
+            const uint8_t *r = mbnn_norm_rec(l, bank, j);
+            int64_t M = mbnn_rd_i32(r);
+            if (M < -256 * R || M > 256 * R) return MBNN_ERR_NORM;
+            if (l->out_kind == MBNN_SIGN) {
+                for (uint32_t f = 1; f <= 3; f++) {
+                    int64_t v = mbnn_rd_i32(r + 4 * f); /* C, lo, hi */
+                    if (v < -D - 1 || v > D + 1) return MBNN_ERR_NORM;
+                }
+                int32_t flip = mbnn_rd_i32(r + 16);
+                if (flip != 0 && flip != 1) return MBNN_ERR_NORM;
+            } else {
+                int64_t g = mbnn_rd_i32(r + 4), b = mbnn_rd_i64(r + 8);
+                if (g < -32767 || g > 32767) return MBNN_ERR_NORM;
+                if (b < -((int64_t)1 << 47) || b > ((int64_t)1 << 47)) return MBNN_ERR_NORM;
+            }
+        }
+    }
+    return MBNN_OK;
+}
+
+static mbnn_status parse_descriptor(mbnn_model *m, uint32_t idx, span *sec, uint32_t *nsec,
+                                    uint64_t data_begin, uint64_t data_end)
+{
+    uint8_t *d = m->image + MBNN_HEADER_BYTES + MBNN_DESC_BYTES * idx;
+    mbnn_layer *l = &m->layers[idx];
+    const uint32_t L = m->n_layers;
+    for (uint32_t i = 40; i < 64; i++)
+        if (d[i] != 0) return MBNN_ERR_RESERVED;
+    l->K = mbnn_rd_u32(d);
+    l->N = mbnn_rd_u32(d + 4);
+    l->in_kind = d[8];
+    l->out_kind = d[9];
+    l->bits = d[10];
+    l->table_bits = d[11];
+    l->lr_shift = d[12];
+    l->bshift = d[13];
+    l->adapt_shift = d[14];
+    l->score_frac = d[15];
+    l->desc = d;
+    if (l->in_kind != (idx == 0 ? MBNN_PIXELS : MBNN_BITS)) return MBNN_ERR_CHAIN;
+    if (l->out_kind != (idx == L - 1 ? MBNN_SCORES : MBNN_SIGN)) return MBNN_ERR_CHAIN;
+    if (l->K < 1 || l->K > (idx == 0 ? 16384u : 65536u) || l->N < 1 || l->N > 65536u) return MBNN_ERR_FIELD;
+    if (idx > 0 && l->K != m->layers[idx - 1].N) return MBNN_ERR_CHAIN;
+    if (l->bits < 2 || l->bits > 16) return MBNN_ERR_FIELD;
+    if (l->table_bits > (l->bits - 1 < 12 ? l->bits - 1 : 12)) return MBNN_ERR_FIELD;
+    if (l->lr_shift > 31 || l->bshift > 31 || l->adapt_shift > 24) return MBNN_ERR_FIELD;
+    if (l->out_kind == MBNN_SCORES ? (l->score_frac < 4 || l->score_frac > 40) : l->score_frac != 0)
+        return MBNN_ERR_FIELD;
+    if (!f32_nonneg(mbnn_rd_u32(d + 16)) || !f32_positive(mbnn_rd_u32(d + 20))) return MBNN_ERR_FIELD;
+    l->W = mbnn_words(l->K);
+
+    const uint64_t K = l->K, N = l->N, B = m->n_banks;
+    const uint64_t off[4] = {mbnn_rd_u32(d + 24), mbnn_rd_u32(d + 28), mbnn_rd_u32(d + 32), mbnn_rd_u32(d + 36)};
+    const uint64_t len[4] = {4u * N * l->W, N * K * (l->bits <= 8 ? 1u : 2u), 2ull << l->table_bits,
+                             B * N * (l->out_kind == MBNN_SIGN ? MBNN_SIGN_REC : MBNN_SCORE_REC)};
+    for (int s = 0; s < 4; s++) {
+        mbnn_status st = add_section(sec, nsec, off[s], len[s], data_begin, data_end);
+        if (st != MBNN_OK) return st;
+    }
+    l->signs = (uint32_t *)(void *)(m->image + off[0]);
+    l->hidden = m->image + off[1];
+    l->table = (const uint16_t *)(const void *)(m->image + off[2]);
+    l->norm = m->image + off[3];
+    return MBNN_OK;
+}
+
+/* Sections sorted by offset must not overlap, and every byte between them must be zero. */
+static mbnn_status check_layout(const uint8_t *img, span *s, uint32_t n, uint64_t data_end)
+{
+    for (uint32_t i = 1; i < n; i++) { /* insertion sort: n <= 66 */
+        span v = s[i];
+        uint32_t j = i;
+        while (j > 0 && s[j - 1].off > v.off) {
+            s[j] = s[j - 1];
+            j--;
+        }
+        s[j] = v;
+    }
+    uint64_t covered = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (s[i].off < covered) return MBNN_ERR_SECTION;
+        for (uint64_t p = covered; p < s[i].off; p++)
+            if (img[p] != 0) return MBNN_ERR_GAP;
+        covered = s[i].off + s[i].len;
+    }
+    for (uint64_t p = covered; p < data_end; p++)
+        if (img[p] != 0) return MBNN_ERR_GAP;
+    return MBNN_OK;
+}
+
+static mbnn_status load(mbnn_model *m, uint8_t *img, size_t size, int writable)
+{
+    if (m == NULL || img == NULL) return MBNN_ERR_NULL;
+    memset(m, 0, sizeof *m);
+    if (!is_little_endian()) return MBNN_ERR_ENDIAN;
+    if (((uintptr_t)img & 3u) != 0) return MBNN_ERR_ALIGN;
+    if (size < MBNN_HEADER_BYTES + 4u) return MBNN_ERR_TRUNCATED;
+    if (memcmp(img, "MBNN", 4) != 0) return MBNN_ERR_MAGIC;
+    if (mbnn_rd_u16(img + 4) != MBNN_FORMAT_VERSION) return MBNN_ERR_VERSION;
+    const uint32_t file_size = mbnn_rd_u32(img + 12);
+    if ((uint64_t)file_size > (uint64_t)size) return MBNN_ERR_TRUNCATED;
+    if ((uint64_t)file_size != (uint64_t)size || file_size > 0x80000000u) return MBNN_ERR_FILE_SIZE;
+    if (mbnn_crc32(0, img, size - 4u) != mbnn_rd_u32(img + size - 4u)) return MBNN_ERR_CRC;
+    if (mbnn_rd_u16(img + 10) != 0 || mbnn_rd_u32(img + 20) != 0) return MBNN_ERR_RESERVED;
+    const uint32_t L = mbnn_rd_u16(img + 6), B = mbnn_rd_u16(img + 8);
+    if (L < 2 || L > MBNN_MAX_LAYERS) return MBNN_ERR_LAYER_COUNT;
+    if (B < 1 || B > 255) return MBNN_ERR_BANK_COUNT;
+    const uint64_t data_begin = MBNN_HEADER_BYTES + (uint64_t)MBNN_DESC_BYTES * L, data_end = size - 4u;
+    if (data_begin > data_end) return MBNN_ERR_LAYER_COUNT;
+
+    m->image = img;
+    m->size = file_size;
+    m->writable = (uint8_t)(writable != 0);
+    m->n_layers = (uint16_t)L;
+    m->n_banks = B;
+
+    span sec[MAX_SECTIONS];
+    uint32_t nsec = 0;
+    sec[nsec].off = 0; /* header and descriptors */
+    sec[nsec].len = data_begin;
+    nsec++;
+    const uint64_t exp_off = mbnn_rd_u32(img + 16);
+    mbnn_status st = add_section(sec, &nsec, exp_off, 2u * MBNN_EXP_ENTRIES, data_begin, data_end);
+    if (st != MBNN_OK) goto fail;
+    m->exp_table = (const uint16_t *)(const void *)(img + exp_off);
+    for (uint32_t l = 0; l < L && st == MBNN_OK; l++) st = parse_descriptor(m, l, sec, &nsec, data_begin, data_end);
+    if (st != MBNN_OK) goto fail;
+    /* every section is now known to lie inside the buffer: contents can be read */
+    if (m->exp_table[0] != MBNN_Q15_ONE) { st = MBNN_ERR_TABLE; goto fail; }
+    for (uint32_t u = 0; u < MBNN_EXP_ENTRIES; u++)
+        if (m->exp_table[u] > MBNN_Q15_ONE) { st = MBNN_ERR_TABLE; goto fail; }
+    for (uint32_t l = 0; l < L && st == MBNN_OK; l++) st = check_layer_contents(&m->layers[l], B);
+    if (st != MBNN_OK) goto fail;
+    st = check_layout(img, sec, nsec, data_end);
+    if (st != MBNN_OK) goto fail;
+    return MBNN_OK;
+fail:
+    memset(m, 0, sizeof *m);
+    return st;
+}
+
+mbnn_status mbnn_load(mbnn_model *model, const void *image, size_t size)
+{
+    /* the const is kept by policy: a read-only model is never written (model->writable == 0) */
+    return load(model, (uint8_t *)(uintptr_t)image, size, 0);
+}
+
+mbnn_status mbnn_load_writable(mbnn_model *model, void *image, size_t size)
+{
+    return load(model, (uint8_t *)image, size, 1);
+}
+
+mbnn_status mbnn_image_seal(mbnn_model *model)
+{
+    if (model == NULL || model->image == NULL) return MBNN_ERR_NULL;
+    if (!model->writable) return MBNN_ERR_READONLY;
+    uint32_t crc = mbnn_crc32(0, model->image, model->size - 4u);
+    mbnn_wr_u32(model->image + model->size - 4u, crc);
+    return MBNN_OK;
+}
+
+size_t mbnn_model_struct_size(void) { return sizeof(mbnn_model); }

@@ -1,0 +1,74 @@
+/* Internal helpers shared by the kernels: the integer primitives of docs/FORMAT.md section 1,
+ * little-endian field access into the image, and the workspace layout. Not part of the API. */
+#ifndef MBNN_INTERNAL_H
+#define MBNN_INTERNAL_H
+
+#include <string.h>
+
+#include "metabnn.h"
+
+#define MBNN_HEADER_BYTES 24u
+#define MBNN_DESC_BYTES 64u
+#define MBNN_EXP_ENTRIES 256u
+#define MBNN_SIGN_REC 20u
+#define MBNN_SCORE_REC 16u
+#define MBNN_Q15_ONE 32768
+#define MBNN_DELTA_MAX 32767
+#define MBNN_U_MAX 65535
+
+static inline uint32_t mbnn_words(uint32_t k) { return (k + 31u) >> 5; }
+
+/* rsr(x, s): round to nearest, ties away from zero, symmetric around 0. Computed on the
+ * magnitude in 64 bits: |d| + 2^(s-1) can exceed INT32_MAX (|d| <= 512 R, s <= 31). */
+static inline int64_t mbnn_rsr(int64_t x, uint32_t s)
+{
+    if (s == 0) return x;
+    if (x >= 0) return (x + ((int64_t)1 << (s - 1))) >> s;
+    return -((-x + ((int64_t)1 << (s - 1))) >> s);
+}
+
+static inline int64_t mbnn_sat(int64_t x, int64_t lo, int64_t hi)
+{
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* Little-endian reads/writes of unaligned fields (memcpy compiles to one load on LE targets;
+ * the loader rejects big-endian targets). */
+static inline uint16_t mbnn_rd_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t mbnn_rd_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline int32_t mbnn_rd_i32(const uint8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
+static inline int64_t mbnn_rd_i64(const uint8_t *p) { int64_t v; memcpy(&v, p, 8); return v; }
+static inline void mbnn_wr_i32(uint8_t *p, int32_t v) { memcpy(p, &v, 4); }
+static inline void mbnn_wr_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+
+/* Normalization records (FORMAT.md 6): SIGN {M, C, lo, hi, f}, SCORES {M, g, b}. */
+static inline uint8_t *mbnn_norm_rec(const mbnn_layer *l, uint32_t bank, uint32_t j)
+{
+    uint32_t rec = l->out_kind == MBNN_SIGN ? MBNN_SIGN_REC : MBNN_SCORE_REC;
+    return l->norm + ((size_t)bank * l->N + j) * rec;
+}
+
+/* Hidden weight h[j][i] (int8 for b <= 8, int16 otherwise). */
+static inline int32_t mbnn_hidden_get(const mbnn_layer *l, size_t idx)
+{
+    if (l->bits <= 8) return (int8_t)l->hidden[idx];
+    int16_t v;
+    memcpy(&v, l->hidden + 2 * idx, 2);
+    return v;
+}
+
+/* Workspace layout: every mode uses the same carving so the size query and the users agree. */
+typedef struct {
+    int32_t *acc;        /* max N */
+    int64_t *scores;     /* N of the output layer */
+    uint32_t *planes;    /* 8 x W0: bit planes of the pixels */
+    uint32_t *bits[MBNN_MAX_LAYERS];   /* output bits of SIGN layer l (learn: all; infer: ping-pong) */
+    uint32_t *window[MBNN_MAX_LAYERS]; /* learn only: straight-through window mask of SIGN layer l */
+    int32_t *delta_a, *delta_b;        /* learn only: max N each */
+} mbnn_ws;
+
+size_t mbnn_ws_layout(const mbnn_model *model, mbnn_mode mode, void *base, mbnn_ws *ws);
+mbnn_status mbnn_ws_check(const mbnn_model *model, mbnn_mode mode, void *ws, size_t ws_size, mbnn_ws *out);
+mbnn_status mbnn_forward_record(mbnn_model *model, const uint8_t *pixels, mbnn_ws *ws, int learn);
+
+#endif

@@ -1,0 +1,97 @@
+/* THE metaplastic update rule (FORMAT.md 4.2 and 4.3 step 5), mirroring sim/metaplastic.py.
+ *
+ * For every synapse, with x_i the layer input (+-1 for BITS, the pixel for PIXELS):
+ *   grad = delta_j x_i                          (int32)
+ *   u    = sat(-rsr(grad, lr_shift), -65535, 65535)
+ *   toward zero ((h > 0, u < 0) or (h < 0, u > 0)): u = sgn(u) ((|u| F[idx(h)] + 16384) >> 15)
+ *   h'   = sat(h + u, -2^(b-1), 2^(b-1) - 1);   sign bit' = h' >= 0
+ * with idx(h) = min(|h| >> (b-1-k), 2^k - 1). An update that pushes a hidden weight toward
+ * a sign flip is shrunk by f_meta(|h|); one that consolidates it passes unchanged.
+ * |u| <= 65535 and F <= 32768 keep the product in an unsigned 32-bit multiply. */
+#include "mbnn_internal.h"
+
+typedef struct {
+    const uint16_t *F;
+    uint32_t tshift, kmax;
+    int32_t hmin, hmax;
+} rule;
+
+/* One synapse: the rule itself. */
+static inline int32_t meta_synapse(const rule *r, int32_t h, int32_t u)
+{
+    if ((h > 0 && u < 0) || (h < 0 && u > 0)) {
+        const uint32_t ah = (uint32_t)(h < 0 ? -h : h), au = (uint32_t)(u < 0 ? -u : u);
+        uint32_t idx = ah >> r->tshift;
+        if (idx > r->kmax) idx = r->kmax;
+        const int32_t mag = (int32_t)((au * r->F[idx] + 16384u) >> 15);
+        u = u < 0 ? -mag : mag;
+    }
+    h += u; /* |h| < 2^15, |u| <= 65535: no overflow */
+    return h < r->hmin ? r->hmin : (h > r->hmax ? r->hmax : h);
+}
+
+static inline int32_t step_u(int32_t grad, uint32_t lr_shift)
+{
+    return (int32_t)mbnn_sat(-mbnn_rsr(grad, lr_shift), -MBNN_U_MAX, MBNN_U_MAX);
+}
+
+static inline int32_t load16(const uint8_t *p)
+{
+    int16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static inline void store16(uint8_t *p, int32_t v)
+{
+    const int16_t h = (int16_t)v;
+    memcpy(p, &h, 2);
+}
+
+/* One row of one storage width: new hidden weights, new sign words, flips counted. */
+#define MBNN_UPDATE_ROW(LOAD, STORE)                                                                 \
+    for (uint32_t w = 0; w < W; w++) {                                                               \
+        uint32_t word = 0;                                                                           \
+        const uint32_t xw = pixels ? 0u : xbits[w];                                                  \
+        const uint32_t end = (w + 1u) * 32u < K ? (w + 1u) * 32u : K;                                \
+        for (uint32_t i = w * 32u; i < end; i++) {                                                   \
+            int32_t u;                                                                               \
+            if (pixels) u = step_u(dj * (int32_t)pixels[i], layer->lr_shift);                        \
+            else u = ((xw >> (i & 31u)) & 1u) ? u_pos : -u_pos;                                      \
+            const int32_t h = meta_synapse(&r, LOAD(i), u);                                          \
+            STORE(i, h);                                                                             \
+            word |= (uint32_t)(h >= 0) << (i & 31u);                                                 \
+        }                                                                                            \
+        n_flips += mbnn_xor_popcount(&word, &row_signs[w], 1);                                       \
+        row_signs[w] = word;                                                                         \
+    }
+
+mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int32_t *delta, uint32_t *flips)
+{
+    if (layer == NULL || x == NULL || delta == NULL) return MBNN_ERR_NULL;
+    const rule r = {layer->table, (uint32_t)(layer->bits - 1 - layer->table_bits),
+                    (1u << layer->table_bits) - 1u, -(1 << (layer->bits - 1)), (1 << (layer->bits - 1)) - 1};
+    const uint32_t K = layer->K, W = layer->W;
+    const uint8_t *pixels = layer->in_kind == MBNN_PIXELS ? (const uint8_t *)x : NULL;
+    const uint32_t *xbits = layer->in_kind == MBNN_BITS ? (const uint32_t *)x : NULL;
+    uint32_t n_flips = 0;
+    for (uint32_t j = 0; j < layer->N; j++) {
+        const int32_t dj = delta[j];
+        if (dj == 0) continue; /* grad = 0 -> u = 0 -> h unchanged (h is always in range) */
+        const int32_t u_pos = step_u(dj, layer->lr_shift); /* BITS: x = +1; x = -1 gives -u_pos */
+        uint32_t *row_signs = layer->signs + (size_t)j * W;
+        if (layer->bits <= 8) {
+            int8_t *hrow = (int8_t *)(void *)(layer->hidden + (size_t)j * K);
+#define LOAD8(i) ((int32_t)hrow[i])
+#define STORE8(i, v) (hrow[i] = (int8_t)(v))
+            MBNN_UPDATE_ROW(LOAD8, STORE8)
+        } else {
+            uint8_t *hrow = layer->hidden + (size_t)j * K * 2u;
+#define LOAD16(i) load16(hrow + 2u * (i))
+#define STORE16(i, v) store16(hrow + 2u * (i), (v))
+            MBNN_UPDATE_ROW(LOAD16, STORE16)
+        }
+    }
+    if (flips) *flips += n_flips;
+    return MBNN_OK;
+}

@@ -1,0 +1,64 @@
+/* The workspace: one caller-owned buffer carved into the scratch arrays of a mode.
+ *
+ * Inference keeps only two packed activation vectors (ping-pong); learning keeps every SIGN
+ * layer's output bits (the inputs of the layers above, needed by the update) and a 1-bit
+ * straight-through window mask per neuron (all the backward pass needs of d), plus two delta
+ * vectors: layers are updated top-down right after the layer below has its deltas, so only
+ * two layers of deltas are ever live. */
+#include "mbnn_internal.h"
+
+static size_t align8(size_t n) { return (n + 7u) & ~(size_t)7u; }
+
+static void *carve(uint8_t *base, size_t *pos, size_t bytes)
+{
+    void *p = base ? base + *pos : NULL;
+    *pos += align8(bytes);
+    return p;
+}
+
+size_t mbnn_ws_layout(const mbnn_model *m, mbnn_mode mode, void *base, mbnn_ws *ws)
+{
+    uint8_t *b = (uint8_t *)base;
+    size_t pos = 0;
+    uint32_t max_n = 0, max_w = 0;
+    const uint32_t L = m->n_layers;
+    for (uint32_t l = 0; l < L; l++) {
+        if (m->layers[l].N > max_n) max_n = m->layers[l].N;
+        if (l + 1 < L && mbnn_words(m->layers[l].N) > max_w) max_w = mbnn_words(m->layers[l].N);
+    }
+    ws->scores = (int64_t *)carve(b, &pos, sizeof(int64_t) * m->layers[L - 1].N);
+    ws->acc = (int32_t *)carve(b, &pos, sizeof(int32_t) * max_n);
+    ws->planes = (uint32_t *)carve(b, &pos, sizeof(uint32_t) * 8u * m->layers[0].W);
+    for (uint32_t l = 0; l < MBNN_MAX_LAYERS; l++) ws->bits[l] = ws->window[l] = NULL;
+    ws->delta_a = ws->delta_b = NULL;
+    if (mode == MBNN_MODE_INFER) {
+        uint32_t *ping = (uint32_t *)carve(b, &pos, 4u * max_w), *pong = (uint32_t *)carve(b, &pos, 4u * max_w);
+        for (uint32_t l = 0; l + 1 < L; l++) ws->bits[l] = (l & 1u) ? pong : ping;
+    } else {
+        for (uint32_t l = 0; l + 1 < L; l++) {
+            ws->bits[l] = (uint32_t *)carve(b, &pos, 4u * mbnn_words(m->layers[l].N));
+            ws->window[l] = (uint32_t *)carve(b, &pos, 4u * mbnn_words(m->layers[l].N));
+        }
+        ws->delta_a = (int32_t *)carve(b, &pos, sizeof(int32_t) * max_n);
+        ws->delta_b = (int32_t *)carve(b, &pos, sizeof(int32_t) * max_n);
+    }
+    return pos;
+}
+
+mbnn_status mbnn_workspace_size(const mbnn_model *model, mbnn_mode mode, size_t *bytes)
+{
+    if (model == NULL || bytes == NULL || model->image == NULL) return MBNN_ERR_NULL;
+    if (mode != MBNN_MODE_INFER && mode != MBNN_MODE_LEARN) return MBNN_ERR_ARG;
+    mbnn_ws ws;
+    *bytes = mbnn_ws_layout(model, mode, NULL, &ws);
+    return MBNN_OK;
+}
+
+mbnn_status mbnn_ws_check(const mbnn_model *model, mbnn_mode mode, void *ws, size_t ws_size, mbnn_ws *out)
+{
+    if (ws == NULL) return MBNN_ERR_NULL;
+    if (((uintptr_t)ws & 7u) != 0) return MBNN_ERR_ALIGN;
+    if (mbnn_ws_layout(model, mode, NULL, out) > ws_size) return MBNN_ERR_WORKSPACE;
+    mbnn_ws_layout(model, mode, ws, out);
+    return MBNN_OK;
+}
