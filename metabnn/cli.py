@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from metabnn import __version__
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"metabnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug, not a user error: still one line unless asked for the traceback
+        if os.environ.get("METABNN_DEBUG"):
+            raise
+        print(f"metabnn {args.command}: internal error: {type(e).__name__}: {e} "
+              "(set METABNN_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover
