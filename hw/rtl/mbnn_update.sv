@@ -1,0 +1,234 @@
+// On-chip metaplastic update of one dense layer (docs/FORMAT.md 4.3 step 5).
+//
+// Holds the layer's hidden weights (the state only learning needs) and streams through
+// them once per learning step, LANES synapses per cycle, writing back both the new hidden
+// weights and, in the same pass, the new sign bits to the inference engine's packed
+// weight memory (the `sgn_*` port). The host (firmware or testbench) loads, while idle:
+// the layer input x (`x_*`), the deltas (`d_*`), the f_meta table (`tbl_*`), and can read
+// or write the hidden memory (`h_*`); then pulses `start`.
+//
+// Memory layout ("chunks"): a row (neuron j) is G = ceil(K / LANES) chunks of LANES
+// synapses; chunk address a = j * G + g holds synapses g*LANES .. g*LANES+LANES-1, lane l
+// at bits [l*HB +: HB] of the hidden word and bit l of the sign word. Lanes past K are
+// padding: their hidden value is kept and their sign bit is written 0 (FORMAT.md 2).
+// The x memory uses the same chunking: chunk g holds x_{g*LANES+l} at [l*XB +: XB]
+// (XB = 8 for pixels, 1 for bits, bit 1 = +1).
+//
+// Timing: the pass issues one chunk per cycle; cycles from the `start` edge to the `done`
+// edge are N * G + 4 when `sgn_ready` stays high (test_update.py checks it). `sgn_ready`
+// low stalls the whole pipeline (the write to the engine's memory is the only place
+// that can wait).
+//
+// Counters (cleared by `start`, valid once `done`): n_changed = synapses whose hidden
+// weight changed (h' != h), n_flipped = synapses whose binary weight changed sign.
+//
+// Reset: synchronous, active high (`rst`), clears the control state and the counters;
+// memories keep their contents.
+module mbnn_update #(
+    parameter int K = 64,       // inputs of the layer
+    parameter int N = 32,       // neurons of the layer
+    parameter int PIXELS = 0,   // 1: first layer (8-bit pixel inputs), 0: +-1 bit inputs
+    parameter int HB = 8,       // hidden weight bits b (2..16)
+    parameter int TK = 4,       // f_meta table bits k (0..min(HB-1, 12))
+    parameter int LANES = 8,    // synapses per cycle
+    // derived, do not override
+    parameter int XB = (PIXELS != 0) ? 8 : 1,
+    parameter int G = (K + LANES - 1) / LANES,
+    parameter int AW = (N * G > 1) ? $clog2(N * G) : 1,
+    parameter int GW = (G > 1) ? $clog2(G) : 1,
+    parameter int NW = (N > 1) ? $clog2(N) : 1,
+    parameter int TW = (TK > 0) ? TK : 1
+) (
+    input  logic                    clk,
+    input  logic                    rst,
+    // run-time setting of the layer (FORMAT.md 6: 0..31)
+    input  logic [4:0]              lr_shift,
+    // f_meta table, Q15
+    input  logic                    tbl_we,
+    input  logic [TW-1:0]           tbl_addr,
+    input  logic [15:0]             tbl_data,
+    // layer input, one chunk per write
+    input  logic                    x_we,
+    input  logic [GW-1:0]           x_addr,
+    input  logic [LANES*XB-1:0]     x_data,
+    // deltas, one neuron per write (|delta| <= 32767 in the format)
+    input  logic                    d_we,
+    input  logic [NW-1:0]           d_addr,
+    input  logic signed [15:0]      d_data,
+    // hidden memory host port (ignored while busy); read data one cycle after h_re
+    input  logic                    h_we,
+    input  logic                    h_re,
+    input  logic [AW-1:0]           h_addr,
+    input  logic [LANES*HB-1:0]     h_wdata,
+    output logic [LANES*HB-1:0]     h_rdata,
+    output logic                    h_rvalid,
+    // control
+    input  logic                    start,
+    output logic                    busy,
+    output logic                    done,       // one-cycle pulse at the end of a pass
+    // sign write-back into the inference engine's weight memory
+    output logic                    sgn_we,
+    output logic [AW-1:0]           sgn_addr,   // chunk address j * G + g
+    output logic [LANES-1:0]        sgn_data,   // bit l = (h' >= 0) of lane l, padding 0
+    input  logic                    sgn_ready,
+    // counters for the host
+    output logic [31:0]             n_changed,
+    output logic [31:0]             n_flipped
+);
+    localparam int DEPTH = N * G;
+    localparam int PADL = G * LANES - K;  // padding lanes in the last chunk of a row
+
+    if (TK < 0 || TK > HB - 1 || TK > 12 || HB < 2 || HB > 16 || LANES < 1 || K < 1 || N < 1)
+    begin : g_bad_params
+        $error("mbnn_update: need 2 <= HB <= 16, 0 <= TK <= min(HB-1, 12), LANES, K, N >= 1");
+    end
+
+    // ---------------- memories ----------------
+    logic [LANES*HB-1:0] hmem [DEPTH];
+    logic [LANES*XB-1:0] xmem [G];
+    logic signed [15:0]  dmem [N];
+    logic [15:0]         ftab [1 << TK];
+
+    // ---------------- control ----------------
+    logic           running;   // issuing chunks
+    logic [AW-1:0]  a0;        // chunk address being issued
+    logic [GW-1:0]  g0;        // its chunk index in the row
+    logic [NW-1:0]  j0;        // its row
+    logic           v1, v2, v3;          // stage valid bits (1: RAM outputs, 2: lane reg A, 3: lane reg B)
+    logic [AW-1:0]  a1, a2, a3;
+    logic           last1, last2, last3; // the chunk is the last of its row (holds the padding)
+    logic           en;
+
+    assign en = !(v3 && !sgn_ready);
+    assign busy = running || v1 || v2 || v3;
+
+    logic issue;
+    assign issue = running && en;
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            running <= 1'b0;
+            v1 <= 1'b0;
+            v2 <= 1'b0;
+            v3 <= 1'b0;
+            done <= 1'b0;
+            a0 <= '0;
+            g0 <= '0;
+            j0 <= '0;
+        end else begin
+            done <= 1'b0;
+            if (start && !busy) begin
+                running <= 1'b1;
+                a0 <= '0;
+                g0 <= '0;
+                j0 <= '0;
+            end else if (issue) begin
+                a0 <= a0 + 1'b1;
+                if (32'(g0) == G - 1) begin
+                    g0 <= '0;
+                    j0 <= j0 + 1'b1;
+                end else begin
+                    g0 <= g0 + 1'b1;
+                end
+                if (32'(a0) == DEPTH - 1) running <= 1'b0;
+            end
+            if (en) begin
+                v1 <= issue;
+                v2 <= v1;
+                v3 <= v2;
+            end
+            if (v3 && sgn_ready && !v2 && !v1 && !running) done <= 1'b1;
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (en) begin
+            a1 <= a0;
+            a2 <= a1;
+            a3 <= a2;
+            last1 <= 32'(g0) == G - 1;
+            last2 <= last1;
+            last3 <= last2;
+        end
+    end
+
+    // ---------------- memory ports ----------------
+    // One read port and one write port on the hidden memory, shared by the pass and the
+    // host. Each chunk is read once and written back three cycles later, so the pass
+    // never reads a word it has still to write.
+    logic [LANES*HB-1:0] hrd;
+    logic [LANES*XB-1:0] xrd;
+    logic signed [15:0]  drd;
+    logic [LANES*HB-1:0] hwb;      // written-back chunk
+    logic                wb;       // the pass writes a chunk this cycle
+    assign wb = v3 && sgn_ready;
+
+    always_ff @(posedge clk) begin
+        if (wb) hmem[a3] <= hwb;
+        else if (h_we && !busy) hmem[h_addr] <= h_wdata;
+        if (busy ? issue : h_re) hrd <= hmem[busy ? a0 : h_addr];
+        if (issue) begin
+            xrd <= xmem[g0];
+            drd <= dmem[j0];
+        end
+        if (x_we && !busy) xmem[x_addr] <= x_data;
+        if (d_we && !busy) dmem[d_addr] <= d_data;
+        if (tbl_we && !busy) ftab[tbl_addr[TW-1:0]] <= tbl_data;
+    end
+    assign h_rdata = hrd;
+    always_ff @(posedge clk) h_rvalid <= !rst && h_re && !busy;
+
+    logic [(16 << TK)-1:0] table_flat;
+    for (genvar t = 0; t < (1 << TK); t++) begin : g_tab
+        assign table_flat[16 * t +: 16] = ftab[t];
+    end
+
+    // ---------------- lanes ----------------
+    logic [LANES-1:0] chg, flp, pad3;
+    for (genvar l = 0; l < LANES; l++) begin : g_lane
+        logic signed [HB-1:0] hn;
+        logic signed [HB-1:0] hold;  // the input h, delayed to line up with hn (kept on padding)
+        logic signed [HB-1:0] hold_a;
+        mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS)) u_lane (
+            .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat),
+            .h(hrd[l*HB +: HB]), .x(xrd[l*XB +: XB]), .delta(drd),
+            .h_new(hn), .changed(chg[l]), .flipped(flp[l]));
+        always_ff @(posedge clk) begin
+            if (en) begin
+                hold_a <= hrd[l*HB +: HB];
+                hold <= hold_a;
+            end
+        end
+        // lane l of the last chunk is padding when g*LANES + l >= K
+        assign pad3[l] = last3 && (l >= LANES - PADL);
+        assign hwb[l*HB +: HB] = pad3[l] ? hold : hn;
+        assign sgn_data[l] = !pad3[l] && !hn[HB-1];
+    end
+
+    assign sgn_we = v3;
+    assign sgn_addr = a3;
+
+    // ---------------- counters ----------------
+    localparam int CW = $clog2(LANES + 1);
+    logic [CW-1:0] pc_chg, pc_flp;
+    always_comb begin
+        pc_chg = '0;
+        pc_flp = '0;
+        for (int l = 0; l < LANES; l++) begin
+            pc_chg = pc_chg + CW'(chg[l] && !pad3[l]);
+            pc_flp = pc_flp + CW'(flp[l] && !pad3[l]);
+        end
+    end
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            n_changed <= '0;
+            n_flipped <= '0;
+        end else if (start && !busy) begin
+            n_changed <= '0;
+            n_flipped <= '0;
+        end else if (wb) begin
+            n_changed <= n_changed + 32'(pc_chg);
+            n_flipped <= n_flipped + 32'(pc_flp);
+        end
+    end
+endmodule

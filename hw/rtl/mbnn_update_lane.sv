@@ -1,0 +1,122 @@
+// One synapse of the on-chip metaplastic update: docs/FORMAT.md 4.3 step 5, bit for bit.
+//
+//   grad = delta * x                      x = pixel 0..255 (PIXELS) or +-1 (bit 1 = +1)
+//   u    = sat(-rsr(grad, lr_shift), -65535, 65535)
+//   toward zero (h > 0, u < 0 or h < 0, u > 0):  |u| = (|u| * F[idx(h)] + 16384) >> 15
+//   h'   = sat(h + u, -2^(HB-1), 2^(HB-1) - 1)
+//
+// Everything is done on magnitudes plus a direction bit, which is how rsr is defined
+// (symmetric around zero) and keeps the table multiply unsigned 16 x 16 bits.
+// Two pipeline registers (A: |u|, direction, F; B: h'), both advanced by `en`.
+// Reset: none needed; the unit's valid bits say which stage holds a synapse.
+module mbnn_update_lane #(
+    parameter int HB = 8,      // hidden weight bits b (2..16)
+    parameter int TK = 4,      // f_meta table bits k (0..min(HB-1, 12))
+    parameter int PIXELS = 0,  // 1: x is an 8-bit pixel; 0: x is one bit (+-1)
+    parameter int XB = (PIXELS != 0) ? 8 : 1  // derived, do not override
+) (
+    input  logic                     clk,
+    input  logic                     en,
+    input  logic [4:0]               lr_shift,
+    input  logic [(16 << TK) - 1:0]  table_flat,  // F[i] at bits [16 i +: 16], Q15
+    input  logic signed [HB-1:0]     h,
+    input  logic [XB-1:0]            x,
+    input  logic signed [15:0]       delta,
+    output logic signed [HB-1:0]     h_new,       // two cycles after h, x, delta
+    output logic                     changed,     // h_new != h
+    output logic                     flipped      // sign bit (h >= 0) changed
+);
+    localparam int TSHIFT = HB - 1 - TK;
+    localparam int TMAX = (1 << TK) - 1;
+    localparam logic signed [HB+17:0] HMAX = (HB + 18)'((1 << (HB - 1)) - 1);
+    localparam logic signed [HB+17:0] HMIN = -(HB + 18)'(1 << (HB - 1));
+
+    // ---- stage A (combinational from the inputs) ----
+    // |delta| fits 16 unsigned bits even for -32768.
+    logic [15:0] dmag;
+    assign dmag = delta[15] ? 16'(-delta) : 16'(delta);
+    logic dpos, dneg;
+    assign dpos = !delta[15] && (delta != 16'sd0);
+    assign dneg = delta[15];
+
+    // |grad| and the sign of grad (gpos: grad > 0, gneg: grad < 0)
+    logic [23:0] gmag;
+    logic        gpos, gneg;
+    if (PIXELS != 0) begin : g_pix
+        assign gmag = 24'(dmag) * 24'(x);
+        assign gpos = dpos && (x != '0);
+        assign gneg = dneg && (x != '0);
+    end else begin : g_bit
+        assign gmag = 24'(dmag);
+        assign gpos = x[0] ? dpos : dneg;
+        assign gneg = x[0] ? dneg : dpos;
+    end
+
+    // rsr on the magnitude: (m + 2^(s-1)) >> s == (m >> s) + bit s-1 of m.
+    logic [31:0] g32;
+    logic [24:0] rmag;
+    logic        rbit;
+    assign g32 = {8'd0, gmag};
+    assign rbit = (lr_shift != 5'd0) && g32[lr_shift - 5'd1];
+    assign rmag = 25'(gmag >> lr_shift) + 25'(rbit);
+
+    logic [15:0] umag;  // |u| after the +-65535 saturation
+    assign umag = (rmag > 25'd65535) ? 16'hFFFF : rmag[15:0];
+    // u = -sgn(grad) * rmag: u < 0 when grad > 0
+    logic uneg, upos;
+    assign uneg = gpos;
+    assign upos = gneg;
+
+    logic hpos, hneg;
+    assign hneg = h[HB-1];
+    assign hpos = !h[HB-1] && (h != '0);
+    logic toward;
+    assign toward = (hpos && uneg) || (hneg && upos);
+
+    // table index min(|h| >> tshift, 2^k - 1); |h| = 2^(HB-1) fits HB unsigned bits
+    logic [HB-1:0] habs;
+    assign habs = hneg ? HB'(-h) : HB'(h);
+    logic [HB-1:0] hq;
+    assign hq = habs >> TSHIFT;
+    logic [11:0] idx;
+    assign idx = (hq > HB'(TMAX)) ? 12'(TMAX) : 12'(hq);
+    logic [15:0] f;
+    assign f = table_flat[16 * idx +: 16];
+
+    // ---- register A ----
+    logic signed [HB-1:0] h_a;
+    logic [15:0]          umag_a, f_a;
+    logic                 uneg_a, toward_a;
+    always_ff @(posedge clk) begin
+        if (en) begin
+            h_a      <= h;
+            umag_a   <= umag;
+            f_a      <= f;
+            uneg_a   <= uneg;
+            toward_a <= toward;
+        end
+    end
+
+    // ---- stage B: metaplastic scaling, add, saturate ----
+    logic [31:0] prod;  // |u| * F < 2^31 since |u| <= 65535, F <= 32768
+    assign prod = 32'(umag_a) * 32'(f_a);
+    logic [16:0] scaled;
+    assign scaled = 17'((prod + 32'd16384) >> 15);
+    logic [16:0] mag;
+    assign mag = toward_a ? scaled : 17'(umag_a);
+    logic signed [HB+17:0] hx, ux, sum;
+    assign hx  = (HB + 18)'(h_a);  // sign-extended (the cast keeps h_a's signedness)
+    assign ux  = $signed((HB + 18)'(mag));
+    assign sum = hx + (uneg_a ? -ux : ux);
+    logic signed [HB-1:0] hsat;
+    assign hsat = (sum > HMAX) ? HMAX[HB-1:0] : (sum < HMIN) ? HMIN[HB-1:0] : sum[HB-1:0];
+
+    // ---- register B ----
+    always_ff @(posedge clk) begin
+        if (en) begin
+            h_new   <= hsat;
+            changed <= hsat != h_a;
+            flipped <= hsat[HB-1] != h_a[HB-1];
+        end
+    end
+endmodule
