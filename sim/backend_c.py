@@ -236,3 +236,20 @@ class Session:
         """The current state as a sealed .mbnn image."""
         self.b._check(self.lib.mbnn_image_seal(self.model), "seal")
         return self.img.bytes()
+
+
+def write_mbds(path, train_x, train_y, test_x, test_y, perm) -> None:
+    """The data file of firmware/demo/mbnn_demo.c: task A's images and labels plus the pixel
+    permutation that makes task B (B pixel i = A pixel perm[i])."""
+    train_x, test_x = np.asarray(train_x, np.uint8), np.asarray(test_x, np.uint8)
+    K = train_x.shape[1]
+    perm = np.asarray(perm, "<u4")
+    if test_x.shape[1] != K or perm.shape != (K,) or sorted(perm.tolist()) != list(range(K)):
+        raise MetabnnError("write_mbds: images must share K and perm must be a permutation of range(K)")
+    if np.max(train_y, initial=0) > 255 or np.max(test_y, initial=0) > 255:
+        raise MetabnnError("write_mbds: labels must fit a byte")
+    head = b"MBDS" + np.asarray([K, len(train_x), len(test_x)], "<u4").tobytes()
+    with open(path, "wb") as f:
+        for part in (head, train_x.tobytes(), np.asarray(train_y, np.uint8).tobytes(), test_x.tobytes(),
+                     np.asarray(test_y, np.uint8).tobytes(), perm.tobytes()):
+            f.write(part)

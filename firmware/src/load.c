@@ -2,7 +2,7 @@
  * an mbnn_model whose arrays point into the image (no copy, no allocation).
  *
  * Order of checks: every byte is bounds-checked before it is read. Header -> size -> CRC ->
- * counts -> descriptors -> sections (alignment, bounds) -> contents -> overlaps and gap bytes.
+ * counts -> descriptors -> sections (alignment, bounds, overlaps, zero gaps) -> contents.
  * Sizes are computed in 64 bits so no field can wrap them. */
 #include "mbnn_internal.h"
 
@@ -137,9 +137,10 @@ static mbnn_status check_layout(const uint8_t *img, span *s, uint32_t n, uint64_
         }
         s[j] = v;
     }
+    for (uint32_t i = 1; i < n; i++)
+        if (s[i].off < s[i - 1].off + s[i - 1].len) return MBNN_ERR_SECTION;
     uint64_t covered = 0;
     for (uint32_t i = 0; i < n; i++) {
-        if (s[i].off < covered) return MBNN_ERR_SECTION;
         for (uint64_t p = covered; p < s[i].off; p++)
             if (img[p] != 0) return MBNN_ERR_GAP;
         covered = s[i].off + s[i].len;
@@ -186,13 +187,13 @@ static mbnn_status load(mbnn_model *m, uint8_t *img, size_t size, int writable)
     m->exp_table = (const uint16_t *)(const void *)(img + exp_off);
     for (uint32_t l = 0; l < L && st == MBNN_OK; l++) st = parse_descriptor(m, l, sec, &nsec, data_begin, data_end);
     if (st != MBNN_OK) goto fail;
-    /* every section is now known to lie inside the buffer: contents can be read */
+    st = check_layout(img, sec, nsec, data_end);
+    if (st != MBNN_OK) goto fail;
+    /* every section is now known to lie inside the buffer, alone: contents can be read */
     if (m->exp_table[0] != MBNN_Q15_ONE) { st = MBNN_ERR_TABLE; goto fail; }
     for (uint32_t u = 0; u < MBNN_EXP_ENTRIES; u++)
         if (m->exp_table[u] > MBNN_Q15_ONE) { st = MBNN_ERR_TABLE; goto fail; }
     for (uint32_t l = 0; l < L && st == MBNN_OK; l++) st = check_layer_contents(&m->layers[l], B);
-    if (st != MBNN_OK) goto fail;
-    st = check_layout(img, sec, nsec, data_end);
     if (st != MBNN_OK) goto fail;
     return MBNN_OK;
 fail:
