@@ -66,8 +66,11 @@ def learn_step(model: Model, image: np.ndarray, label: int, bank: int = 0, adapt
     inputs, flips = [], []
     for lay, (xin, _), delta in zip(new.layers, record, deltas):
         xv = np.asarray(xin[0], dtype=np.int64)
-        h_new = metaplastic_update(lay.hidden, xv, delta, lr_shift=lay.lr_shift, table=lay.table,
-                                   bits=lay.bits, table_bits=lay.table_bits)
+        # a neuron with delta 0 has a zero gradient on every synapse: only the others can change
+        rows = np.flatnonzero(delta)
+        h_new = lay.hidden.copy()
+        h_new[rows] = metaplastic_update(lay.hidden[rows], xv, delta[rows], lr_shift=lay.lr_shift,
+                                         table=lay.table, bits=lay.bits, table_bits=lay.table_bits)
         flips.append(int(np.count_nonzero((h_new >= 0) != (lay.hidden >= 0))))
         lay.hidden = h_new
         lay.signs = pack_bits(h_new >= 0)
