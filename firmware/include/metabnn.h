@@ -145,7 +145,7 @@ uint32_t mbnn_and_popcount(const uint32_t *a, const uint32_t *b, uint32_t W);
 uint32_t mbnn_and_popcount_portable(const uint32_t *a, const uint32_t *b, uint32_t W);
 
 /* dense_pixels.c: acc[j] = sum_i w_ji x_i for the uint8 first layer. `planes` is scratch of
- * 8 x W words (the pixels' bit planes). */
+ * 8 x (W + 1) words, 8-byte aligned (the pixels' bit planes). */
 mbnn_status mbnn_dense_pixels(const mbnn_layer *layer, const uint8_t *x, uint32_t *planes, int32_t *acc);
 /* dense_bits.c: acc[j] = K - 2 popcount(x XOR w_j) for a packed +-1 input. */
 mbnn_status mbnn_dense_bits(const mbnn_layer *layer, const uint32_t *x, int32_t *acc);
