@@ -1,0 +1,127 @@
+"""The checkpoint file (`model.pt`, `checkpoint.pt`) and what the exporter reads from it.
+
+A checkpoint is one torch.save'd dict:
+  format "metabnn-checkpoint", version 1,
+  config   the run's full configuration (model, hidden, bn, adapt_shift, meta, ...),
+  model    the model's state_dict (hidden weights W_h, BatchNorm states),
+  banks    one BatchNorm bank per finished task (list of per-BN state dicts),
+  progress {task, epoch} done; `optimizer`, `ewc`, `results` to resume.
+Writes are atomic (temporary file, then os.replace), so a kill mid-write leaves
+the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metabnn.errors import UsageError
+from metabnn.export.floatnet import BNState, FloatLayer, FloatNet
+
+FORMAT, VERSION = "metabnn-checkpoint", 1
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call write(file) on a temporary file next to `path`, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(path: Path, ckpt: dict) -> None:
+    atomic_write_bytes(path, lambda f: torch.save(ckpt, f))
+
+
+def read(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many types for a non-checkpoint file
+        raise UsageError(f"{path} is not a metabnn checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UsageError(f"{path} is not a metabnn checkpoint (no '{FORMAT}' marker)")
+    if ckpt.get("version") != VERSION:
+        raise UsageError(f"{path}: checkpoint version {ckpt.get('version')} (this metabnn reads {VERSION})")
+    return ckpt
+
+
+def build_model(ckpt: dict):
+    from .models import build
+
+    cfg = ckpt["config"]
+    model = build(cfg["model"], cfg["hidden"], cfg.get("channels"), cfg.get("bn_affine", False))
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def export_banks(ckpt: dict) -> list[list[dict]]:
+    """The banks a deployment uses: one per task for task-aware, else the final state only."""
+    if ckpt["config"]["bn"] == "task-aware" and ckpt["banks"]:
+        return ckpt["banks"]
+    from .bn import bank_state
+
+    return [bank_state(build_model(ckpt))]
+
+
+def load_model(path, bank: int = 0) -> torch.nn.Module:
+    """The network in eval mode, BatchNorm frozen to bank `bank`; forward(pixels [B, 784] in [0, 1]) -> logits."""
+    from .bn import load_bank
+
+    ckpt = read(path)
+    model = build_model(ckpt)
+    banks = export_banks(ckpt)
+    if not 0 <= bank < len(banks):
+        raise UsageError(f"{path}: bank {bank} does not exist (it has {len(banks)})")
+    load_bank(model, banks[bank])
+    return model.eval()
+
+
+def load_floatnet(path) -> FloatNet:
+    """A BNN MLP checkpoint as the exporter's FloatNet (hidden weights, m, BN banks, task-free BN mode)."""
+    ckpt = read(path)
+    cfg = ckpt["config"]
+    if cfg["model"] != "bnn":
+        raise UsageError(f"{path}: a {cfg['model']} model cannot be exported (only the BNN MLP can)")
+    model = build_model(ckpt)
+    banks = export_banks(ckpt)
+    n_layers = len(model.blocks)
+    metas = cfg["meta"] if isinstance(cfg["meta"], list) else [cfg["meta"]] * n_layers
+    layers = []
+    for i, blk in enumerate(model.blocks):
+        states = []
+        n = blk.lin.weight.shape[0]
+        for bank in banks:
+            s = bank[i]
+            states.append(BNState(
+                # without affine parameters (the default) BN is gamma = 1, beta = 0
+                gamma=s["weight"].numpy().astype(np.float64) if "weight" in s else np.ones(n),
+                beta=s["bias"].numpy().astype(np.float64) if "bias" in s else np.zeros(n),
+                mean=s["running_mean"].numpy().astype(np.float64),
+                var=s["running_var"].numpy().astype(np.float64),
+                eps=float(blk.bn.eps),
+            ))
+        layers.append(FloatLayer(weight=blk.lin.weight.detach().numpy().astype(np.float32),
+                                 meta=float(metas[i]), bn=states))
+    adaptive = cfg["bn"] == "adaptive"
+    return FloatNet(
+        layers=layers,
+        adapt_shift=int(cfg["adapt_shift"]) if adaptive else 0,
+        # the exporter needs the test-time form only: frozen-after-1 tests as frozen
+        bn_mode="frozen" if cfg["bn"] == "frozen-after-1" else cfg["bn"],
+        info={k: cfg[k] for k in ("tasks", "hidden", "epochs", "meta", "lr", "weight_decay", "seed", "bn")},
+    )

@@ -1,0 +1,259 @@
+"""The task-sequence runner behind `metabnn train`.
+
+One epoch = one shuffled pass over the current task's training set, then the
+accuracy on that training set and on every task's test set (the work the
+authors' code does per epoch). After every epoch the whole state (model,
+optimizer, BN banks, EWC memories, results so far) goes into checkpoint.pt
+atomically, so `--resume` continues a killed run and ends bit-identical to an
+uninterrupted one: shuffling draws from a generator seeded by (seed, task,
+epoch), never from a global stream that a restart would lose.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from metabnn.errors import UsageError
+
+from . import bn as bn_mod
+from . import checkpoint as ckpt_mod
+from . import ewc as ewc_mod
+from . import tasks as tasks_mod
+from .models import MLP, bn_modules, build
+from .optim import MetaAdam, param_groups
+
+# Options that define the result; a resumed run must agree on all of them.
+RESULT_KEYS = ["tasks", "model", "hidden", "channels", "epochs", "meta", "lr", "weight_decay", "batch_size",
+               "seed", "bn", "bn_affine", "adapt_shift", "reset_optimizer", "ewc_lambda", "ewc_samples", "train_subset",
+               "test_subset", "compare_shifts"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r}: not a device (auto, cpu, cuda, cuda:N)") from None
+
+
+def _epoch_generator(seed: int, task: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + task * 10_007 + epoch)
+
+
+def _subset(seq: tasks_mod.Sequence, n_train: int, n_test: int) -> None:
+    """Keep the first n samples of every set (0 = all): for tests and quick looks."""
+    for t in seq.tasks:
+        if n_train:
+            t.train_x, t.train_y = t.train_x[:n_train], t.train_y[:n_train]
+    for e in seq.evals:
+        if n_test:
+            e.x, e.y = e.x[:n_test], e.y[:n_test]
+
+
+def _to(seq: tasks_mod.Sequence, dev: torch.device) -> None:
+    for t in seq.tasks:
+        t.train_x, t.train_y = t.train_x.to(dev), t.train_y.to(dev)
+    for e in seq.evals:
+        e.x, e.y = e.x.to(dev), e.y.to(dev)
+
+
+def compare_protocols(cfg: dict, model) -> list[str]:
+    names = ["frozen", "batch", "task-aware", "task-aware-batch"]
+    if isinstance(model, MLP):
+        names += [f"adaptive:{s}" for s in cfg["compare_shifts"]]
+    return names
+
+
+class Experiment:
+    def __init__(self, cfg: dict, out: Path, data_dir=None, progress: bool | None = None):
+        self.cfg, self.out = cfg, Path(out)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.dev = resolve_device(cfg["device"])
+        self.seq = tasks_mod.build(cfg["tasks"], cfg["seed"], data_dir)
+        _subset(self.seq, cfg["train_subset"], cfg["test_subset"])
+        _to(self.seq, self.dev)
+        torch.manual_seed(cfg["seed"])  # the weight init
+        self.model = build(cfg["model"], cfg["hidden"], cfg.get("channels"), cfg["bn_affine"]).to(self.dev)
+        try:
+            groups = param_groups(self.model, cfg["meta"])
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        self.opt = MetaAdam(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        self.banks: list = []
+        self.ewc: list = []
+        self.progress_at = {"task": 0, "epoch": 0}
+        self.results = {
+            "acc": [], "acc_by_bn": {}, "task_names": [t.name for t in self.seq.tasks],
+            "eval_names": [e.name for e in self.seq.evals], "bn": cfg["bn"], "adapt_shift": cfg["adapt_shift"],
+            "seed": cfg["seed"], "config": cfg,
+            "curves": {"task": [], "epoch": [], "loss": [], "train_acc": [], "test_acc": []},
+            "seconds_per_epoch": [],
+        }
+
+    # ---- state ----------------------------------------------------------------------------------
+    def _ckpt(self, with_resume_state: bool) -> dict:
+        c = {"format": ckpt_mod.FORMAT, "version": ckpt_mod.VERSION, "config": self.cfg,
+             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+             "banks": [[{k: v.cpu() for k, v in s.items()} for s in b] for b in self.banks],
+             "progress": dict(self.progress_at)}
+        if with_resume_state:
+            c["optimizer"] = self.opt.state_dict()
+            c["ewc"] = self.ewc
+            c["results"] = self.results
+        return c
+
+    def try_resume(self) -> bool:
+        path = self.out / "checkpoint.pt"
+        if not path.is_file():
+            return False
+        c = ckpt_mod.read(path)
+        diff = [k for k in RESULT_KEYS if c["config"].get(k) != self.cfg.get(k)]
+        if diff:
+            raise UsageError(f"--resume: {path} was made with other options ({', '.join(diff)}); "
+                             "use the same options or another --out")
+        self.model.load_state_dict(c["model"])
+        self.opt.load_state_dict(c["optimizer"])
+        self.banks = [[{k: v.to(self.dev) for k, v in s.items()} for s in b] for b in c["banks"]]
+        self.ewc = [{k: [t.to(self.dev) for t in v] for k, v in m.items()} for m in c["ewc"]]
+        self.results = c["results"]
+        self.results["config"] = self.cfg  # device may differ
+        self.progress_at = c["progress"]
+        return True
+
+    # ---- one epoch ------------------------------------------------------------------------------
+    def _bn_frozen(self, task: int) -> bool:
+        return self.cfg["bn"] == "frozen-after-1" and task >= 1
+
+    def _train_epoch(self, i: int, e: int) -> float:
+        task, cfg, model = self.seq.tasks[i], self.cfg, self.model
+        frozen = self._bn_frozen(i)
+        for m in bn_modules(model):
+            for p in m.parameters():
+                p.requires_grad_(not frozen)
+        model.train()
+        if frozen:
+            for m in bn_modules(model):
+                m.eval()  # statistics stay as they were after task 1
+        n, bs = len(task.train_y), cfg["batch_size"]
+        order = torch.randperm(n, generator=_epoch_generator(cfg["seed"], i, e)).to(self.dev)
+        total, seen = 0.0, 0
+        starts = [s for s in range(0, n, bs) if n - s >= 2]  # BatchNorm needs 2+ samples
+        bar = tqdm(starts, desc=f"task {i + 1}/{len(self.seq.tasks)} epoch {e + 1}/{cfg['epochs']}",
+                   disable=not self.progress, leave=False, unit="batch")
+        for s in bar:
+            idx = order[s : s + bs]
+            x = task.train_x[idx].float().div_(255)
+            y = task.train_y[idx]
+            loss = F.cross_entropy(model(x), y)
+            if self.ewc:
+                loss = loss + ewc_mod.penalty(model, self.ewc, cfg["ewc_lambda"])
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            total += loss.detach() * len(idx)  # no host sync per step
+            seen += len(idx)
+        return float(total) / max(seen, 1)
+
+    def _acc(self, j: int, protocol: str, shift: int) -> float:
+        ev = self.seq.evals[j]
+        bank = None
+        if protocol.startswith("task-aware") and self.seq.kind == "tasks" and j < len(self.banks):
+            bank = self.banks[j]
+        proto = "frozen" if protocol == "frozen-after-1" else protocol
+        return bn_mod.accuracy(self.model, ev.x, ev.y, proto, bank, shift)
+
+    def _evaluate(self, i: int) -> tuple[float, list[float]]:
+        proto, shift = self.cfg["bn"], self.cfg["adapt_shift"]
+        task = self.seq.tasks[i]
+        p = "frozen" if proto == "frozen-after-1" else proto
+        train_acc = bn_mod.accuracy(self.model, task.train_x, task.train_y, p, None, shift)
+        return train_acc, [self._acc(j, proto, shift) for j in range(len(self.seq.evals))]
+
+    def _task_end(self, i: int) -> None:
+        cfg = self.cfg
+        self.banks.append(bn_mod.bank_state(self.model))
+        self.results["acc"].append([self._acc(j, cfg["bn"], cfg["adapt_shift"]) for j in range(len(self.seq.evals))])
+        for name in compare_protocols(cfg, self.model):
+            proto, _, s = name.partition(":")
+            row = [self._acc(j, proto, int(s) if s else cfg["adapt_shift"]) for j in range(len(self.seq.evals))]
+            self.results["acc_by_bn"].setdefault(name, []).append(row)
+        if cfg["ewc_lambda"] > 0 and i + 1 < len(self.seq.tasks):
+            t = self.seq.tasks[i]
+            gen = torch.Generator().manual_seed(cfg["seed"] + 7919 * (i + 1))
+            self.ewc.append(ewc_mod.fisher(self.model, t.train_x, t.train_y, cfg["ewc_samples"], gen))
+
+    # ---- the run --------------------------------------------------------------------------------
+    def run(self, stop_after: int | None = None) -> dict | None:
+        """Train what is left; None if stopped early by `stop_after` epochs (checkpoint kept)."""
+        cfg, done_now = self.cfg, 0
+        n_tasks = len(self.seq.tasks)
+        while self.progress_at["task"] < n_tasks:
+            i, e = self.progress_at["task"], self.progress_at["epoch"]
+            if e == 0 and i > 0 and cfg["reset_optimizer"] and self.seq.kind == "tasks":
+                self.opt.reset_state()  # the paper's protocol: fresh Adam moments per task
+            t0 = time.perf_counter()
+            loss = self._train_epoch(i, e)
+            train_acc, test_acc = self._evaluate(i)
+            c = self.results["curves"]
+            c["task"].append(i); c["epoch"].append(e + 1); c["loss"].append(loss)
+            c["train_acc"].append(train_acc); c["test_acc"].append(test_acc)
+            if e + 1 == cfg["epochs"]:
+                self._task_end(i)
+                self.progress_at = {"task": i + 1, "epoch": 0}
+            else:
+                self.progress_at = {"task": i, "epoch": e + 1}
+            self.results["seconds_per_epoch"].append(round(time.perf_counter() - t0, 3))
+            ckpt_mod.save(self.out / "checkpoint.pt", self._ckpt(True))
+            if self.progress or cfg.get("verbose", True):
+                tests = " ".join(f"{a:.4f}" for a in test_acc)
+                print(f"task {i + 1}/{n_tasks} epoch {e + 1}/{cfg['epochs']}: loss {loss:.4f} "
+                      f"train {train_acc:.4f} test [{tests}] ({self.results['seconds_per_epoch'][-1]:.1f} s)",
+                      flush=True)
+            done_now += 1
+            if stop_after is not None and done_now >= stop_after and self.progress_at["task"] < n_tasks:
+                return None
+        self.finish()
+        return self.results
+
+    def finish(self) -> None:
+        ckpt_mod.save(self.out / "model.pt", self._ckpt(False))
+        text = json.dumps(self.results, indent=1)
+        ckpt_mod.atomic_write_bytes(self.out / "results.json", lambda f: f.write(text.encode()))
+        png = plot_png(self.results)
+        ckpt_mod.atomic_write_bytes(self.out / "curves.png", lambda f: f.write(png))
+
+
+def plot_png(results: dict) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = results["curves"]
+    x = list(range(1, len(c["epoch"]) + 1))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for j, name in enumerate(results["eval_names"]):
+        ax.plot(x, [row[j] for row in c["test_acc"]], label=f"test {name}")
+    for k in range(1, len(x)):
+        if c["task"][k] != c["task"][k - 1]:
+            ax.axvline(k + 0.5, color="grey", lw=0.5, ls="--")
+    cfg = results["config"]
+    ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1),
+           title=f"{cfg['tasks']}  {cfg['model']} {cfg['hidden']}  m={cfg['meta']}  bn={cfg['bn']}")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
