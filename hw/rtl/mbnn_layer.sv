@@ -180,7 +180,9 @@ module mbnn_layer #(
     logic signed [AW-1:0] acc [0:PE-1];
     logic [31:0]          b_row;
     logic [32*PE-1:0]     b_m;
+    /* verilator lint_off UNUSEDSIGNAL */  // the M write address: used only when ADAPT_SHIFT > 0
     logic [31:0]          b_naddr [0:PE-1];
+    /* verilator lint_on UNUSEDSIGNAL */
 
     for (genvar p = 0; p < PE; p++) begin : g_acc
         logic [SIMD-1:0]        wchunk;
@@ -207,7 +209,9 @@ module mbnn_layer #(
 
     // ---------------------------------------------------------------- stage C: normalise
     logic signed [AW-1:0] d [0:PE-1];
+    /* verilator lint_off UNUSEDSIGNAL */  // used by the adaptation and the argmax, not by a frozen SIGN layer
     logic [PE-1:0]        lane_ok;     // neuron b_row + p exists
+    /* verilator lint_on UNUSEDSIGNAL */
     for (genvar p = 0; p < PE; p++) begin : g_norm
         assign d[p]       = (acc[p] <<< 8) - AW'($signed(b_m[32*p +: 32]));
         assign lane_ok[p] = (b_row + p < N);

@@ -172,3 +172,21 @@ def test_corner_cases(main_backend):
         banks = np.arange(len(x)) % 2
         rtl = main_backend.run_case(m, x, banks=banks, stall_p=0.3, seed=31)
         check(rtl, m, x, banks)
+
+
+def test_threshold_ties(main_backend):
+    """d == C exactly (the >= of FORMAT.md section 3) and equal scores (the lowest index wins):
+    C of half the neurons is set to the d the first images produce, and two classes get equal scores."""
+    model, x = make_model(seed=40), images(6, 41)
+    record = []
+    forward(model.copy(), x[:1], bank=0, record=record)
+    for lay, (_, d) in zip(model.layers[:-1], record):
+        half = np.arange(lay.N) % 2 == 0
+        lay.C[0, half] = d[0, half]
+    out = model.layers[-1]
+    out.g[0, :] = 1000
+    out.b[0, :] = 0
+    out.M[0, :] = 0  # equal rows give equal scores: copy neuron 0's weights to neuron 3
+    out.signs[3] = out.signs[0]
+    rtl = main_backend.run_case(model, x, banks=np.zeros(len(x), int))
+    check(rtl, model, x)
