@@ -20,6 +20,7 @@ COMMANDS = [
     "metabnn.train.cli",
     "metabnn.export.cli",
     "metabnn.sim.verify_cli",
+    "metabnn.demo",
 ]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metabnn.export.mbnn import to_bytes
+from metabnn.export.mbnn import from_bytes, to_bytes
 from metabnn.sim.forward import predict as golden_predict
 from metabnn.sim.learn import learn_step
 from metabnn.sim.model import Model
@@ -78,9 +78,10 @@ def make_backend(name: str, model: Model, bank: int, adapt: bool, checkpoint: st
             from metabnn.sim.backend_c import CBackend
             blob = to_bytes(model)
             be = CBackend()
-            learn = getattr(be, "learn", None)
+            # the firmware hands back its whole sealed .mbnn image after every step: decode it
             return _Wrapped("c", True, be, lambda b, x: b.predict(blob, x, bank=bank, adapt=adapt),
-                            (lambda x, y: learn(blob, x, y, bank=bank, adapt=adapt)) if learn else None)
+                            lambda x, y: [state_of(from_bytes(im))
+                                          for im in be.learn(blob, x, y, bank=bank, adapt=adapt)])
         if name == "rtl":
             from metabnn.sim.backend_rtl import RTLBackend
             if adapt:
@@ -181,7 +182,7 @@ def run_verify(model: Model, images, labels, backends, bank=0, adapt=False, chec
             if name == "golden":
                 row.learn = f"{len(gold_states)} steps (reference)"
             elif learn is None:
-                row.learn = "no learning"
+                row.learn = "(inference only)"
             else:
                 states = learn(learn_images, learn_labels)
                 bad = next(((i, w) for i, (s, g) in enumerate(zip(states, gold_states))

@@ -1,0 +1,233 @@
+"""`metabnn demo`: the whole toolchain on defaults that need no configuration.
+
+1. train a metaplastic BNN (m > 0) and a plain one (m = 0) on two permuted-MNIST tasks;
+2. export both to the integer format (.mbnn, ONNX, C header, $readmemh files);
+3. verify every backend on the same images (golden, ONNX, C, RTL, torch) and a few learning steps;
+4. learn a third task on the device, one sample at a time (C firmware when built, else the golden model),
+   for m > 0 and m = 0, measuring what each keeps of the first two tasks;
+5. write plots and a summary table into the output folder.
+
+Every stage writes its results atomically; an interrupted demo rerun with the same --out reuses the trained
+models instead of training again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from metabnn.errors import UsageError
+from metabnn.fileio import atomic_write_text
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="train, export, verify every backend and learn on the device, end to end",
+        description=__doc__.split("\n\n")[0] + " Output: a summary table, plots and JSON in --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", default="runs/demo", help="output folder")
+    p.add_argument("--hidden", type=int, nargs="+", default=[512, 512], help="hidden layer sizes")
+    p.add_argument("--epochs", type=int, default=2, help="training epochs per task")
+    p.add_argument("--meta", type=float, default=1.35, help="metaplasticity m of the metaplastic model")
+    p.add_argument("--device-samples", type=int, default=3000,
+                   help="samples of the third task learned on the device, one at a time")
+    p.add_argument("--eval-every", type=int, default=500, help="evaluate every N on-device samples")
+    p.add_argument("--eval-size", type=int, default=1000, help="test images per task in each evaluation")
+    p.add_argument("--verify-images", type=int, default=1000, help="test images for `verify` (RTL: --rtl-images)")
+    p.add_argument("--rtl-images", type=int, default=20, help="test images through the RTL co-simulation")
+    p.add_argument("--learn-steps", type=int, default=20,
+                   help="learning steps compared state for state between golden, C (and RTL: --rtl-steps)")
+    p.add_argument("--rtl-steps", type=int, default=2, help="learning steps compared in RTL co-simulation")
+    p.add_argument("--train-subset", type=int, default=0, help="train on the first N samples per task (0 = all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", help="folder with your own MNIST IDX files")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _check_args(a) -> None:
+    if any(h < 1 for h in a.hidden):
+        raise UsageError("--hidden sizes must be >= 1")
+    for name in ("epochs", "device_samples", "eval_every", "eval_size", "verify_images"):
+        if getattr(a, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    for name in ("rtl_images", "learn_steps", "rtl_steps", "train_subset"):
+        if getattr(a, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
+    if a.meta <= 0:
+        raise UsageError("--meta must be > 0 (the demo compares it against m = 0)")
+
+
+def train_pair(a, out: Path) -> dict:
+    """Train (or reuse) the m > 0 and m = 0 models on pmnist:2. Returns {label: run folder}."""
+    from metabnn.cli import main as cli_main
+
+    runs = {}
+    for label, m in (("meta", a.meta), ("plain", 0.0)):
+        run_dir = out / f"train_{label}"
+        runs[label] = run_dir
+        if (run_dir / "model.pt").exists() and (run_dir / "results.json").exists():
+            _say(f"[1/5] reusing the trained {label} model in {run_dir}")
+            continue
+        _say(f"[1/5] training the {label} model (m = {m:g}) on 2 permuted-MNIST tasks ...")
+        argv = ["train", "--tasks", "pmnist:2", "--hidden", *map(str, a.hidden), "--epochs", str(a.epochs),
+                "--meta", str(m), "--seed", str(a.seed), "--out", str(run_dir), "--overwrite",
+                "--compare-shifts", "8", "--train-subset", str(a.train_subset)]
+        if a.data_dir:
+            argv += ["--data-dir", a.data_dir]
+        if a.quiet:
+            argv.append("--quiet")
+        rc = cli_main(argv)
+        if rc != 0:
+            raise UsageError(f"training the {label} model failed (exit {rc})")
+    return runs
+
+
+def export_pair(runs: dict, out: Path) -> dict:
+    from metabnn.export.mbnn import save
+    from metabnn.export.quantize import from_floatnet
+    from metabnn.train.checkpoint import load_floatnet
+
+    models = {}
+    for label, run_dir in runs.items():
+        net = load_floatnet(run_dir / "model.pt")
+        model = from_floatnet(net)
+        save(model, out / f"{label}.mbnn")
+        models[label] = (model, net)
+    model = models["meta"][0]
+    written = [f"{out / 'meta.mbnn'}", f"{out / 'plain.mbnn'}"]
+    for what, fn in (("onnx", _write_onnx), ("c header", _write_c_header), ("hex", _write_hex)):
+        try:
+            written.append(fn(model, out))
+        except ImportError as e:
+            _say(f"      ({what} export not available: {e})")
+    _say("[2/5] exported " + ", ".join(written))
+    return models
+
+
+def _write_onnx(model, out: Path) -> str:
+    from metabnn.export.onnx_export import save_onnx
+    save_onnx(model, out / "meta.onnx")
+    return str(out / "meta.onnx")
+
+
+def _write_c_header(model, out: Path) -> str:
+    from metabnn.export.c_header import write_c_header
+    write_c_header(model, out / "meta_model.h")
+    return str(out / "meta_model.h")
+
+
+def _write_hex(model, out: Path) -> str:
+    from metabnn.export.readmemh import write_readmemh
+    write_readmemh(model, out / "hex")
+    return str(out / "hex") + "/"
+
+
+def verify_all(a, model, checkpoint: Path, tasks) -> tuple[list, list]:
+    from metabnn.sim.verify import format_table, run_verify
+
+    ev = tasks.evals[1]  # task 2: the model's most recent task, so accuracy means something
+    x, y = ev.x[: a.verify_images].numpy(), ev.y[: a.verify_images].numpy()
+    lt = tasks.tasks[2]
+    lx, ly = lt.train_x[: a.learn_steps].numpy(), lt.train_y[: a.learn_steps].numpy()
+    _say(f"[3/5] verifying golden, onnx, c, torch on {len(y)} test images of task 2"
+         + (f" and {a.learn_steps} learning steps" if a.learn_steps else "") + " ...")
+    rows = run_verify(model, x, y, ["golden", "onnx", "c", "torch"], checkpoint=str(checkpoint),
+                      learn_images=lx if a.learn_steps else None, learn_labels=ly if a.learn_steps else None)
+    rtl_rows = []
+    if a.rtl_images:
+        _say(f"      RTL co-simulation (Verilator) on {a.rtl_images} images"
+             + (f" and {a.rtl_steps} learning steps" if a.rtl_steps else "") + " ...")
+        rtl_rows = run_verify(model, x[: a.rtl_images], y[: a.rtl_images], ["golden", "rtl"],
+                              learn_images=lx[: a.rtl_steps] if a.rtl_steps else None,
+                              learn_labels=ly[: a.rtl_steps] if a.rtl_steps else None)
+    _say(format_table(rows + [r for r in rtl_rows if r.backend == "rtl"]))
+    return rows, rtl_rows
+
+
+def device_learning(a, models: dict, tasks) -> dict:
+    """Learn task 3 sample by sample on the device, for both models; curves of every task's accuracy."""
+    from metabnn.sim.ondevice import learn_stream
+
+    lt = tasks.tasks[2]
+    rng = np.random.default_rng(a.seed)
+    order = rng.permutation(len(lt.train_y))[: a.device_samples]
+    xs, ys = lt.train_x.numpy()[order], lt.train_y.numpy()[order]
+    evals = {e.name: (e.x[: a.eval_size].numpy(), e.y[: a.eval_size].numpy()) for e in tasks.evals}
+    curves, flips, engine = {}, {}, "golden model"
+    for label, (model, _) in models.items():
+        adapt = model.layers[0].adapt_shift > 0
+        learner = _c_stream(model, xs, ys, evals, a.eval_every, adapt)
+        if learner is not None:
+            curves[label], flips[label] = learner
+            engine = "C firmware"
+        else:
+            _, curves[label], f = learn_stream(model, xs, ys, evals, a.eval_every, adapt=adapt,
+                                               desc=f"on-device learning ({label})", quiet=a.quiet)
+            flips[label] = [int(v) for v in f]
+    return {"engine": engine, "curves": curves, "flips": flips, "samples": int(len(ys))}
+
+
+def _c_stream(model, xs, ys, evals, every, adapt):
+    """The same stream through the C firmware (fast); None when the firmware cannot be built here."""
+    try:
+        from metabnn.sim.backend_c import CBackend
+    except ImportError:
+        return None
+    be = CBackend()
+    ok, _ = be.available()
+    if not ok:
+        return None
+    from metabnn.export.mbnn import from_bytes, to_bytes
+
+    def evaluate(image: bytes) -> dict:
+        return {name: float((be.predict(image, x, adapt=adapt) == y).mean()) for name, (x, y) in evals.items()}
+
+    blob = to_bytes(model)
+    curve = [{"step": 0, **evaluate(blob)}]
+    flips = np.zeros(len(model.layers), dtype=np.int64)
+    with be.open(blob, adapt=adapt) as s:
+        for n, (x, y) in enumerate(zip(xs, ys), start=1):
+            s.learn_step(x, int(y))
+            if n % every == 0 or n == len(ys):
+                curve.append({"step": n, **evaluate(s.image())})
+        final = from_bytes(s.image())
+    for l, (a_, b_) in enumerate(zip(model.layers, final.layers)):
+        flips[l] = int(np.count_nonzero((a_.hidden >= 0) != (b_.hidden >= 0)))
+    return curve, [int(v) for v in flips]
+
+
+def run(a) -> int:
+    _check_args(a)
+    from metabnn.train import tasks as tasks_mod
+
+    t0 = time.time()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = tasks_mod.build("pmnist:3", a.seed, a.data_dir)
+    runs = train_pair(a, out)
+    models = export_pair(runs, out)
+    rows, rtl_rows = verify_all(a, models["meta"][0], runs["meta"] / "model.pt", tasks)
+    _say(f"[4/5] learning task 3 on the device, {a.device_samples} samples one at a time, m = {a.meta:g} and m = 0 ...")
+    dev = device_learning(a, models, tasks)
+    results = {name: json.loads((run_dir / "results.json").read_text()) for name, run_dir in runs.items()}
+    from metabnn.demo_report import write_report
+
+    summary = write_report(out, a, results, models, rows, rtl_rows, dev, seconds=time.time() - t0)
+    _say("[5/5] " + summary)
+    failed = [r.backend for r in rows + rtl_rows if r.failed]
+    if failed:
+        print(f"MISMATCH between integer backends: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

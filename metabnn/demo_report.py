@@ -1,0 +1,111 @@
+"""The demo's output folder: plots (accuracy matrices, hidden weights, retention), summary.md, demo.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from metabnn.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
+
+LABELS = {"meta": "metaplastic", "plain": "m = 0"}
+
+
+def _save(fig, path: Path) -> None:
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_acc_matrices(results: dict, path: Path) -> None:
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6))
+    for ax, (label, r) in zip(np.atleast_1d(axes), results.items()):
+        acc = 100 * np.array(r["acc"])
+        ax.imshow(acc, vmin=0, vmax=100, cmap="viridis")
+        for i in range(acc.shape[0]):
+            for j in range(acc.shape[1]):
+                ax.text(j, i, f"{acc[i, j]:.1f}", ha="center", va="center",
+                        color="white" if acc[i, j] < 60 else "black")
+        ax.set_xticks(range(acc.shape[1]), [f"task {j + 1}" for j in range(acc.shape[1])])
+        ax.set_yticks(range(acc.shape[0]), [f"after {i + 1}" for i in range(acc.shape[0])])
+        m = r.get("config", {}).get("meta", "")
+        ax.set_title(f"{LABELS.get(label, label)} (m = {m})")
+    fig.suptitle("test accuracy (%) on task j after training task i")
+    _save(fig, path)
+
+
+def plot_hidden_weights(models: dict, path: Path) -> None:
+    nets = {label: net for label, (_, net) in models.items()}
+    n_layers = len(next(iter(nets.values())).layers)
+    fig, axes = plt.subplots(1, n_layers, figsize=(4 * n_layers, 3.2))
+    for l, ax in enumerate(np.atleast_1d(axes)):
+        for label, net in nets.items():
+            w = net.layers[l].weight.ravel()
+            ax.hist(w, bins=120, histtype="step", density=True, label=f"{LABELS.get(label, label)}")
+        ax.set_yscale("log")
+        ax.set_title(f"layer {l + 1} hidden weights W_h")
+        ax.set_xlabel("W_h")
+    np.atleast_1d(axes)[0].legend()
+    fig.suptitle("metaplasticity lets consolidated hidden weights grow: the wide tails are memory")
+    _save(fig, path)
+
+
+def plot_retention(dev: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    styles = {"meta": "-", "plain": "--"}
+    for label, curve in dev["curves"].items():
+        steps = [c["step"] for c in curve]
+        for k, name in enumerate(n for n in curve[0] if n != "step"):
+            ax.plot(steps, [100 * c[name] for c in curve], styles.get(label, ":"), color=f"C{k}",
+                    label=f"{name}, {LABELS.get(label, label)}")
+    ax.set_xlabel(f"task-3 samples learned on the device ({dev['engine']}, batch 1, integers)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title("on-device continual learning: what is kept of tasks 1-2 while task 3 is learned")
+    _save(fig, path)
+
+
+def write_report(out: Path, args, results: dict, models: dict, rows: list, rtl_rows: list, dev: dict,
+                 seconds: float) -> str:
+    from metabnn.sim.verify import format_table
+
+    plot_acc_matrices(results, out / "accuracy_matrix.png")
+    plot_hidden_weights(models, out / "hidden_weights.png")
+    plot_retention(dev, out / "retention.png")
+    lines = ["# metabnn demo", "",
+             f"Network 784-{'-'.join(map(str, args.hidden))}-10, {args.epochs} epochs per task, seed {args.seed}; "
+             f"metaplastic m = {args.meta:g} against m = 0. Total time {seconds / 60:.1f} min.", "",
+             "## Training (PyTorch): accuracy on each task after the last task", "",
+             "| model | " + " | ".join(f"task {j + 1}" for j in range(len(results['meta']['acc'][-1]))) + " |",
+             "|---|" + "---|" * len(results["meta"]["acc"][-1])]
+    for label, r in results.items():
+        lines.append(f"| {LABELS[label]} | " + " | ".join(f"{100 * v:.1f} %" for v in r["acc"][-1]) + " |")
+    lines += ["", "## Every backend on the same images (metaplastic model)", "", "```",
+              format_table(rows + [r for r in rtl_rows if r.backend == "rtl"]), "```", "",
+              f"## Learning task 3 on the device ({dev['samples']} samples, one at a time, {dev['engine']})", "",
+              "| model | " + " | ".join(n for n in dev["curves"]["meta"][0] if n != "step") + " | sign flips per layer |",
+              "|---|" + "---|" * (len(dev["curves"]["meta"][0]))]
+    for label, curve in dev["curves"].items():
+        first, last = curve[0], curve[-1]
+        cells = [f"{100 * first[n]:.1f} → {100 * last[n]:.1f} %" for n in first if n != "step"]
+        lines.append(f"| {LABELS[label]} | " + " | ".join(cells) + f" | {dev['flips'][label]} |")
+    lines += ["", "Plots: accuracy_matrix.png, hidden_weights.png, retention.png."]
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+    blob = {"args": {k: v for k, v in vars(args).items() if k != "run"}, "train": {k: r["acc"] for k, r in results.items()},
+            "verify": [r.__dict__ for r in rows + rtl_rows], "device": dev, "seconds": seconds}
+    atomic_write_text(out / "demo.json", json.dumps(blob, indent=1, default=str))
+    meta, plain = dev["curves"]["meta"][-1], dev["curves"]["plain"][-1]
+    names = [n for n in meta if n != "step"]
+    return (f"done in {seconds / 60:.1f} min. After learning {names[-1]} on the device: "
+            + ", ".join(f"{n} {100 * meta[n]:.1f} % (m = {args.meta:g}) vs {100 * plain[n]:.1f} % (m = 0)"
+                        for n in names)
+            + f". Summary and plots in {out}/")

@@ -1,0 +1,93 @@
+"""The command line: one clear line and exit code 2 for bad input, 1 for a backend mismatch."""
+
+import numpy as np
+import pytest
+
+from metabnn.cli import main
+from metabnn.export import save, to_bytes
+from metabnn.sim import random_model
+
+
+def run(argv, capsys):
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_export_missing_checkpoint(tmp_path, capsys):
+    rc, _, err = run(["export", str(tmp_path / "none.pt"), "--out", str(tmp_path / "m.mbnn")], capsys)
+    assert rc == 2 and "no such checkpoint" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_export_not_a_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    rc, _, err = run(["export", str(bad), "--out", str(tmp_path / "m.mbnn")], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.mbnn").exists()
+
+
+def test_export_bad_bits(tmp_path, capsys, trained_checkpoint):
+    rc, _, err = run(["export", str(trained_checkpoint), "--out", str(tmp_path / "m.mbnn"),
+                      "--hidden-bits", "40"], capsys)
+    assert rc == 2 and "--hidden-bits" in err
+
+
+@pytest.mark.parametrize("content,needle", [(b"", "too short"), (b"MBNN\x01\x00" + bytes(60), "header says"),
+                                            (b"GIF89a" * 20, "not a .mbnn file")])
+def test_verify_corrupt_model(tmp_path, capsys, content, needle):
+    f = tmp_path / "m.mbnn"
+    f.write_bytes(content)
+    rc, _, err = run(["verify", str(f)], capsys)
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_verify_bad_options(tmp_path, capsys):
+    f = tmp_path / "m.mbnn"
+    save(random_model((784, 16, 10)), f)
+    rc, _, err = run(["verify", str(f), "--backends", "golden,gpu"], capsys)
+    assert rc == 2 and "unknown backend" in err
+    rc, _, err = run(["verify", str(f), "--bank", "3"], capsys)
+    assert rc == 2 and "bank" in err
+    g = tmp_path / "small.mbnn"
+    save(random_model((64, 16, 10)), g)
+    rc, _, err = run(["verify", str(g)], capsys)
+    assert rc == 2 and "784" in err
+
+
+def test_export_then_verify_every_integer_backend(tmp_path, capsys, trained_checkpoint):
+    out = tmp_path / "m.mbnn"
+    rc, text, _ = run(["export", str(trained_checkpoint), "--out", str(out), "--onnx", str(tmp_path / "m.onnx"),
+                       "--c-header", str(tmp_path / "m.h"), "--summary"], capsys)
+    assert rc == 0 and out.exists() and (tmp_path / "m.onnx").exists() and "1-bit params" in text
+    rc, text, _ = run(["verify", str(out), "--backends", "golden,onnx,c,torch", "--limit", "300",
+                       "--learn", "3", "--checkpoint", str(trained_checkpoint)], capsys)
+    assert rc == 0, text
+    lines = {l.split()[0]: l for l in text.splitlines() if l and l.split()[0] in ("golden", "onnx", "c", "torch")}
+    assert "300/300 (100.00%)" in lines["onnx"]
+    c = lines["c"]
+    assert ("300/300 (100.00%)" in c and "3 steps equal" in c) or "not available" in c
+
+
+def test_verify_reports_a_mismatch(monkeypatch):
+    """A backend that disagrees with the golden model makes verify fail: no tolerance."""
+    from metabnn.sim import verify
+
+    m = random_model((784, 16, 10), seed=1)
+    x = np.random.default_rng(0).integers(0, 256, (20, 784)).astype(np.uint8)
+
+    class Wrong:
+        name, integer = "c", True
+
+        def available(self):
+            return True, ""
+
+        def predict(self, images):
+            p = verify.golden_predict(m.copy(), images)
+            p[3] = (p[3] + 1) % 10
+            return p
+
+    monkeypatch.setattr(verify, "make_backend", lambda name, *a: verify.Golden(m, 0, False) if name == "golden" else Wrong())
+    rows = verify.run_verify(m, x, np.zeros(20, int), ["golden", "c"])
+    assert rows[1].failed and rows[1].equal == 19 and rows[1].first_mismatch == [3]
