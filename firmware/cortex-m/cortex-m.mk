@@ -9,8 +9,11 @@
 #   CM_CASES=FILE.npz   test images and labels (images uint8 [N, K0], labels [N]); or
 #   CM_MNIST=1          the first CM_COUNT MNIST test images (default: seeded random pixels)
 #   CM_COUNT=4 CM_STEPS=4   test images, learning steps
+#   CM_ADAPT=1          learn with stream-adaptive normalization on (default: frozen)
 #   CM_OUT=DIR          build folder (default build/cortex-m)
 #   CM_EXTRA_CFLAGS=... more flags for the board program (e.g. -DBOARD_WS_BYTES=N)
+#   CM_LIB_CFLAGS=...   more flags for the library (e.g. -DMBNN_PORTABLE_POPCOUNT)
+# (a flag change needs a fresh CM_OUT or make clean: make does not track flags)
 
 CM_PREFIX ?= arm-none-eabi-
 CM_CC := $(CM_PREFIX)gcc
@@ -41,7 +44,7 @@ CM_BOARD_OBJ := $(patsubst %.c,$(CM_OUT)/board/%.o,$(CM_BOARD_SRC))
 CM_ELF := $(CM_OUT)/metabnn_board.elf
 CM_GEN := $(CM_OUT)/gen
 CM_GEN_ARGS := $(if $(CM_MODEL),--model $(abspath $(CM_MODEL))) $(if $(CM_CASES),--cases $(abspath $(CM_CASES))) \
-               $(if $(CM_MNIST),--mnist) --count $(CM_COUNT) --steps $(CM_STEPS)
+               $(if $(CM_MNIST),--mnist) $(if $(CM_ADAPT),--adapt) --count $(CM_COUNT) --steps $(CM_STEPS)
 
 .PHONY: cortex-m-run cm-toolchain cm-force
 
@@ -63,7 +66,7 @@ $(CM_GEN)/board_model.h: $(CM_GEN)/board_cases.h
 	@:
 
 $(CM_OUT)/lib/%.o: src/%.c $(LIB_HDR) | $(CM_OUT)/lib cm-toolchain
-	$(CM_CC) $(CM_CFLAGS) -c $< -o $@
+	$(CM_CC) $(CM_CFLAGS) $(CM_LIB_CFLAGS) -c $< -o $@
 $(CM_OUT)/board/main.o: $(CM_GEN)/board_model.h $(CM_GEN)/board_cases.h
 $(CM_OUT)/board/%.o: $(CM_DIR)/%.c $(CM_BOARD_HDR) include/metabnn.h | $(CM_OUT)/board cm-toolchain
 	$(CM_CC) $(CM_CFLAGS) $(CM_EXTRA_CFLAGS) -I$(CM_DIR) -I$(CM_GEN) -c $< -o $@

@@ -4,8 +4,9 @@
  *  1. Inference straight from flash: mbnn_load() on the const model array (read-only, frozen
  *     normalization); per test image the int64 scores, the label and the SysTick ticks.
  *  2. Learning: the image copied into RAM, mbnn_load_writable(), BOARD_LEARN_STEPS steps over
- *     the test images in turn; per step the predicted label, the flip count, the ticks and the
- *     CRC-32 of the re-sealed image (the whole learnable state), then the final image in hex.
+ *     the test images in turn (stream-adaptive normalization on if BOARD_LEARN_ADAPT); per step
+ *     the predicted label, the flip count, the ticks and the CRC-32 of the re-sealed image (the
+ *     whole learnable state, M included), then the final image in hex.
  *  Measured RAM: the workspace sizes the library asks for and the stack high-water mark of
  *  each phase. Every line is "key value..."; any failure prints "error ..." and exits 1. */
 #include <string.h>
@@ -119,6 +120,11 @@ static int run_learning(void)
     memcpy(learn_image, board_model_words, BOARD_MODEL_SIZE);
     mbnn_status st = mbnn_load_writable(&model, learn_image, BOARD_MODEL_SIZE);
     if (st != MBNN_OK) return failed("load_writable", st);
+    st = mbnn_set_adapt(&model, BOARD_LEARN_ADAPT);
+    if (st != MBNN_OK) return failed("set_adapt", st);
+    out_str("learn_adapt ");
+    out_u32(BOARD_LEARN_ADAPT);
+    out_nl();
     stack_paint();
     for (uint32_t k = 0; k < BOARD_LEARN_STEPS; k++) {
         const uint32_t i = k % BOARD_CASES;

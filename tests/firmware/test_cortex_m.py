@@ -52,13 +52,14 @@ def tools():
 
 
 def build_and_run(out, model_bytes: bytes, images: np.ndarray, labels: np.ndarray, steps: int,
-                  extra_cflags: str = "") -> subprocess.CompletedProcess:
+                  adapt: bool = False, extra_cflags: str = "") -> subprocess.CompletedProcess:
     """Build the board image for this model and these cases in OUT and run it under QEMU."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.mbnn").write_bytes(model_bytes)
     np.savez(out / "cases.npz", images=images, labels=labels)
     make = subprocess.run(["make", "-s", "-C", str(FIRMWARE), "cortex-m", f"CM_OUT={out / 'build'}",
                            f"CM_MODEL={out / 'model.mbnn'}", f"CM_CASES={out / 'cases.npz'}", f"CM_STEPS={steps}",
+                           f"CM_ADAPT={'1' if adapt else ''}",
                            f"CM_EXTRA_CFLAGS={extra_cflags}", f"PYTHON={sys.executable}"],
                           capture_output=True, text=True)
     assert make.returncode == 0, f"make cortex-m failed:\n{make.stdout}{make.stderr}"
@@ -83,14 +84,14 @@ def parse(stdout: str) -> dict:
                                "ticks": int(f[8]), "crc": int(f[10], 16)})
         elif key == "state":
             r["state"] += rest
-        elif key in ("stack_infer", "stack_learn"):
+        elif key in ("stack_infer", "stack_learn", "learn_adapt"):
             r[key] = int(f[0])
         elif key == "done":
             r["done"] = True
     return r
 
 
-def check_against_golden(model, images, labels, steps, run) -> dict:
+def check_against_golden(model, images, labels, steps, adapt, run) -> dict:
     assert run.returncode == 0, f"board exited {run.returncode}:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
     r = parse(run.stdout)
     assert r.get("done"), run.stdout[-2000:]
@@ -102,12 +103,14 @@ def check_against_golden(model, images, labels, steps, run) -> dict:
         assert got["scores"] == want[i].tolist(), f"image {i}"
         assert got["label"] == int(np.argmax(want[i]))
 
-    # Learning: the same steps in the golden model; the board's CRC covers every byte of the state.
+    # Learning: the same steps in the golden model; the board's CRC covers every byte of the state
+    # (hidden weights, sign bits, and the means M that stream adaptation moves).
+    assert r["learn_adapt"] == int(adapt)
     golden = model
     assert len(r["learn"]) == steps
     for k, got in enumerate(r["learn"]):
         i = k % len(images)
-        golden, info = learn_step(golden, images[i], int(labels[i]))
+        golden, info = learn_step(golden, images[i], int(labels[i]), adapt=adapt)
         assert (got["label"], got["predicted"], got["flips"]) == (int(labels[i]), info.predicted, sum(info.flips)), \
             f"step {k}"
         golden_bytes = to_bytes(golden)
@@ -123,12 +126,14 @@ def check_against_golden(model, images, labels, steps, run) -> dict:
 
 
 def test_trained_model_on_cortex_m4(tools, trained_model, mnist, tmp_path):
-    """The session's trained 784-128-128-10 MNIST model, 4 MNIST test images, 8 learning steps."""
+    """The session's trained 784-128-128-10 MNIST model, 4 MNIST test images, 8 learning steps with
+    stream-adaptive normalization (the trained model has adapt_shift > 0)."""
     images = np.asarray(mnist.test_x[:4], dtype=np.uint8)
     labels = np.asarray(mnist.test_y[:4], dtype=np.int64)
     data = to_bytes(trained_model)
-    run = build_and_run(tmp_path, data, images, labels, steps=8)
-    r = check_against_golden(trained_model, images, labels, 8, run)
+    assert any(layer.adapt_shift > 0 for layer in trained_model.layers)
+    run = build_and_run(tmp_path, data, images, labels, steps=8, adapt=True)
+    r = check_against_golden(trained_model, images, labels, 8, True, run)
     # The read-only inference needs only the workspace (and stack); learning the whole image.
     assert r["ram"]["ws_infer"] < r["ram"]["ws_learn"] < 16384
 
@@ -140,7 +145,7 @@ def test_wide_hidden_random_model_on_cortex_m4(tools, tmp_path):
     images = rng.integers(0, 256, size=(3, 200), dtype=np.uint8)
     labels = rng.integers(0, 7, size=3)
     run = build_and_run(tmp_path, to_bytes(model), images, labels, steps=5)
-    check_against_golden(model, images, labels, 5, run)
+    check_against_golden(model, images, labels, 5, False, run)
 
 
 def test_library_error_gives_message_and_exit_status(tools, tmp_path):
