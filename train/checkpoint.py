@@ -25,6 +25,12 @@ from metabnn.export.floatnet import BNState, FloatLayer, FloatNet
 FORMAT, VERSION = "metabnn-checkpoint", 1
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, write) -> None:
     """Call write(file) on a temporary file next to `path`, then rename it over `path`."""
     path = Path(path)
@@ -35,6 +41,7 @@ def atomic_write_bytes(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; others export our models
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -64,7 +71,7 @@ def build_model(ckpt: dict):
     from .models import build
 
     cfg = ckpt["config"]
-    model = build(cfg["model"], cfg["hidden"], cfg.get("channels"), cfg.get("bn_affine", False))
+    model = build(cfg["model"], cfg["hidden"], cfg.get("channels"), cfg.get("bn_affine", True))
     model.load_state_dict(ckpt["model"])
     return model
 

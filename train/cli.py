@@ -57,8 +57,8 @@ def add_parser(subparsers) -> None:
       "tracks the test stream (deployable); task-aware: one saved BN bank per task (the paper's); "
       f"frozen; batch; task-aware-batch; frozen-after-1 (default {d['bn']})")
     a("--bn-affine", action=argparse.BooleanOptionalAction, default=None,
-      help="learn BatchNorm gamma/beta (default off, as the authors' code: shared affine parameters drift "
-      "from task to task)")
+      help="learn BatchNorm gamma/beta (default on; --no-bn-affine keeps far less of earlier tasks, "
+      "see docs/TRAINING.md)")
     a("--adapt-shift", help=f"adaptive BN: mean += (a - mean) * 2^-shift per sample (default {d['adapt_shift']})")
     a("--reset-optimizer", action=argparse.BooleanOptionalAction, default=None,
       help="reset Adam's moments at each task boundary, as the paper (default on; streams never reset)")

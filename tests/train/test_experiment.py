@@ -32,13 +32,16 @@ def run(tmp_path, name, **kw):
 
 
 def test_metaplasticity_keeps_task1_better(tmp_path):
-    # task-aware BN isolates the weight rule's effect; margins measured (see docs/TRAINING.md)
-    r0 = run(tmp_path, "m0", meta=0.0, bn="task-aware")
-    r1 = run(tmp_path, "m135", meta=1.35, bn="task-aware")
-    t1_m0, t1_m1 = r0["acc"][1][0], r1["acc"][1][0]
-    assert r0["acc"][0][0] > 0.85 and r1["acc"][0][0] > 0.85  # both learned task 1
-    assert r1["acc"][1][1] > 0.8  # and task 2
-    assert t1_m1 > t1_m0 + 0.05, (t1_m0, t1_m1)
+    # Seconds-long: 180 steps per task. Weights only grow large enough to be
+    # consolidated with a higher lr and m than the paper's; measured task 1 after
+    # task 2 (test-batch BN): m=3 0.693 / m=0 0.514 (seed 0), 0.650 / 0.540 (seed 1).
+    kw = dict(hidden=[256, 256], epochs=3, train_subset=6000, test_subset=1000, lr=0.02, bn="batch", seed=0)
+    r0 = run(tmp_path, "m0", meta=0.0, **kw)
+    r3 = run(tmp_path, "m3", meta=3.0, **kw)
+    t1_m0, t1_m3 = r0["acc"][1][0], r3["acc"][1][0]
+    assert r0["acc"][0][0] > 0.85 and r3["acc"][0][0] > 0.85  # both learned task 1
+    assert r0["acc"][1][1] > 0.85 and r3["acc"][1][1] > 0.85  # and task 2
+    assert t1_m3 > t1_m0 + 0.08, (t1_m0, t1_m3)
 
 
 def test_resume_equals_uninterrupted(tmp_path):
