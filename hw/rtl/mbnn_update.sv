@@ -15,7 +15,7 @@
 // (XB = 8 for pixels, 1 for bits, bit 1 = +1).
 //
 // Timing: the pass issues one chunk per cycle; cycles from the `start` edge to the `done`
-// edge are N * G + 4 when `sgn_ready` stays high (test_update.py checks it). `sgn_ready`
+// edge are N * G + 3 when `sgn_ready` stays high (test_update.py checks it). `sgn_ready`
 // low stalls the whole pipeline (the write to the engine's memory is the only place
 // that can wait).
 //
@@ -69,6 +69,8 @@ module mbnn_update #(
     // sign write-back into the inference engine's weight memory
     output logic                    sgn_we,
     output logic [AW-1:0]           sgn_addr,   // chunk address j * G + g
+    output logic [NW-1:0]           sgn_row,    // j (for memories organised in other words)
+    output logic [GW-1:0]           sgn_chunk,  // g
     output logic [LANES-1:0]        sgn_data,   // bit l = (h' >= 0) of lane l, padding 0
     input  logic                    sgn_ready,
     // counters for the host
@@ -96,6 +98,8 @@ module mbnn_update #(
     logic [NW-1:0]  j0;        // its row
     logic           v1, v2, v3;          // stage valid bits (1: RAM outputs, 2: lane reg A, 3: lane reg B)
     logic [AW-1:0]  a1, a2, a3;
+    logic [NW-1:0]  j1, j2, j3;
+    logic [GW-1:0]  g1, g2, g3;
     logic           last1, last2, last3; // the chunk is the last of its row (holds the padding)
     logic           en;
 
@@ -146,6 +150,12 @@ module mbnn_update #(
             a1 <= a0;
             a2 <= a1;
             a3 <= a2;
+            j1 <= j0;
+            j2 <= j1;
+            j3 <= j2;
+            g1 <= g0;
+            g2 <= g1;
+            g3 <= g2;
             last1 <= 32'(g0) == G - 1;
             last2 <= last1;
             last3 <= last2;
@@ -207,6 +217,8 @@ module mbnn_update #(
 
     assign sgn_we = v3;
     assign sgn_addr = a3;
+    assign sgn_row = j3;
+    assign sgn_chunk = g3;
 
     // ---------------- counters ----------------
     localparam int CW = $clog2(LANES + 1);

@@ -96,6 +96,7 @@ class UpdateDriver:
                 a = self.get("sgn_addr")
                 assert a not in writes, f"sign chunk {a} written twice in one pass"
                 writes[a] = self.get("sgn_data")
+                assert a == self.get("sgn_row") * self.G + self.get("sgn_chunk"), "sgn_row/sgn_chunk disagree with sgn_addr"
             await self.edge()
             if self.get("done"):
                 self.set("sgn_ready", 1)

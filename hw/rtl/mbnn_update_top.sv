@@ -1,0 +1,215 @@
+// A whole exported MLP that keeps learning on chip: the inference engines of hw/rtl/mbnn_layer.sv,
+// chained as in mbnn_top.sv, plus one metaplastic update unit (mbnn_update.sv) per layer.
+//
+// Forward: exactly mbnn_top's stream interface (in_* / out_*). Every layer's update unit also
+// records the input beats its layer consumed (the stream between layers is tapped), so after an
+// image the units hold that image's layer inputs: pixels for layer 0, the sign bits the engine
+// computed for the others. LANES = SIMD, so one beat is one chunk of the update unit.
+//
+// Learning step (FORMAT.md 4.3), with the engine idle (`busy` low):
+//   1. stream the image (forward in RTL; `out_score` gives the scores for the output error),
+//   2. the host writes every layer's deltas (upd_sel selects the layer, d_we/d_addr/d_data),
+//   3. pulse upd_start: all layers' units run at once, each streams through its hidden memory and
+//      writes its new sign bits straight into its own engine's weight memory (wr port, sel 0,
+//      masked 32-bit words in FORMAT order); upd_busy falls when the last one is done.
+//   Cycles of step 3: max over layers of N_l * ceil(K_l / SIMD) + 3.
+// Host ports for learning state (upd_sel picks the layer): lr_shift, f_meta table, hidden memory
+// read/write, counters of the last pass (n_changed, n_flipped). The engine's own memory port
+// (mem_*) stays as in mbnn_top for everything else; it is ignored for a layer whose unit is busy.
+//
+// HB and TK (hidden bits, table bits) are the same for every layer here (the exporter's default);
+// the testbench checks the model agrees. Reset: synchronous, active high, as everywhere in hw/.
+module mbnn_update_top #(
+    parameter int SIMD = 8,    // input elements per cycle = update lanes: 1, 2, 4, 8, 16 or 32
+    parameter int PE = 4,      // neurons in parallel in every engine
+    parameter int HB = 8,      // hidden weight bits b
+    parameter int TK = 4       // f_meta table bits k
+) (
+    input  logic                clk,
+    input  logic                rst,
+    // inference stream (as mbnn_top)
+    input  logic                in_valid,
+    output logic                in_ready,
+    input  logic [8*SIMD-1:0]   in_data,
+    input  logic [7:0]          in_bank,
+    input  logic                in_adapt,
+    output logic                out_valid,
+    input  logic                out_ready,
+    output logic [15:0]         out_class,
+    output logic [63:0]         out_score,
+    output logic                busy,
+    // engine memory port (as mbnn_top)
+    input  logic                mem_we,
+    input  logic [3:0]          mem_layer,
+    input  logic [2:0]          mem_sel,
+    input  logic [31:0]         mem_addr,
+    input  logic [31:0]         mem_wdata,
+    input  logic [31:0]         mem_wmask,
+    // learning: host side of the update units
+    input  logic [3:0]          upd_sel,
+    /* verilator lint_off UNUSEDSIGNAL */  // address bits above a layer's depth are ignored
+    input  logic                lr_we,
+    input  logic [4:0]          lr_data,
+    input  logic                tbl_we,
+    input  logic [11:0]         tbl_addr,
+    input  logic [15:0]         tbl_data,
+    input  logic                d_we,
+    input  logic [15:0]         d_addr,
+    input  logic signed [15:0]  d_data,
+    input  logic                h_we,
+    input  logic                h_re,
+    input  logic [31:0]         h_addr,
+    /* verilator lint_on UNUSEDSIGNAL */
+    input  logic [SIMD*HB-1:0]  h_wdata,
+    output logic [SIMD*HB-1:0]  h_rdata,
+    output logic                h_rvalid,
+    input  logic                upd_start,
+    output logic                upd_busy,
+    output logic [31:0]         n_changed,
+    output logic [31:0]         n_flipped
+);
+    `include "mbnn_model.svh"   // MBNN_L, MBNN_B, MBNN_K, MBNN_N, MBNN_ADAPT, MBNN_HEXDIR
+
+    localparam int CPW = 32 / SIMD;  // update chunks per 32-bit weight word
+
+    logic [MBNN_L:0]           s_valid, s_ready;
+    /* verilator lint_off UNUSEDSIGNAL */
+    logic [MBNN_L:0]           s_adapt;
+    logic [8*SIMD*MBNN_L-1:0]  s_data;
+    logic [8*(MBNN_L+1)-1:0]   s_bank;
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic [MBNN_L-1:0]         l_busy, u_busy, u_hrv;
+    logic [SIMD*HB-1:0]        u_hrd [MBNN_L];
+    logic [31:0]               u_chg [MBNN_L];
+    logic [31:0]               u_flp [MBNN_L];
+
+    assign s_valid[0] = in_valid;
+    assign in_ready   = s_ready[0];
+    assign s_data[8*SIMD-1:0] = in_data;
+    assign s_bank[7:0] = in_bank;
+    assign s_adapt[0] = in_adapt;
+    assign s_ready[MBNN_L] = out_ready;
+    assign out_valid  = s_valid[MBNN_L];
+    assign busy       = |l_busy;
+    assign upd_busy   = |u_busy;
+
+    for (genvar l = 0; l < MBNN_L; l++) begin : g_layer
+        localparam int LK = MBNN_K[32*l +: 32];
+        localparam int LN = MBNN_N[32*l +: 32];
+        localparam int LA = 32'(MBNN_ADAPT[8*l +: 8]);
+        localparam int IWL = (l == 0) ? 8 : 1;
+        localparam int LG = (LK + SIMD - 1) / SIMD;          // chunks (= input beats) per row
+        localparam int LW = (LK + 31) / 32;                  // weight words per row
+        localparam int LAW = (LN * LG > 1) ? $clog2(LN * LG) : 1;
+        localparam int LGW = (LG > 1) ? $clog2(LG) : 1;
+        localparam int LNW = (LN > 1) ? $clog2(LN) : 1;
+        localparam logic [7:0] DIGIT = (l < 10) ? 8'(48 + l) : 8'(87 + l);
+        /* verilator lint_off UNUSEDSIGNAL */
+        logic [SIMD-1:0] o_data;
+        logic [15:0]     o_class;
+        logic [63:0]     o_score;
+        logic [LAW-1:0]  sg_addr;  // chunk address: the engine wants (row, word) instead
+        logic            u_done;   // upd_busy is what the host watches
+        /* verilator lint_on UNUSEDSIGNAL */
+
+        // ---- the update unit's view of the engine: sign writes -> masked weight words ----
+        logic            sg_we;
+        logic [LNW-1:0]  sg_row;
+        logic [LGW-1:0]  sg_chunk;
+        logic [SIMD-1:0] sg_data;
+        logic [31:0]     wr_addr, wr_data, wr_mask;
+        logic            wr_en;
+        logic [2:0]      wr_sel;
+        logic [4:0]      off;  // bit offset of the chunk in its word
+        assign off = (CPW > 1) ? 5'((32'(sg_chunk) % CPW) * SIMD) : 5'd0;
+        always_comb begin
+            if (u_busy[l]) begin
+                wr_en   = sg_we;
+                wr_sel  = 3'd0;
+                wr_addr = 32'(sg_row) * LW + 32'(sg_chunk) / CPW;
+                wr_data = 32'(sg_data) << off;
+                wr_mask = ((SIMD == 32) ? 32'hFFFF_FFFF : ((32'd1 << SIMD) - 32'd1)) << off;
+            end else begin
+                wr_en   = mem_we && mem_layer == 4'(l);
+                wr_sel  = mem_sel;
+                wr_addr = mem_addr;
+                wr_data = mem_wdata;
+                wr_mask = mem_wmask;
+            end
+        end
+
+        mbnn_layer #(
+            .K(LK), .N(LN), .SIMD(SIMD), .PE(PE),
+            .IN_PIXELS(l == 0 ? 1 : 0), .OUT_SCORES(l == MBNN_L - 1 ? 1 : 0),
+            .BANKS(MBNN_B), .ADAPT_SHIFT(LA),
+            .W_FILE({MBNN_HEXDIR, "/l", DIGIT, "_w.hex"}),
+            .M_FILE({MBNN_HEXDIR, "/l", DIGIT, "_m.hex"}),
+            .C_FILE({MBNN_HEXDIR, "/l", DIGIT, "_c.hex"}),
+            .F_FILE({MBNN_HEXDIR, "/l", DIGIT, "_f.hex"}),
+            .G_FILE({MBNN_HEXDIR, "/l", DIGIT, "_g.hex"}),
+            .B_FILE({MBNN_HEXDIR, "/l", DIGIT, "_b.hex"})
+        ) u_layer (
+            .clk(clk), .rst(rst),
+            .in_valid(s_valid[l]), .in_ready(s_ready[l]),
+            .in_data(s_data[8*SIMD*l +: IWL*SIMD]),
+            .in_bank(s_bank[8*l +: 8]), .in_adapt(s_adapt[l]),
+            .out_valid(s_valid[l+1]), .out_ready(s_ready[l+1]),
+            .out_data(o_data), .out_class(o_class), .out_score(o_score),
+            .out_bank(s_bank[8*(l+1) +: 8]), .out_adapt(s_adapt[l+1]),
+            .busy(l_busy[l]),
+            .wr_en(wr_en), .wr_sel(wr_sel), .wr_addr(wr_addr), .wr_data(wr_data), .wr_mask(wr_mask)
+        );
+        if (l < MBNN_L - 1) begin : g_bits
+            assign s_data[8*SIMD*(l+1) +: 8*SIMD] = {{(7*SIMD){1'b0}}, o_data};
+        end else begin : g_out
+            assign out_class = o_class;
+            assign out_score = o_score;
+        end
+
+        // ---- tap: the input beats this layer consumed become the update unit's x chunks ----
+        logic [LGW-1:0] xbeat;
+        logic           take;
+        assign take = s_valid[l] && s_ready[l];
+        always_ff @(posedge clk) begin
+            if (rst) xbeat <= '0;
+            else if (take) xbeat <= (32'(xbeat) == LG - 1) ? '0 : xbeat + 1'b1;
+        end
+
+        logic [4:0] lr;
+        always_ff @(posedge clk) begin
+            if (rst) lr <= '0;
+            else if (lr_we && upd_sel == 4'(l)) lr <= lr_data;
+        end
+
+        logic sel;
+        assign sel = upd_sel == 4'(l);
+        mbnn_update #(.K(LK), .N(LN), .PIXELS(l == 0 ? 1 : 0), .HB(HB), .TK(TK), .LANES(SIMD)) u_update (
+            .clk(clk), .rst(rst), .lr_shift(lr),
+            .tbl_we(tbl_we && sel), .tbl_addr(tbl_addr[((TK > 0) ? TK : 1)-1:0]), .tbl_data(tbl_data),
+            .x_we(take), .x_addr(xbeat), .x_data(s_data[8*SIMD*l +: IWL*SIMD]),
+            .d_we(d_we && sel), .d_addr(d_addr[LNW-1:0]), .d_data(d_data),
+            .h_we(h_we && sel), .h_re(h_re && sel), .h_addr(h_addr[LAW-1:0]), .h_wdata(h_wdata),
+            .h_rdata(u_hrd[l]), .h_rvalid(u_hrv[l]),
+            .start(upd_start), .busy(u_busy[l]), .done(u_done),
+            .sgn_we(sg_we), .sgn_addr(sg_addr), .sgn_row(sg_row), .sgn_chunk(sg_chunk), .sgn_data(sg_data),
+            .sgn_ready(1'b1),
+            .n_changed(u_chg[l]), .n_flipped(u_flp[l])
+        );
+    end
+
+    // host read-back of the selected layer
+    always_comb begin
+        h_rdata = '0;
+        h_rvalid = 1'b0;
+        n_changed = '0;
+        n_flipped = '0;
+        for (int l = 0; l < MBNN_L; l++) begin
+            if (upd_sel == 4'(l)) begin
+                h_rdata = u_hrd[l];
+                h_rvalid = u_hrv[l];
+                n_changed = u_chg[l];
+                n_flipped = u_flp[l];
+            end
+        end
+    end
+endmodule

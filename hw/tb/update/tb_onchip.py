@@ -1,0 +1,161 @@
+"""cocotb: complete on-chip learning steps on hw/rtl/mbnn_update_top.sv.
+
+Per step: the image goes through the RTL engines (forward in RTL; class and score checked against
+metabnn.sim), the testbench computes the deltas with the golden model (the host/firmware role),
+writes them, pulses upd_start; the update units use the layer inputs they captured from the RTL
+forward and write new signs into the engines' weight memories. After every step each layer's
+hidden memory, its engine's weight words and its flip counter must equal metabnn.sim.learn_step's.
+The case is a pickle named by $UPD_CASE: model (the one the hex files were written from), simd,
+hb, tk, steps, seed, images (optional uint8 [steps, K0]), labels (optional), out (npz written).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge
+
+from metabnn.sim import forward, learn_step
+from update.chunks import chunks_to_hidden, hidden_to_chunks, n_chunks, x_to_chunks
+
+UPDATE_LATENCY = 3
+
+
+def val(sig) -> int:
+    v = sig.value
+    return int(v.to_unsigned()) if hasattr(v, "to_unsigned") else int(v)
+
+
+async def edge(dut, n=1):
+    for _ in range(n):
+        await FallingEdge(dut.clk)
+
+
+def idle(dut):
+    for name in ("in_valid", "in_data", "in_bank", "in_adapt", "mem_we", "mem_layer", "mem_sel", "mem_addr",
+                 "mem_wdata", "mem_wmask", "upd_sel", "lr_we", "lr_data", "tbl_we", "tbl_addr", "tbl_data",
+                 "d_we", "d_addr", "d_data", "h_we", "h_re", "h_addr", "h_wdata", "upd_start"):
+        getattr(dut, name).value = 0
+    dut.out_ready.value = 1
+
+
+async def host_write(dut, we, addr, data, items, sel):
+    dut.upd_sel.value = sel
+    for a, v in items:
+        getattr(dut, we).value = 1
+        if addr:
+            getattr(dut, addr).value = a
+        getattr(dut, data).value = v
+        await edge(dut)
+    getattr(dut, we).value = 0
+
+
+async def read_hidden(dut, l, lay, simd, hb):
+    dut.upd_sel.value = l
+    words = []
+    for a in range(lay.N * n_chunks(lay.K, simd)):
+        dut.h_re.value = 1
+        dut.h_addr.value = a
+        await edge(dut)
+        assert val(dut.h_rvalid) == 1
+        words.append(val(dut.h_rdata))
+    dut.h_re.value = 0
+    return chunks_to_hidden(words, lay.N, lay.K, hb, simd)
+
+
+def engine_weights(dut, l, lay) -> np.ndarray:
+    """The engine's packed weight memory of layer l, read through the simulator (no clock)."""
+    mem = dut.g_layer[l].u_layer.wmem
+    words = [val(mem[i]) for i in range(lay.N * lay.W)]
+    return np.array(words, dtype=np.uint64).astype(np.uint32).reshape(lay.N, lay.W)
+
+
+async def infer(dut, image, simd):
+    beats = x_to_chunks(image, True, simd)
+    i = 0
+    while i < len(beats):  # drive at the falling edge; the beat goes in at the next rising edge if ready
+        dut.in_valid.value = 1
+        dut.in_data.value = beats[i]
+        if val(dut.in_ready):
+            i += 1
+        await edge(dut)
+    dut.in_valid.value = 0
+    for _ in range(100_000):
+        if val(dut.out_valid):
+            cls, score = val(dut.out_class), dut.out_score.value.to_signed()
+            await edge(dut)  # out_ready is 1: taken
+            return cls, score
+        await edge(dut)
+    raise AssertionError("no output from the engine")
+
+
+@cocotb.test()
+async def onchip_learning(dut):
+    with open(os.environ["UPD_CASE"], "rb") as f:
+        case = pickle.load(f)
+    model, simd, hb, tk = case["model"], int(case["simd"]), int(case["hb"]), int(case["tk"])
+    steps = int(case["steps"])
+    rng = np.random.default_rng(int(case.get("seed", 0)))
+    images = case.get("images")
+    labels = case.get("labels")
+    for lay in model.layers:
+        assert (lay.bits, lay.table_bits) == (hb, tk), "the build's HB/TK must match every layer"
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    idle(dut)
+    dut.rst.value = 1
+    await edge(dut, 3)
+    dut.rst.value = 0
+    await edge(dut)
+    for l, lay in enumerate(model.layers):
+        await host_write(dut, "h_we", "h_addr", "h_wdata", enumerate(hidden_to_chunks(lay.hidden, hb, simd)), l)
+        await host_write(dut, "tbl_we", "tbl_addr", "tbl_data", enumerate(int(f) for f in lay.table), l)
+        await host_write(dut, "lr_we", None, "lr_data", [(0, lay.lr_shift)], l)
+
+    expect_cycles = max(lay.N * n_chunks(lay.K, simd) for lay in model.layers) + UPDATE_LATENCY
+    flips = np.zeros((steps, len(model.layers)), dtype=np.int64)
+    changed = np.zeros_like(flips)
+    cycles_seen = []
+    for step in range(steps):
+        image = images[step] if images is not None else rng.integers(0, 256, model.input_size).astype(np.uint8)
+        label = int(labels[step]) if labels is not None else int(rng.integers(0, model.n_classes))
+        # 1. forward in RTL, against the golden model with the same (current) state
+        scores = forward(model, image[None])[0]
+        cls, score = await infer(dut, image, simd)
+        assert (cls, score) == (int(np.argmax(scores)), int(scores.max())), \
+            f"step {step}: RTL forward ({cls}, {score}) != golden ({int(np.argmax(scores))}, {int(scores.max())})"
+        # 2. the error and the deltas from the golden model (the firmware's job)
+        model, info = learn_step(model, image, label)
+        for l, d in enumerate(info.deltas):
+            await host_write(dut, "d_we", "d_addr", "d_data", ((j, int(v) & 0xFFFF) for j, v in enumerate(d)), l)
+        # 3. the update in RTL, all layers at once
+        dut.upd_start.value = 1
+        await edge(dut)
+        dut.upd_start.value = 0
+        cycles = 0
+        while True:
+            await edge(dut)
+            cycles += 1
+            if not val(dut.upd_busy):
+                break
+            assert cycles < 10 * expect_cycles, "update does not finish"
+        assert cycles == expect_cycles, f"update took {cycles} cycles, formula max(N*G)+{UPDATE_LATENCY} = {expect_cycles}"
+        cycles_seen.append(cycles)
+        # 4. every memory equals the golden state after the step
+        for l, lay in enumerate(model.layers):
+            got = await read_hidden(dut, l, lay, simd, hb)
+            assert np.array_equal(got, lay.hidden.astype(np.int64)), f"step {step} layer {l}: hidden memory differs"
+            w = engine_weights(dut, l, lay)
+            assert np.array_equal(w, lay.signs), f"step {step} layer {l}: engine weight memory differs"
+            dut.upd_sel.value = l
+            await edge(dut)
+            changed[step, l], flips[step, l] = val(dut.n_changed), val(dut.n_flipped)
+            assert flips[step, l] == info.flips[l], f"step {step} layer {l}: n_flipped {flips[step, l]} != {info.flips[l]}"
+    dut._log.info("on-chip learning: %d steps bit-exact; update cycles per step %s; flips per layer %s",
+                  steps, sorted(set(cycles_seen)), flips.sum(axis=0).tolist())
+    if case.get("out"):
+        np.savez(case["out"], flips=flips, changed=changed, cycles=np.array(cycles_seen))
