@@ -54,3 +54,89 @@ def test_status_names(cbackend):
     names = [cbackend.status_str(i) for i in range(25)]
     assert names[0] == "ok" and len(set(names)) == 25
     assert cbackend.status_str(999) == "unknown status"
+
+
+class _Layer(ctypes.Structure):
+    """mbnn_layer of firmware/include/metabnn.h, field for field."""
+    _fields_ = [("K", ctypes.c_uint32), ("N", ctypes.c_uint32), ("W", ctypes.c_uint32),
+                ("in_kind", ctypes.c_uint8), ("out_kind", ctypes.c_uint8), ("bits", ctypes.c_uint8),
+                ("table_bits", ctypes.c_uint8), ("lr_shift", ctypes.c_uint8), ("bshift", ctypes.c_uint8),
+                ("adapt_shift", ctypes.c_uint8), ("score_frac", ctypes.c_uint8),
+                ("signs", ctypes.c_void_p), ("hidden", ctypes.c_void_p), ("table", ctypes.c_void_p),
+                ("norm", ctypes.c_void_p), ("desc", ctypes.c_void_p)]
+
+
+def _packed(rng, rows, K):
+    """rows x ceil(K/32) random sign words with the padding bits zero, as the loader requires."""
+    W = (K + 31) // 32
+    words = rng.integers(0, 1 << 32, size=(rows, W), dtype=np.uint64).astype(np.uint32)
+    if K % 32:
+        words[:, -1] &= np.uint32((1 << (K % 32)) - 1)
+    return words
+
+
+def _dense_bits(lib, K, N, signs_addr, x_addr):
+    lay = _Layer(K=K, N=N, W=(K + 31) // 32, in_kind=1, signs=signs_addr)
+    acc = np.full(N, -(1 << 31), dtype=np.int32)  # every entry must be written
+    f = lib.mbnn_dense_bits
+    f.argtypes, f.restype = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int
+    st = f(ctypes.byref(lay), x_addr, acc.ctypes.data)
+    return st, acc
+
+
+# K: below, at and around the 32/64-bit word and the 4-word (256-bit) block; N: around the
+# block of 4 rows. Odd W puts every other row on a 4-byte (not 8-byte) boundary.
+@pytest.mark.parametrize("backend_name", ["cbackend", "portable_backend"])
+@pytest.mark.parametrize("K", [1, 31, 32, 33, 63, 64, 65, 200, 255, 256, 257, 300, 511, 784, 1000, 2049, 4096])
+def test_dense_bits_equals_plain_row_kernel(request, backend_name, K):
+    """The register-blocked mbnn_dense_bits == K - 2 mbnn_xor_popcount(x, w_j, W) per row == numpy."""
+    lib = request.getfixturevalue(backend_name).lib
+    rng = np.random.default_rng(K)
+    W = (K + 31) // 32
+    for N in (1, 3, 4, 5, 7, 8, 9, 13, 30):
+        for offset in (0, 1):  # the arrays start 8-byte aligned, or only 4-byte aligned
+            signs_buf = np.zeros(offset + N * W, dtype=np.uint32)
+            x_buf = np.zeros(offset + W, dtype=np.uint32)
+            signs_buf[offset:] = _packed(rng, N, K).ravel()
+            x_buf[offset:] = _packed(rng, 1, K)[0]
+            signs, x = signs_buf[offset:].reshape(N, W), x_buf[offset:]
+            st, got = _dense_bits(lib, K, N, signs_buf.ctypes.data + 4 * offset, x_buf.ctypes.data + 4 * offset)
+            assert st == 0
+            want = K - 2 * np.bitwise_count(signs ^ x).sum(axis=1).astype(np.int64)
+            plain = [K - 2 * lib.mbnn_xor_popcount(x.ctypes.data, signs[j].ctypes.data, W) for j in range(N)]
+            assert plain == want.tolist()
+            assert got.tolist() == want.tolist(), f"K={K} N={N} offset={offset}"
+
+
+@pytest.mark.parametrize("backend_name", ["cbackend", "portable_backend"])
+def test_dense_bits_extremes(request, backend_name):
+    """All-agree and all-disagree rows (acc = +K and -K) next to random ones, across blocks."""
+    lib = request.getfixturevalue(backend_name).lib
+    rng = np.random.default_rng(1)
+    K, N = 777, 11
+    W = (K + 31) // 32
+    x = _packed(rng, 1, K)[0]
+    signs = _packed(rng, N, K)
+    full = _packed(rng, 1, K)[0] | np.uint32(0xFFFFFFFF)
+    if K % 32:
+        full[-1] = (1 << (K % 32)) - 1
+    signs[0] = x
+    signs[5] = x ^ full
+    signs[10] = x ^ full
+    st, got = _dense_bits(lib, K, N, signs.ctypes.data, x.ctypes.data)
+    assert st == 0
+    assert got[0] == K and got[5] == -K and got[10] == -K
+    assert got.tolist() == (K - 2 * np.bitwise_count(signs ^ x).sum(axis=1).astype(np.int64)).tolist()
+    assert W == signs.shape[1]
+
+
+def test_dense_bits_rejects_bad_calls(cbackend):
+    lib = cbackend.lib
+    x = np.zeros(1, dtype=np.uint32)
+    signs = np.zeros(1, dtype=np.uint32)
+    st, _ = _dense_bits(lib, 32, 1, signs.ctypes.data, None)  # no input vector
+    assert cbackend.status_str(st) == "null pointer"
+    lay = _Layer(K=32, N=1, W=1, in_kind=0, signs=signs.ctypes.data)  # a PIXELS layer
+    acc = np.zeros(1, dtype=np.int32)
+    assert cbackend.status_str(lib.mbnn_dense_bits(ctypes.byref(lay), x.ctypes.data, acc.ctypes.data)) \
+        == "argument out of range"
