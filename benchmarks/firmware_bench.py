@@ -130,10 +130,13 @@ def main(argv=None) -> int:
         # 2. binary ops
         peak = run_bench("peak", 20 if args.quick else 200)
         bops = run_bench("binary", 4096, 4096, 10 if args.quick else 50)
+        bops_rows = run_bench("binary_rows", 4096, 4096, 10 if args.quick else 50)
         print("\n2. binary layer 4096 x 4096 (one XNOR-popcount per synapse = one binary op)")
         print(f"   popcount peak (L1-resident, same 64-bit popcount, 4 sums)  {peak:.3g} binops/s")
         print(f"   mbnn_dense_bits                                            {bops:.3g} binops/s"
               f"   {100 * bops / peak:5.1f} % of peak  (target >= 50 %)")
+        print(f"   plain form (mbnn_xor_popcount per row)                     {bops_rows:.3g} binops/s"
+              f"   {100 * bops_rows / peak:5.1f} % of peak")
         # 3. learning
         n_learn = 100 if args.quick else 500
         t_cl = run_bench("learn", tmp / "m.mbnn", tmp / "x.u8", tmp / "y.u32", n_learn) * 1e-9

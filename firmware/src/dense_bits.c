@@ -13,8 +13,8 @@
  *    array stay in memory, and the store-to-load round trip then limits the loop);
  *  - with GNU C, prefetches the next 4 rows while summing these 4, so the next rows' streams
  *    are in flight before the hardware prefetcher would find them;
- *  - leaves the words after the last full block (K not a multiple of 256) and the rows after
- *    the last block of 4 to mbnn_xor_popcount, the plain kernel.
+ *  - sums the words after the last full block (K not a multiple of 256) with scalar 64/32-bit
+ *    popcounts, and leaves the rows after the last block of 4 to mbnn_xor_popcount.
  * Sums are exact in any order (integers), so the result is bit-identical to the plain form.
  * 32-bit targets (Cortex-M) keep the plain form: without a vector popcount the per-word bit
  * count dominates, and the blocked code would cost ~660 bytes of flash for little gain. */
@@ -54,12 +54,20 @@ static word_t popcount_portable(word_t v)
         for (uint32_t k = 0; k < LANES; k++) (s)[k] += POPCOUNT(xv[k] ^ y_[k]);         \
     } while (0)
 
-static int32_t finish(uint32_t K, const word_t *s, const uint32_t *x, const uint32_t *r, uint32_t w0,
+/* acc of one row: its lane sums plus the words from w (after the full blocks) to W, inline: a
+ * call per row here would cost as much as the row's blocks on a 4096-input layer. */
+static int32_t finish(uint32_t K, const word_t *s, const uint32_t *x, const uint32_t *r, uint32_t w,
                       uint32_t W)
 {
     word_t t = 0;
     for (uint32_t k = 0; k < LANES; k++) t += s[k];
-    t += mbnn_xor_popcount(x + w0, r + w0, W - w0);
+    for (; w + 2u <= W; w += 2u) {
+        word_t a, b;
+        memcpy(&a, x + w, 8);
+        memcpy(&b, r + w, 8);
+        t += POPCOUNT(a ^ b);
+    }
+    if (w < W) t += POPCOUNT((word_t)(x[w] ^ r[w]));
     return (int32_t)K - 2 * (int32_t)t;
 }
 #endif /* MBNN_DENSE_BITS_BLOCKED */
