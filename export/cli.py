@@ -25,6 +25,10 @@ def add_parser(sub) -> None:
     p.add_argument("--lr-shift", type=int, default=14,
                    help="on-device learning rate: right shift of the hidden-layer gradients at 8 hidden bits "
                    "(adjusted for other widths and +8 for the pixel layer)")
+    p.add_argument("--device-meta", type=float, default=None, metavar="M",
+                   help="m of the on-device f_meta tables (default: the m the model was trained with). "
+                   "Short trainings leave hidden weights small; a larger device m consolidates them "
+                   "(README: on-device learning)")
     p.add_argument("--onnx", metavar="FILE", help="also write an ONNX model (standard opset, integer-exact)")
     p.add_argument("--c-header", metavar="FILE", help="also write a C header for the firmware")
     p.add_argument("--hex-dir", metavar="DIR", help="also write $readmemh files for the RTL")
@@ -43,9 +47,11 @@ def run(args) -> int:
         raise UsageError(f"--lr-shift {args.lr_shift} outside 0..31")
     if not Path(args.checkpoint).is_file():
         raise UsageError(f"{args.checkpoint}: no such checkpoint file")
+    if args.device_meta is not None and not args.device_meta >= 0:
+        raise UsageError(f"--device-meta {args.device_meta} must be >= 0")
     net = load_floatnet(args.checkpoint)
     model = from_floatnet(net, hidden_bits=args.hidden_bits, table_bits=args.table_bits,
-                          lr_shift_base=args.lr_shift)
+                          lr_shift_base=args.lr_shift, device_meta=args.device_meta)
     save(model, args.out)
     written = [f"{args.out} ({len(to_bytes(model)):,} bytes)"]
     if args.onnx:

@@ -100,8 +100,11 @@ def _fold_scores(bns: list[BNState], s_in: int, R: int):
 
 def from_floatnet(net: FloatNet, hidden_bits: int = 8, table_bits: int | None = None,
                   lr_shift_base: int = 14, lr_shifts: list[int] | None = None,
-                  bshifts: list[int] | None = None) -> Model:
-    """The integer model of a trained network. Raises FormatError for shapes the format cannot hold."""
+                  bshifts: list[int] | None = None, device_meta: float | None = None) -> Model:
+    """The integer model of a trained network. Raises FormatError for shapes the format cannot hold.
+
+    `device_meta` builds the f_meta tables (and the hidden range) from another m than training's:
+    the consolidation strength of on-device learning, a deployment choice (None: the trained m)."""
     if not 2 <= hidden_bits <= 16:
         raise FormatError(f"hidden bits {hidden_bits} outside 2..16")
     tb = default_table_bits(hidden_bits) if table_bits is None else table_bits
@@ -117,14 +120,17 @@ def from_floatnet(net: FloatNet, hidden_bits: int = 8, table_bits: int | None = 
         out_kind = SCORES if l == L - 1 else SIGN
         s_in = 255 if in_kind == PIXELS else 1
         R = K * s_in
-        h, scale = quantize_hidden(fl.weight, fl.meta, hidden_bits)
+        meta = float(fl.meta if device_meta is None else device_meta)
+        if not (math.isfinite(meta) and meta >= 0):
+            raise FormatError(f"metaplasticity m = {meta} must be finite and >= 0")
+        h, scale = quantize_hidden(fl.weight, meta, hidden_bits)
         n_above = net.layers[l + 1].weight.shape[0] if l + 1 < L else 1
         lay = Layer(K=K, N=N, in_kind=in_kind, out_kind=out_kind, bits=hidden_bits, table_bits=tb,
                     lr_shift=lr_shifts[l] if lr_shifts else default_lr_shift(l, hidden_bits, lr_shift_base),
                     bshift=bshifts[l] if bshifts else default_bshift(n_above),
-                    adapt_shift=int(net.adapt_shift), score_frac=0, meta=float(fl.meta), scale=scale,
+                    adapt_shift=int(net.adapt_shift), score_frac=0, meta=meta, scale=scale,
                     signs=pack_bits(h >= 0), hidden=h,
-                    table=f_meta_table(fl.meta, scale, hidden_bits, tb), M=None)
+                    table=f_meta_table(meta, scale, hidden_bits, tb), M=None)
         if out_kind == SIGN:
             folds = [_fold_sign(bn, s_in, R) for bn in fl.bn]
             lay.M, lay.C, lay.lo, lay.hi, lay.flip = (np.stack([f[i] for f in folds]).astype(np.int32)

@@ -36,6 +36,11 @@ def add_parser(sub) -> None:
     p.add_argument("--hidden", type=int, nargs="+", default=[512, 512], help="hidden layer sizes")
     p.add_argument("--epochs", type=int, default=2, help="training epochs per task")
     p.add_argument("--meta", type=float, default=1.35, help="metaplasticity m of the metaplastic model")
+    p.add_argument("--device-meta", type=float, default=16.0,
+                   help="m of the on-device f_meta table of the metaplastic model: after a short training the "
+                   "hidden weights are still small, so consolidation on the device needs a larger m than "
+                   "training's (measured in the README)")
+    p.add_argument("--lr-shift", type=int, default=12, help="on-device learning-rate shift (see metabnn export)")
     p.add_argument("--device-samples", type=int, default=3000,
                    help="samples of the third task learned on the device, one at a time")
     p.add_argument("--eval-every", type=int, default=500, help="evaluate every N on-device samples")
@@ -65,8 +70,10 @@ def _check_args(a) -> None:
     for name in ("rtl_images", "learn_steps", "rtl_steps", "train_subset"):
         if getattr(a, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
-    if a.meta <= 0:
-        raise UsageError("--meta must be > 0 (the demo compares it against m = 0)")
+    if a.meta <= 0 or a.device_meta <= 0:
+        raise UsageError("--meta and --device-meta must be > 0 (the demo compares them against m = 0)")
+    if not 0 <= a.lr_shift <= 31:
+        raise UsageError("--lr-shift must lie in 0..31")
 
 
 def train_pair(a, out: Path) -> dict:
@@ -94,7 +101,7 @@ def train_pair(a, out: Path) -> dict:
     return runs
 
 
-def export_pair(runs: dict, out: Path) -> dict:
+def export_pair(a, runs: dict, out: Path) -> dict:
     from metabnn.export.mbnn import save
     from metabnn.export.quantize import from_floatnet
     from metabnn.train.checkpoint import load_floatnet
@@ -102,7 +109,7 @@ def export_pair(runs: dict, out: Path) -> dict:
     models = {}
     for label, run_dir in runs.items():
         net = load_floatnet(run_dir / "model.pt")
-        model = from_floatnet(net)
+        model = from_floatnet(net, lr_shift_base=a.lr_shift, device_meta=a.device_meta if label == "meta" else 0.0)
         save(model, out / f"{label}.mbnn")
         models[label] = (model, net)
     model = models["meta"][0]
@@ -176,7 +183,7 @@ def device_learning(a, models: dict, tasks) -> dict:
             _, curves[label], f = learn_stream(model, xs, ys, evals, a.eval_every, adapt=adapt,
                                                desc=f"on-device learning ({label})", quiet=a.quiet)
             flips[label] = [int(v) for v in f]
-    return {"engine": engine, "curves": curves, "flips": flips, "samples": int(len(ys))}
+    return {"engine": engine, "curves": curves, "flips": flips, "samples": int(len(ys)), "device_meta": a.device_meta}
 
 
 def _c_stream(model, xs, ys, evals, every, adapt):
@@ -217,9 +224,10 @@ def run(a) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tasks = tasks_mod.build("pmnist:3", a.seed, a.data_dir)
     runs = train_pair(a, out)
-    models = export_pair(runs, out)
+    models = export_pair(a, runs, out)
     rows, rtl_rows = verify_all(a, models["meta"][0], runs["meta"] / "model.pt", tasks)
-    _say(f"[4/5] learning task 3 on the device, {a.device_samples} samples one at a time, m = {a.meta:g} and m = 0 ...")
+    _say(f"[4/5] learning task 3 on the device, {a.device_samples} samples one at a time, "
+         f"device m = {a.device_meta:g} and m = 0 ...")
     dev = device_learning(a, models, tasks)
     results = {name: json.loads((run_dir / "results.json").read_text()) for name, run_dir in runs.items()}
     from metabnn.demo_report import write_report

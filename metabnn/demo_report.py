@@ -37,7 +37,7 @@ def plot_acc_matrices(results: dict, path: Path) -> None:
         ax.set_yticks(range(acc.shape[0]), [f"after {i + 1}" for i in range(acc.shape[0])])
         m = r.get("config", {}).get("meta", "")
         ax.set_title(f"{LABELS.get(label, label)} (m = {m})")
-    fig.suptitle("test accuracy (%) on task j after training task i")
+    fig.suptitle("PyTorch training: test accuracy (%) on task j after training task i", y=1.02)
     _save(fig, path)
 
 
@@ -53,7 +53,7 @@ def plot_hidden_weights(models: dict, path: Path) -> None:
         ax.set_title(f"layer {l + 1} hidden weights W_h")
         ax.set_xlabel("W_h")
     np.atleast_1d(axes)[0].legend()
-    fig.suptitle("metaplasticity lets consolidated hidden weights grow: the wide tails are memory")
+    fig.suptitle("hidden weights after training both tasks (density, log scale)", y=1.04)
     _save(fig, path)
 
 
@@ -65,7 +65,8 @@ def plot_retention(dev: dict, path: Path) -> None:
         for k, name in enumerate(n for n in curve[0] if n != "step"):
             ax.plot(steps, [100 * c[name] for c in curve], styles.get(label, ":"), color=f"C{k}",
                     label=f"{name}, {LABELS.get(label, label)}")
-    ax.set_xlabel(f"task-3 samples learned on the device ({dev['engine']}, batch 1, integers)")
+    ax.set_xlabel(f"task-3 samples learned on the device ({dev['engine']}, batch 1, integers; "
+                  f"device m = {dev['device_meta']:g} vs 0)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
@@ -106,6 +107,6 @@ def write_report(out: Path, args, results: dict, models: dict, rows: list, rtl_r
     meta, plain = dev["curves"]["meta"][-1], dev["curves"]["plain"][-1]
     names = [n for n in meta if n != "step"]
     return (f"done in {seconds / 60:.1f} min. After learning {names[-1]} on the device: "
-            + ", ".join(f"{n} {100 * meta[n]:.1f} % (m = {args.meta:g}) vs {100 * plain[n]:.1f} % (m = 0)"
+            + ", ".join(f"{n} {100 * meta[n]:.1f} % (metaplastic) vs {100 * plain[n]:.1f} % (m = 0)"
                         for n in names)
             + f". Summary and plots in {out}/")

@@ -1,0 +1,178 @@
+"""How many hidden bits does on-device learning need?
+
+Start from models trained on task A (MNIST) with m > 0 and with m = 0, export each at b hidden bits, then learn
+task B (a fixed pixel permutation of MNIST) on the device, one sample at a time, with the integer learning step of
+docs/FORMAT.md 4.3. Report what is kept of A and what is reached on B, per width.
+
+The stream runs through the C firmware when it is built (it is bit-exact with metabnn.sim's learn_step, and this
+script re-checks that on the first steps of every configuration); otherwise through the golden model itself.
+
+    python -m metabnn.sim.bits_study --meta-ckpt A_m1.35/model.pt --plain-ckpt A_m0/model.pt --out bits/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from metabnn.errors import MetabnnError, UsageError
+from metabnn.fileio import atomic_write_bytes, atomic_write_text
+
+WIDTHS = (4, 6, 8, 12, 16)
+
+
+def _learner(engine: str):
+    """(name, run(model, xs, ys, evals, every, adapt) -> curve)."""
+    from metabnn.sim.ondevice import learn_stream
+
+    if engine in ("auto", "c"):
+        from metabnn.sim.backend_c import CBackend
+        be = CBackend()
+        ok, why = be.available()
+        if ok:
+            from metabnn.export.mbnn import to_bytes
+
+            def run_c(model, xs, ys, evals, every, adapt):
+                def acc(image):
+                    return {k: float((be.predict(image, x, adapt=adapt) == y).mean()) for k, (x, y) in evals.items()}
+                blob = to_bytes(model)
+                curve = [{"step": 0, **acc(blob)}]
+                with be.open(blob, adapt=adapt) as s:
+                    for n, (x, y) in enumerate(zip(xs, ys), start=1):
+                        s.learn_step(x, int(y))
+                        if n % every == 0 or n == len(ys):
+                            curve.append({"step": n, **acc(s.image())})
+                return curve
+            return "C firmware (bit-exact with metabnn.sim.learn_step)", run_c
+        if engine == "c":
+            raise UsageError(f"--engine c: the firmware is not available ({why})")
+
+    def run_golden(model, xs, ys, evals, every, adapt):
+        return learn_stream(model, xs, ys, evals, every, adapt=adapt, quiet=True)[1]
+    return "golden model (metabnn.sim.learn_step)", run_golden
+
+
+def cross_check(model, xs, ys, adapt: bool, steps: int) -> None:
+    """The firmware's state after each of the first steps equals the golden model's (else: a bug)."""
+    from metabnn.export.mbnn import from_bytes, to_bytes
+    from metabnn.sim.backend_c import CBackend
+    from metabnn.sim.learn import learn_step
+    from metabnn.sim.verify import compare_states, state_of
+
+    be = CBackend()
+    if not be.available()[0]:
+        return
+    images = be.learn(to_bytes(model), xs[:steps], ys[:steps], adapt=adapt)
+    g = model
+    for i, im in enumerate(images):
+        g, _ = learn_step(g, xs[i], int(ys[i]), adapt=adapt)
+        where = compare_states(state_of(from_bytes(im)), state_of(g))
+        if where:
+            raise MetabnnError(f"firmware and golden model differ after step {i + 1}: {where}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m metabnn.sim.bits_study", description=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--meta-ckpt", required=True, help="model.pt trained on MNIST with m > 0")
+    p.add_argument("--plain-ckpt", required=True, help="model.pt trained on MNIST with m = 0")
+    p.add_argument("--out", default="runs/bits_study")
+    p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS))
+    p.add_argument("--samples", type=int, default=4000, help="task-B samples learned on the device")
+    p.add_argument("--every", type=int, default=500)
+    p.add_argument("--eval-size", type=int, default=1000)
+    p.add_argument("--lr-shift", type=int, default=14, help="learning-rate shift at 8 bits (see metabnn export)")
+    p.add_argument("--device-meta", type=float, default=None,
+                   help="m of the on-device f_meta table for the m>0 model (default: the trained m)")
+    p.add_argument("--lsb-lr", action="store_true",
+                   help="the same learning-rate shift at every width (steps of equal size in LSBs) instead of "
+                   "the same step size in float weight units")
+    p.add_argument("--engine", choices=("auto", "c", "golden"), default="auto")
+    p.add_argument("--check-steps", type=int, default=10, help="firmware steps re-checked against golden")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    try:
+        return _run(a)
+    except MetabnnError as e:
+        print(f"bits_study: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+def _run(a) -> int:
+    from metabnn.export.quantize import default_lr_shift, from_floatnet
+    from metabnn.train.checkpoint import load_floatnet
+    from metabnn.train.data import load
+
+    if any(not 2 <= w <= 16 for w in a.widths):
+        raise UsageError("--widths must lie in 2..16")
+    ds = load("mnist")
+    rng = np.random.default_rng(a.seed)
+    perm = rng.permutation(784)
+    order = rng.permutation(len(ds.train_y))[: a.samples]
+    xs, ys = ds.train_x.numpy()[order][:, perm], ds.train_y.numpy()[order]
+    xa, ya = ds.test_x.numpy()[: a.eval_size], ds.test_y.numpy()[: a.eval_size]
+    evals = {"A": (xa, ya), "B": (xa[:, perm], ya)}
+    engine, learn = _learner(a.engine)
+    nets = {"m>0": load_floatnet(a.meta_ckpt), "m=0": load_floatnet(a.plain_ckpt)}
+    rows, curves = [], {}
+    for bits in a.widths:
+        for label, net in nets.items():
+            lr = [default_lr_shift(l, 8, a.lr_shift) for l in range(len(net.layers))] if a.lsb_lr else None
+            model = from_floatnet(net, hidden_bits=bits, lr_shift_base=a.lr_shift, lr_shifts=lr,
+                                  device_meta=a.device_meta if label == "m>0" else 0.0)
+            adapt = model.layers[0].adapt_shift > 0
+            if engine.startswith("C") and a.check_steps:
+                cross_check(model, xs, ys, adapt, a.check_steps)
+            curve = learn(model, xs, ys, evals, a.every, adapt)
+            curves[f"{bits}/{label}"] = curve
+            rows.append({"bits": bits, "model": label, "A_before": curve[0]["A"], "A_after": curve[-1]["A"],
+                         "B_after": curve[-1]["B"]})
+            r = rows[-1]
+            print(f"b={bits:>2} {label}: A {100 * r['A_before']:.1f} -> {100 * r['A_after']:.1f} %, "
+                  f"B {100 * curve[0]['B']:.1f} -> {100 * r['B_after']:.1f} %", flush=True)
+    out = Path(a.out)
+    table = ["| hidden bits | model | A before | A after | B after |", "|---|---|---|---|---|"]
+    table += [f"| {r['bits']} | {r['model']} | {100 * r['A_before']:.1f} % | {100 * r['A_after']:.1f} % | "
+              f"{100 * r['B_after']:.1f} % |" for r in rows]
+    text = "\n".join(table)
+    print(text)
+    atomic_write_text(out / "bits_study.md", f"Engine: {engine}; {a.samples} task-B samples; learning rate "
+                      f"{'equal in LSBs' if a.lsb_lr else 'equal in float units'} (shift {a.lr_shift} at 8 bits); "
+                      f"device m {a.device_meta if a.device_meta is not None else 'as trained'}.\n\n{text}\n")
+    atomic_write_text(out / "bits_study.json", json.dumps({"rows": rows, "curves": curves, "engine": engine,
+                                                           "args": vars(a)}, indent=1))
+    _plot(rows, out / "bits_study.png")
+    print(f"wrote {out}/bits_study.md, .json, .png")
+    return 0
+
+
+def _plot(rows, path: Path) -> None:
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, style in (("m>0", "-o"), ("m=0", "--s")):
+        rs = [r for r in rows if r["model"] == label]
+        ax.plot([r["bits"] for r in rs], [100 * r["A_after"] for r in rs], style, color="C0", label=f"A kept, {label}")
+        ax.plot([r["bits"] for r in rs], [100 * r["B_after"] for r in rs], style, color="C1", label=f"B reached, {label}")
+    ax.set_xlabel("hidden-weight bits on the device")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("on-device learning of task B after task A, by hidden-weight width")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
