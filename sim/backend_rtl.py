@@ -186,3 +186,129 @@ class RTLBackend:
             raise ValueError(f"bank {bank} out of range: the model has {model.n_banks} bank(s)")
         n = np.asarray(images).shape[0]
         return self.run_case(model, images, banks=np.full(n, bank))["classes"]
+
+
+# =====================================================================================================
+# On-chip learning (issue 5). Added by the update-unit engineer, kept apart from the inference backend
+# above: hw/rtl/mbnn_update_top.sv is these engines plus one metaplastic update unit per layer
+# (hw/rtl/mbnn_update*.sv), driven by hw/tb/update/tb_onchip.py.
+# =====================================================================================================
+UPDATE_TOP = "mbnn_update_top"
+UPDATE_SOURCES = tuple(s for s in TOP_SOURCES if s != "mbnn_top.sv") + (
+    "mbnn_update_lane.sv", "mbnn_update.sv", "mbnn_update_top.sv")
+UPDATE_DRIVER = "update.tb_onchip"
+UPDATE_LATENCY = 3  # an update pass takes N * ceil(K / SIMD) + 3 cycles (docs/HARDWARE_UPDATE.md)
+
+
+def update_cycles_formula(model: Model, simd: int) -> int:
+    """Cycles of the on-chip update of one learning step: every layer's unit runs at once, each
+    N * ceil(K / SIMD) + 3 cycles, so the step's update takes the longest of them."""
+    return max(lay.N * -(-lay.K // simd) for lay in model.layers) + UPDATE_LATENCY
+
+
+class RTLLearner(RTLBackend):
+    """Learning steps on the RTL: forward in the engines, deltas from metabnn.sim (the firmware's part),
+    the metaplastic update in the update units; every memory compared with metabnn.sim.learn_step.
+
+        res = RTLLearner(simd=8, pe=4).learn(model, images, labels)
+        res["mismatches"]   # [] when every step was bit-exact, else the first difference found
+        res["flips"], res["changed"]   # [steps, L] the units' counters; res["cycles"]: update cycles per step
+    """
+
+    name = "rtl-learn"
+
+    def shape_key(self, model: Model) -> str:
+        lay0 = model.layers[0]
+        return super().shape_key(model) + f"-b{lay0.bits}k{lay0.table_bits}"
+
+    def build_dir(self, model: Model) -> Path:
+        return self.build_root / f"{UPDATE_TOP}-s{self.simd}-p{self.pe}-{self.shape_key(model)}"
+
+    def available(self) -> tuple[bool, str]:
+        if not all((RTL_DIR / s).exists() for s in UPDATE_SOURCES) or not (TB_DIR / "update").is_dir():
+            return False, f"the RTL sources of the update unit are not in {RTL_DIR} (use a source checkout)"
+        return super().available()
+
+    def prepare(self, model: Model):
+        from metabnn.export.readmemh import write_readmemh
+
+        ok, why = self.available()
+        if not ok:
+            raise RTLError(why)
+        bits = {(lay.bits, lay.table_bits) for lay in model.layers}
+        if len(bits) != 1:
+            raise RTLError(f"the on-chip learning top takes one hidden width and table size for all layers, "
+                           f"the model has {sorted(bits)} (bits, table_bits)")
+        hb, tk = bits.pop()
+        bdir = self.build_dir(model)
+        hexdir = bdir / "hex"
+        write_readmemh(model, hexdir)
+        from cocotb_tools.runner import get_runner
+
+        sources = [RTL_DIR / s for s in UPDATE_SOURCES]
+        params = {"SIMD": self.simd, "PE": self.pe, "HB": hb, "TK": tk}
+        h = hashlib.sha256(json.dumps([sorted(params.items()), BUILD_ARGS]).encode())
+        for f in sources + [hexdir / "mbnn_model.svh"]:
+            h.update(f.read_bytes())
+        stamp, stamp_file = h.hexdigest(), bdir / "metabnn.stamp"
+        runner = get_runner("verilator")
+        if stamp_file.exists() and stamp_file.read_text() == stamp and (bdir / UPDATE_TOP).exists():
+            runner.build_dir, runner.parameters = bdir, params
+            return runner, bdir
+        stamp_file.unlink(missing_ok=True)
+        try:
+            runner.build(sources=[str(s) for s in sources], hdl_toplevel=UPDATE_TOP, parameters=params,
+                         includes=[str(hexdir)], build_args=list(BUILD_ARGS), build_dir=str(bdir),
+                         timescale=("1ns", "1ps"), log_file=str(bdir / "build.log"))
+        except (SystemExit, Exception) as e:
+            raise RTLError(f"Verilator build failed ({e}); see {bdir / 'build.log'}") from None
+        stamp_file.write_text(stamp)
+        return runner, bdir
+
+    def learn(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, strict: bool = False) -> dict:
+        """Run len(images) learning steps from `model` (not changed). strict: raise RTLError at the first
+        difference instead of returning it in res["mismatches"]."""
+        images = np.asarray(images)
+        labels = np.asarray(labels).reshape(-1)
+        if images.ndim != 2 or images.shape[1] != model.input_size or images.shape[0] != labels.shape[0]:
+            raise ValueError(f"expected images [n, {model.input_size}] and n labels, got {images.shape} "
+                             f"and {labels.shape}")
+        if images.size and (labels.min() < 0 or labels.max() >= model.n_classes):
+            raise ValueError(f"labels must be in 0..{model.n_classes - 1}")
+        if not 0 <= bank < model.n_banks:
+            raise ValueError(f"bank {bank} out of range: the model has {model.n_banks} bank(s)")
+        runner, bdir = self.prepare(model)
+        runs = bdir / "runs"
+        runs.mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=runs) as tmp:
+            tmp = Path(tmp)
+            lay0 = model.layers[0]
+            case = dict(model=model, simd=self.simd, hb=lay0.bits, tk=lay0.table_bits, steps=len(labels),
+                        images=images.astype(np.uint8), labels=labels.astype(np.int64), bank=bank, adapt=adapt,
+                        strict=False, out=str(tmp / "out.npz"))
+            with open(tmp / "case.pkl", "wb") as f:
+                pickle.dump(case, f)
+            if str(TB_DIR) not in sys.path:
+                sys.path.insert(0, str(TB_DIR))
+            old = os.environ.get("UPD_CASE")
+            os.environ["UPD_CASE"] = str(tmp / "case.pkl")
+            try:
+                runner.test(hdl_toplevel=UPDATE_TOP, hdl_toplevel_lang="verilog", test_module=UPDATE_DRIVER,
+                            build_dir=str(bdir), test_dir=str(tmp), log_file=str(tmp / "sim.log"))
+            except SystemExit as e:
+                log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
+                raise RTLError(f"RTL simulation failed (exit {e.code}):\n{log}") from None
+            finally:
+                if old is None:
+                    os.environ.pop("UPD_CASE", None)
+                else:
+                    os.environ["UPD_CASE"] = old
+            if not (tmp / "out.npz").exists():
+                log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
+                raise RTLError(f"RTL learning simulation produced no results:\n{log}")
+            with np.load(tmp / "out.npz") as z:
+                res = {k: z[k] for k in z.files}
+        res["mismatches"] = [str(m) for m in res["mismatches"]]
+        if strict and res["mismatches"]:
+            raise RTLError(f"RTL learning differs from metabnn.sim: {res['mismatches'][0]}")
+        return res

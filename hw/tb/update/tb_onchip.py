@@ -6,7 +6,9 @@ writes them, pulses upd_start; the update units use the layer inputs they captur
 forward and write new signs into the engines' weight memories. After every step each layer's
 hidden memory, its engine's weight words and its flip counter must equal metabnn.sim.learn_step's.
 The case is a pickle named by $UPD_CASE: model (the one the hex files were written from), simd,
-hb, tk, steps, seed, images (optional uint8 [steps, K0]), labels (optional), out (npz written).
+hb, tk, steps, seed, images (optional uint8 [steps, K0]), labels (optional), bank, adapt,
+strict (assert at the first difference; else record it in the npz and stop), out (npz written:
+flips, changed [steps, L], cycles [steps], classes [steps], mismatches [str]).
 """
 
 from __future__ import annotations
@@ -102,8 +104,16 @@ async def onchip_learning(dut):
     rng = np.random.default_rng(int(case.get("seed", 0)))
     images = case.get("images")
     labels = case.get("labels")
+    bank, adapt = int(case.get("bank", 0)), bool(case.get("adapt", False))
+    strict = bool(case.get("strict", True))
     for lay in model.layers:
         assert (lay.bits, lay.table_bits) == (hb, tk), "the build's HB/TK must match every layer"
+    mismatches: list[str] = []
+
+    def differ(msg: str) -> None:
+        if strict:
+            raise AssertionError(msg)
+        mismatches.append(msg)
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     idle(dut)
@@ -119,17 +129,24 @@ async def onchip_learning(dut):
     expect_cycles = max(lay.N * n_chunks(lay.K, simd) for lay in model.layers) + UPDATE_LATENCY
     flips = np.zeros((steps, len(model.layers)), dtype=np.int64)
     changed = np.zeros_like(flips)
-    cycles_seen = []
+    cycles_seen, classes = [], []
+    dut.in_bank.value = bank
+    dut.in_adapt.value = int(adapt)
     for step in range(steps):
+        if mismatches:
+            break
         image = images[step] if images is not None else rng.integers(0, 256, model.input_size).astype(np.uint8)
         label = int(labels[step]) if labels is not None else int(rng.integers(0, model.n_classes))
         # 1. forward in RTL, against the golden model with the same (current) state
-        scores = forward(model, image[None])[0]
+        scores = forward(model, image[None], bank=bank)[0]  # frozen M: the outputs adaptation would give too
         cls, score = await infer(dut, image, simd)
-        assert (cls, score) == (int(np.argmax(scores)), int(scores.max())), \
-            f"step {step}: RTL forward ({cls}, {score}) != golden ({int(np.argmax(scores))}, {int(scores.max())})"
+        classes.append(cls)
+        if (cls, score) != (int(np.argmax(scores)), int(scores.max())):
+            differ(f"step {step}: RTL forward ({cls}, {score}) != golden ({int(np.argmax(scores))}, "
+                   f"{int(scores.max())})")
+            break
         # 2. the error and the deltas from the golden model (the firmware's job)
-        model, info = learn_step(model, image, label)
+        model, info = learn_step(model, image, label, bank=bank, adapt=adapt)
         for l, d in enumerate(info.deltas):
             await host_write(dut, "d_we", "d_addr", "d_data", ((j, int(v) & 0xFFFF) for j, v in enumerate(d)), l)
         # 3. the update in RTL, all layers at once
@@ -143,19 +160,26 @@ async def onchip_learning(dut):
             if not val(dut.upd_busy):
                 break
             assert cycles < 10 * expect_cycles, "update does not finish"
-        assert cycles == expect_cycles, f"update took {cycles} cycles, formula max(N*G)+{UPDATE_LATENCY} = {expect_cycles}"
+        if cycles != expect_cycles:
+            differ(f"update took {cycles} cycles, formula max(N*G)+{UPDATE_LATENCY} = {expect_cycles}")
         cycles_seen.append(cycles)
         # 4. every memory equals the golden state after the step
         for l, lay in enumerate(model.layers):
             got = await read_hidden(dut, l, lay, simd, hb)
-            assert np.array_equal(got, lay.hidden.astype(np.int64)), f"step {step} layer {l}: hidden memory differs"
+            if not np.array_equal(got, lay.hidden.astype(np.int64)):
+                n = int(np.count_nonzero(got != lay.hidden))
+                differ(f"step {step} layer {l}: {n} hidden weights differ")
             w = engine_weights(dut, l, lay)
-            assert np.array_equal(w, lay.signs), f"step {step} layer {l}: engine weight memory differs"
+            if not np.array_equal(w, lay.signs):
+                differ(f"step {step} layer {l}: engine weight memory differs")
             dut.upd_sel.value = l
             await edge(dut)
             changed[step, l], flips[step, l] = val(dut.n_changed), val(dut.n_flipped)
-            assert flips[step, l] == info.flips[l], f"step {step} layer {l}: n_flipped {flips[step, l]} != {info.flips[l]}"
-    dut._log.info("on-chip learning: %d steps bit-exact; update cycles per step %s; flips per layer %s",
-                  steps, sorted(set(cycles_seen)), flips.sum(axis=0).tolist())
+            if flips[step, l] != info.flips[l]:
+                differ(f"step {step} layer {l}: n_flipped {flips[step, l]} != {info.flips[l]}")
+    done = len(cycles_seen)
+    dut._log.info("on-chip learning: %d/%d steps, %d mismatches; update cycles per step %s; flips per layer %s",
+                  done, steps, len(mismatches), sorted(set(cycles_seen)), flips.sum(axis=0).tolist())
     if case.get("out"):
-        np.savez(case["out"], flips=flips, changed=changed, cycles=np.array(cycles_seen))
+        np.savez(case["out"], flips=flips[:done], changed=changed[:done], cycles=np.array(cycles_seen),
+                 classes=np.array(classes), mismatches=np.array(mismatches, dtype=str))

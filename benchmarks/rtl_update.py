@@ -1,0 +1,161 @@
+"""On-chip learning in RTL: update cycles measured next to the formula, cycles per learning step of a
+large network from the formula, the flip counters over a short on-chip run, and (--synth) Yosys sizes.
+
+    python benchmarks/rtl_update.py [--sizes 40,24,10] [--settings 8x4,32x8] [--steps 20]
+                                    [--big 784,512,512,10] [--mhz 100] [--synth] [--target ice40]
+
+1. For each SIMDxPE setting (LANES = SIMD), runs --steps learning steps of a random model of --sizes
+   on hw/rtl/mbnn_update_top.sv (RTL forward, golden deltas, RTL update; every memory compared with
+   metabnn.sim, a difference exits 1) and prints the measured update cycles next to
+       update = max over layers of N * ceil(K / LANES) + 3     (all layers' units run at once).
+2. Cycles per learning step of --big from the formulas: forward latency (the engine's formula,
+   metabnn.sim.backend_rtl.cycles_formula), the deltas written through the host port (one per cycle:
+   sum of N), the update. The backward pass (deltas) is the firmware's and is not counted.
+3. The flip counters (signs flipped per layer per step) of the first setting's run.
+4. --synth: Yosys cells / LUT4 / flip-flops / block RAMs of the update unit alone (one per layer of
+   --sizes), of the engines alone (hw/synth/synth.sh) and of the learning top, per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from metabnn.export.readmemh import write_readmemh
+from metabnn.sim import random_model
+from metabnn.sim.backend_rtl import RTLError, RTLLearner, cycles_formula, update_cycles_formula
+
+SYNTH_DIR = Path(__file__).resolve().parent.parent / "hw" / "synth"
+UPDATE_LATENCY = 3
+
+
+def parse_stat(text: str) -> dict:
+    cells = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s+(\S+)\s+(\d+)\s*$", text, re.M)}
+    total = int(re.search(r"Number of cells:\s+(\d+)", text).group(1))
+    return {"cells": total, "lut": sum(v for k, v in cells.items() if "LUT" in k.upper()),
+            "ff": sum(v for k, v in cells.items() if "DFF" in k.upper()),
+            "bram": sum(v for k, v in cells.items() if "RAM" in k.upper())}
+
+
+def yosys(cmd: list[str]) -> dict:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"yosys failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    return parse_stat(r.stdout)
+
+
+def big_model_cycles(sizes, simd: int, pe: int):
+    """(forward, delta writes, update, per-layer update) cycles of one learning step, from the formulas."""
+    model = random_model(sizes, seed=0)  # only the shape matters
+    fwd = cycles_formula(model, simd, pe)
+    deltas = sum(lay.N for lay in model.layers)
+    per_layer = [lay.N * -(-lay.K // simd) + UPDATE_LATENCY for lay in model.layers]
+    return fwd, deltas, update_cycles_formula(model, simd), per_layer
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="40,24,10", help="model measured in simulation (K0,N0,N1,...)")
+    ap.add_argument("--settings", default="8x4,32x8", help="SIMDxPE pairs; LANES = SIMD")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--big", default="784,512,512,10", help="network for the cycles-per-step figure")
+    ap.add_argument("--mhz", type=float, default=100.0, help="assumed clock for steps per second")
+    ap.add_argument("--synth", action="store_true", help="also run Yosys (minutes)")
+    ap.add_argument("--target", default="ice40", choices=["ice40", "generic"])
+    args = ap.parse_args(argv)
+    try:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+        big = tuple(int(s) for s in args.big.split(","))
+        settings = [tuple(int(v) for v in s.split("x")) for s in args.settings.split(",")]
+        if len(sizes) < 3 or len(big) < 3 or args.steps < 1 or not settings:
+            raise ValueError
+    except ValueError:
+        print(f"rtl_update: bad --sizes/--big/--settings/--steps ({args.sizes!r}, {args.big!r}, "
+              f"{args.settings!r}, {args.steps})", file=sys.stderr)
+        return 2
+
+    model = random_model(sizes, seed=11)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (args.steps, sizes[0])).astype(np.uint8)
+    labels = rng.integers(0, sizes[-1], args.steps)
+
+    print(f"1. update cycles, model {'-'.join(map(str, sizes))}, {args.steps} on-chip learning steps each "
+          "(bit-exact with metabnn.sim, checked every step)")
+    print(f"{'SIMD':>5}{'PE':>4}{'measured':>10}{'formula':>9}{'host s/step':>13}")
+    runs = {}
+    for simd, pe in settings:
+        try:
+            learner = RTLLearner(simd=simd, pe=pe)
+            learner.prepare(model)  # build outside the timing
+            t = time.time()
+            res = learner.learn(model, images, labels)
+            dt = time.time() - t
+        except (RTLError, ValueError) as e:
+            print(f"rtl_update: {e}", file=sys.stderr)
+            return 1
+        if res["mismatches"]:
+            print(f"rtl_update: SIMD={simd} PE={pe}: RTL differs from metabnn.sim: {res['mismatches'][0]}",
+                  file=sys.stderr)
+            return 1
+        measured = sorted(set(int(c) for c in res["cycles"]))
+        print(f"{simd:>5}{pe:>4}{','.join(map(str, measured)):>10}{update_cycles_formula(model, simd):>9}"
+              f"{dt / args.steps:>13.3f}")
+        runs[(simd, pe)] = res
+
+    print(f"\n2. cycles per learning step, {'-'.join(map(str, big))} (formulas; backward pass in firmware "
+          "not counted)")
+    print(f"{'SIMD':>5}{'PE':>4}{'forward':>9}{'deltas':>8}{'update':>8}{'total':>8}"
+          f"{'steps/s @' + format(args.mhz, 'g') + 'MHz':>17}   update per layer")
+    for simd, pe in settings:
+        fwd, dl, upd, per = big_model_cycles(big, simd, pe)
+        total = fwd + dl + upd
+        print(f"{simd:>5}{pe:>4}{fwd:>9}{dl:>8}{upd:>8}{total:>8}{args.mhz * 1e6 / total:>17.0f}   {per}")
+
+    simd, pe = settings[0]
+    res = runs[(simd, pe)]
+    print(f"\n3. flip counters (n_flipped per layer), SIMD={simd}, {args.steps} steps of the run above")
+    print(f"{'step':>5}" + "".join(f"{'layer ' + str(l):>10}" for l in range(res['flips'].shape[1]))
+          + f"{'changed':>10}")
+    for s, (f, c) in enumerate(zip(res["flips"], res["changed"])):
+        print(f"{s:>5}" + "".join(f"{int(v):>10}" for v in f) + f"{int(c.sum()):>10}")
+    print(f"{'sum':>5}" + "".join(f"{int(v):>10}" for v in res["flips"].sum(axis=0))
+          + f"{int(res['changed'].sum()):>10}")
+
+    if args.synth:
+        print(f"\n4. Yosys {args.target}: update units alone (per layer of {'-'.join(map(str, sizes))}), "
+              "engines alone, learning top")
+        print(f"{'what':<34}{'cells':>9}{'LUT':>8}{'FF':>7}{'BRAM':>6}{'yosys s':>9}")
+        hb, tk = model.layers[0].bits, model.layers[0].table_bits
+        with tempfile.TemporaryDirectory() as hexdir:
+            write_readmemh(model, hexdir)
+            for simd, pe in settings:
+                rows = []
+                for l, lay in enumerate(model.layers):
+                    rows.append((f"update L{l} {lay.K}x{lay.N} LANES={simd}",
+                                 [str(SYNTH_DIR / "update_synth.sh"), str(lay.K), str(lay.N),
+                                  str(int(l == 0)), str(hb), str(tk), str(simd), args.target]))
+                rows.append((f"engines SIMD={simd} PE={pe}",
+                             [str(SYNTH_DIR / "synth.sh"), hexdir, str(simd), str(pe), args.target]))
+                rows.append((f"engines+update SIMD={simd} PE={pe}",
+                             [str(SYNTH_DIR / "update_top_synth.sh"), hexdir, str(simd), str(pe), str(hb), str(tk),
+                              args.target]))
+                for name, cmd in rows:
+                    t = time.time()
+                    try:
+                        s = yosys(cmd)
+                    except RuntimeError as e:
+                        print(f"rtl_update: {e}", file=sys.stderr)
+                        return 1
+                    print(f"{name:<34}{s['cells']:>9}{s['lut']:>8}{s['ff']:>7}{s['bram']:>6}{time.time() - t:>9.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Yosys synthesis of the learning top (hw/rtl/mbnn_update_top.sv: engines + one update unit per layer).
+#   hw/synth/update_top_synth.sh HEXDIR SIMD PE HB TK [ice40|generic] > stat.txt
+# HEXDIR holds mbnn_model.svh and the hex files (metabnn.export.readmemh.write_readmemh); compare with
+# hw/synth/synth.sh (the engines alone) for the cost of learning on chip.
+set -eu
+HEXDIR=$1; SIMD=$2; PE=$3; HB=$4; TK=$5; TARGET=${6:-ice40}
+RTL=$(cd "$(dirname "$0")/../rtl" && pwd)
+case $TARGET in
+  ice40) SYNTH="synth_ice40 -top mbnn_update_top" ;;
+  generic) SYNTH="synth -top mbnn_update_top" ;;
+  *) echo "update_top_synth.sh: target must be ice40 or generic, got $TARGET" >&2; exit 2 ;;
+esac
+yosys -q -p "read_verilog -sv -defer -I$HEXDIR $RTL/mbnn_xnor_popcount.sv $RTL/mbnn_pixel_dot.sv \
+$RTL/mbnn_layer.sv $RTL/mbnn_update_lane.sv $RTL/mbnn_update.sv $RTL/mbnn_update_top.sv; \
+hierarchy -top mbnn_update_top -chparam SIMD $SIMD -chparam PE $PE -chparam HB $HB -chparam TK $TK; \
+$SYNTH; tee -q -o /dev/stdout stat"
