@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from metabnn.errors import UsageError
-from metabnn.fileio import atomic_write_text
 
 
 def add_parser(sub) -> None:
@@ -165,54 +164,22 @@ def verify_all(a, model, checkpoint: Path, tasks) -> tuple[list, list]:
 
 def device_learning(a, models: dict, tasks) -> dict:
     """Learn task 3 sample by sample on the device, for both models; curves of every task's accuracy."""
-    from metabnn.sim.ondevice import learn_stream
+    from metabnn.sim.ondevice import learn_stream, pick_engine
 
     lt = tasks.tasks[2]
     rng = np.random.default_rng(a.seed)
     order = rng.permutation(len(lt.train_y))[: a.device_samples]
     xs, ys = lt.train_x.numpy()[order], lt.train_y.numpy()[order]
     evals = {e.name: (e.x[: a.eval_size].numpy(), e.y[: a.eval_size].numpy()) for e in tasks.evals}
-    curves, flips, engine = {}, {}, "golden model"
+    engine, described = pick_engine("auto")
+    curves, flips = {}, {}
     for label, (model, _) in models.items():
         adapt = model.layers[0].adapt_shift > 0
-        learner = _c_stream(model, xs, ys, evals, a.eval_every, adapt)
-        if learner is not None:
-            curves[label], flips[label] = learner
-            engine = "C firmware"
-        else:
-            _, curves[label], f = learn_stream(model, xs, ys, evals, a.eval_every, adapt=adapt,
-                                               desc=f"on-device learning ({label})", quiet=a.quiet)
-            flips[label] = [int(v) for v in f]
-    return {"engine": engine, "curves": curves, "flips": flips, "samples": int(len(ys)), "device_meta": a.device_meta}
-
-
-def _c_stream(model, xs, ys, evals, every, adapt):
-    """The same stream through the C firmware (fast); None when the firmware cannot be built here."""
-    try:
-        from metabnn.sim.backend_c import CBackend
-    except ImportError:
-        return None
-    be = CBackend()
-    ok, _ = be.available()
-    if not ok:
-        return None
-    from metabnn.export.mbnn import from_bytes, to_bytes
-
-    def evaluate(image: bytes) -> dict:
-        return {name: float((be.predict(image, x, adapt=adapt) == y).mean()) for name, (x, y) in evals.items()}
-
-    blob = to_bytes(model)
-    curve = [{"step": 0, **evaluate(blob)}]
-    flips = np.zeros(len(model.layers), dtype=np.int64)
-    with be.open(blob, adapt=adapt) as s:
-        for n, (x, y) in enumerate(zip(xs, ys), start=1):
-            s.learn_step(x, int(y))
-            if n % every == 0 or n == len(ys):
-                curve.append({"step": n, **evaluate(s.image())})
-        final = from_bytes(s.image())
-    for l, (a_, b_) in enumerate(zip(model.layers, final.layers)):
-        flips[l] = int(np.count_nonzero((a_.hidden >= 0) != (b_.hidden >= 0)))
-    return curve, [int(v) for v in flips]
+        _, curves[label], flips[label] = learn_stream(model, xs, ys, evals, a.eval_every, adapt=adapt,
+                                                      engine=engine, desc=f"on-device learning ({label})",
+                                                      quiet=a.quiet)
+    return {"engine": described, "curves": curves, "flips": flips, "samples": int(len(ys)),
+            "device_meta": a.device_meta}
 
 
 def run(a) -> int:

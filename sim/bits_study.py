@@ -25,37 +25,6 @@ from metabnn.fileio import atomic_write_bytes, atomic_write_text
 WIDTHS = (4, 6, 8, 12, 16)
 
 
-def _learner(engine: str):
-    """(name, run(model, xs, ys, evals, every, adapt) -> curve)."""
-    from metabnn.sim.ondevice import learn_stream
-
-    if engine in ("auto", "c"):
-        from metabnn.sim.backend_c import CBackend
-        be = CBackend()
-        ok, why = be.available()
-        if ok:
-            from metabnn.export.mbnn import to_bytes
-
-            def run_c(model, xs, ys, evals, every, adapt):
-                def acc(image):
-                    return {k: float((be.predict(image, x, adapt=adapt) == y).mean()) for k, (x, y) in evals.items()}
-                blob = to_bytes(model)
-                curve = [{"step": 0, **acc(blob)}]
-                with be.open(blob, adapt=adapt) as s:
-                    for n, (x, y) in enumerate(zip(xs, ys), start=1):
-                        s.learn_step(x, int(y))
-                        if n % every == 0 or n == len(ys):
-                            curve.append({"step": n, **acc(s.image())})
-                return curve
-            return "C firmware (bit-exact with metabnn.sim.learn_step)", run_c
-        if engine == "c":
-            raise UsageError(f"--engine c: the firmware is not available ({why})")
-
-    def run_golden(model, xs, ys, evals, every, adapt):
-        return learn_stream(model, xs, ys, evals, every, adapt=adapt, quiet=True)[1]
-    return "golden model (metabnn.sim.learn_step)", run_golden
-
-
 def cross_check(model, xs, ys, adapt: bool, steps: int) -> None:
     """The firmware's state after each of the first steps equals the golden model's (else: a bug)."""
     from metabnn.export.mbnn import from_bytes, to_bytes
@@ -104,6 +73,7 @@ def main(argv=None) -> int:
 
 def _run(a) -> int:
     from metabnn.export.quantize import default_lr_shift, from_floatnet
+    from metabnn.sim.ondevice import learn_stream, pick_engine
     from metabnn.train.checkpoint import load_floatnet
     from metabnn.train.data import load
 
@@ -116,7 +86,7 @@ def _run(a) -> int:
     xs, ys = ds.train_x.numpy()[order][:, perm], ds.train_y.numpy()[order]
     xa, ya = ds.test_x.numpy()[: a.eval_size], ds.test_y.numpy()[: a.eval_size]
     evals = {"A": (xa, ya), "B": (xa[:, perm], ya)}
-    engine, learn = _learner(a.engine)
+    engine, described = pick_engine(a.engine)
     nets = {"m>0": load_floatnet(a.meta_ckpt), "m=0": load_floatnet(a.plain_ckpt)}
     rows, curves = [], {}
     for bits in a.widths:
@@ -125,9 +95,9 @@ def _run(a) -> int:
             model = from_floatnet(net, hidden_bits=bits, lr_shift_base=a.lr_shift, lr_shifts=lr,
                                   device_meta=a.device_meta if label == "m>0" else 0.0)
             adapt = model.layers[0].adapt_shift > 0
-            if engine.startswith("C") and a.check_steps:
+            if engine == "c" and a.check_steps:
                 cross_check(model, xs, ys, adapt, a.check_steps)
-            curve = learn(model, xs, ys, evals, a.every, adapt)
+            _, curve, _ = learn_stream(model, xs, ys, evals, a.every, adapt=adapt, engine=engine, quiet=True)
             curves[f"{bits}/{label}"] = curve
             rows.append({"bits": bits, "model": label, "A_before": curve[0]["A"], "A_after": curve[-1]["A"],
                          "B_after": curve[-1]["B"]})
@@ -140,10 +110,10 @@ def _run(a) -> int:
               f"{100 * r['B_after']:.1f} % |" for r in rows]
     text = "\n".join(table)
     print(text)
-    atomic_write_text(out / "bits_study.md", f"Engine: {engine}; {a.samples} task-B samples; learning rate "
+    atomic_write_text(out / "bits_study.md", f"Engine: {described}; {a.samples} task-B samples; learning rate "
                       f"{'equal in LSBs' if a.lsb_lr else 'equal in float units'} (shift {a.lr_shift} at 8 bits); "
                       f"device m {a.device_meta if a.device_meta is not None else 'as trained'}.\n\n{text}\n")
-    atomic_write_text(out / "bits_study.json", json.dumps({"rows": rows, "curves": curves, "engine": engine,
+    atomic_write_text(out / "bits_study.json", json.dumps({"rows": rows, "curves": curves, "engine": described,
                                                            "args": vars(a)}, indent=1))
     _plot(rows, out / "bits_study.png")
     print(f"wrote {out}/bits_study.md, .json, .png")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from metabnn.sim.fixedpoint import rsr
-from metabnn.sim.model import PIXELS, SIGN, Layer, Model
+from metabnn.sim.model import SIGN, Layer, Model
 
 
 def layer_acc(layer: Layer, x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ packed words exactly as docs/FORMAT.md words it. The vectorised model
 
 from __future__ import annotations
 
-from metabnn.sim.model import BITS, PIXELS, Q15_ONE, SIGN, Model
+from metabnn.sim.model import PIXELS, Q15_ONE, SIGN, Model
 
 
 def rsr(x: int, s: int) -> int:

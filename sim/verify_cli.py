@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
 
 from metabnn.errors import UsageError
 from metabnn.sim.verify import BACKENDS
