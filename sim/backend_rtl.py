@@ -265,9 +265,11 @@ class RTLLearner(RTLBackend):
         stamp_file.write_text(stamp)
         return runner, bdir
 
-    def learn(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, strict: bool = False) -> dict:
+    def learn(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, strict: bool = False,
+              states: bool = False) -> dict:
         """Run len(images) learning steps from `model` (not changed). strict: raise RTLError at the first
-        difference instead of returning it in res["mismatches"]."""
+        difference instead of returning it in res["mismatches"]. states: also return the chip's memories
+        after every step (res["hidden<l>"], res["signs<l>"], res["M<l>"], each [steps, ...])."""
         images = np.asarray(images)
         labels = np.asarray(labels).reshape(-1)
         if images.ndim != 2 or images.shape[1] != model.input_size or images.shape[0] != labels.shape[0]:
@@ -285,7 +287,7 @@ class RTLLearner(RTLBackend):
             lay0 = model.layers[0]
             case = dict(model=model, simd=self.simd, hb=lay0.bits, tk=lay0.table_bits, steps=len(labels),
                         images=images.astype(np.uint8), labels=labels.astype(np.int64), bank=bank, adapt=adapt,
-                        strict=False, out=str(tmp / "out.npz"))
+                        strict=False, states=states, out=str(tmp / "out.npz"))
             with open(tmp / "case.pkl", "wb") as f:
                 pickle.dump(case, f)
             if str(TB_DIR) not in sys.path:
@@ -312,3 +314,13 @@ class RTLLearner(RTLBackend):
         if strict and res["mismatches"]:
             raise RTLError(f"RTL learning differs from metabnn.sim: {res['mismatches'][0]}")
         return res
+
+    def states(self, model: Model, images, labels, bank: int = 0, adapt: bool = False) -> list:
+        """What learning changed after every step, read from the chip, in metabnn.sim.verify's form:
+        per step, per layer (hidden int [N, K], signs uint32 [N, W], M int [B, N]). A step where the RTL
+        left metabnn.sim (forward or update) ends the list early; the caller's comparison then fails."""
+        res = self.learn(model, images, labels, bank=bank, adapt=adapt, states=True)
+        steps = len(res["cycles"])
+        L = len(model.layers)
+        return [[(res[f"hidden{l}"][s], res[f"signs{l}"][s], res[f"M{l}"][s]) for l in range(L)]
+                for s in range(min(steps, len(res.get("hidden0", []))))]

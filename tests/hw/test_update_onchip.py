@@ -52,3 +52,18 @@ def _mnist_train(mnist, n):
     x = getattr(mnist, "train_x", None)
     y = getattr(mnist, "train_y", None)
     return np.asarray(x[:n]).reshape(n, -1).astype(np.uint8), np.asarray(y[:n]).astype(np.int64)
+
+
+def test_chip_states_equal_golden_states(hw_tools):
+    """The memories read back from the chip after every step equal metabnn.sim.verify's golden states
+    (hidden weights, sign bits and, with adaptation on, the engines' M): the form `metabnn verify --learn` uses."""
+    from metabnn.sim.verify import Golden, compare_states
+
+    model = random_model((40, 24, 10), banks=2, adapt_shift=3, seed=5)
+    rng = np.random.default_rng(4)
+    images, labels = rng.integers(0, 256, (6, 40)).astype(np.uint8), rng.integers(0, 10, 6)
+    chip = RTLLearner(simd=8, pe=4).states(model, images, labels, bank=1, adapt=True)
+    gold = Golden(model, 1, True).learn(images, labels)
+    assert len(chip) == len(gold) == 6
+    for step, (c, g) in enumerate(zip(chip, gold)):
+        assert compare_states(g, c) is None, f"step {step}: {compare_states(g, c)}"

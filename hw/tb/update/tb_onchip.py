@@ -8,7 +8,8 @@ hidden memory, its engine's weight words and its flip counter must equal metabnn
 The case is a pickle named by $UPD_CASE: model (the one the hex files were written from), simd,
 hb, tk, steps, seed, images (optional uint8 [steps, K0]), labels (optional), bank, adapt,
 strict (assert at the first difference; else record it in the npz and stop), out (npz written:
-flips, changed [steps, L], cycles [steps], classes [steps], mismatches [str]).
+flips, changed [steps, L], cycles [steps], classes [steps], mismatches [str]; with states=True also
+the RTL's own memories after every step: hidden<l>, signs<l>, M<l> [steps, ...], read from the chip).
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ def engine_weights(dut, l, lay) -> np.ndarray:
     return np.array(words, dtype=np.uint64).astype(np.uint32).reshape(lay.N, lay.W)
 
 
+def engine_m(dut, l, lay, banks) -> np.ndarray:
+    """The engine's M memory of layer l ([banks, N] int32, bank-major), read through the simulator."""
+    mem = dut.g_layer[l].u_layer.mmem
+    return np.array([mem[i].value.to_signed() for i in range(banks * lay.N)], dtype=np.int64).reshape(banks, lay.N)
+
+
 async def infer(dut, image, simd):
     beats = x_to_chunks(image, True, simd)
     i = 0
@@ -130,6 +137,8 @@ async def onchip_learning(dut):
     flips = np.zeros((steps, len(model.layers)), dtype=np.int64)
     changed = np.zeros_like(flips)
     cycles_seen, classes = [], []
+    keep_states = bool(case.get("states", False))
+    states = {f"{what}{l}": [] for l in range(len(model.layers)) for what in ("hidden", "signs", "M")}
     dut.in_bank.value = bank
     dut.in_adapt.value = int(adapt)
     for step in range(steps):
@@ -170,6 +179,10 @@ async def onchip_learning(dut):
                 n = int(np.count_nonzero(got != lay.hidden))
                 differ(f"step {step} layer {l}: {n} hidden weights differ")
             w = engine_weights(dut, l, lay)
+            if keep_states:
+                states[f"hidden{l}"].append(got)
+                states[f"signs{l}"].append(w)
+                states[f"M{l}"].append(engine_m(dut, l, lay, model.n_banks))
             if not np.array_equal(w, lay.signs):
                 differ(f"step {step} layer {l}: engine weight memory differs")
             dut.upd_sel.value = l
@@ -182,4 +195,5 @@ async def onchip_learning(dut):
                   done, steps, len(mismatches), sorted(set(cycles_seen)), flips.sum(axis=0).tolist())
     if case.get("out"):
         np.savez(case["out"], flips=flips[:done], changed=changed[:done], cycles=np.array(cycles_seen),
-                 classes=np.array(classes), mismatches=np.array(mismatches, dtype=str))
+                 classes=np.array(classes), mismatches=np.array(mismatches, dtype=str),
+                 **({k: np.array(v) for k, v in states.items()} if keep_states else {}))
