@@ -1,38 +1,22 @@
-"""ONNX == golden on MNIST test images with a trained model (runs/*/model.pt written by `metabnn train`).
+"""ONNX == golden on MNIST test images with a trained model (the session's `trained_model` fixture).
 
-100 images in the default run, all 10,000 (every bank) with --runslow. Skipped when no trained
-model or no MNIST data is installed; the random-model tests in test_onnx_export.py always run.
+100 images in the default run, all 10,000 (every bank) with --runslow. Skipped only when MNIST is
+not installed; the random-model tests in test_onnx_export.py always run.
 """
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime")
 
-from metabnn.errors import DataMissingError  # noqa: E402
 from metabnn.export.onnx_export import from_onnx, to_onnx  # noqa: E402
 from metabnn.sim import forward, predict  # noqa: E402
 from metabnn.sim.backend_onnx import OnnxBackend  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 @pytest.fixture(scope="module")
-def trained():
-    checkpoints = sorted(REPO.glob("runs/*/model.pt"))
-    if not checkpoints:
-        pytest.skip("no trained model: run `metabnn train` (writes runs/NAME/model.pt)")
-    from metabnn.export.quantize import from_floatnet
-    from metabnn.train.checkpoint import load_floatnet
-    from metabnn.train.data import load
-
-    try:
-        ds = load("mnist")
-    except DataMissingError as e:
-        pytest.skip(str(e))
-    return from_floatnet(load_floatnet(checkpoints[0])), ds.test_x.numpy()
+def trained(trained_model, mnist):
+    """The session's trained MNIST model (tests/conftest.py) and the MNIST test images."""
+    return trained_model, mnist.test_x.numpy()
 
 
 def check(model, x, bank):
