@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
                    "Short trainings leave hidden weights small; a larger device m consolidates them "
                    "(README: on-device learning)")
     p.add_argument("--onnx", metavar="FILE", help="also write an ONNX model (standard opset, integer-exact)")
+    p.add_argument("--qonnx", metavar="FILE",
+                   help="also write a QONNX-annotated model (BipolarQuant, MultiThreshold) for FINN users")
     p.add_argument("--c-header", metavar="FILE", help="also write a C header for the firmware")
     p.add_argument("--hex-dir", metavar="DIR", help="also write $readmemh files for the RTL")
     p.add_argument("--summary", action="store_true", help="print the model summary (1-bit parameters, memory)")
@@ -58,6 +60,10 @@ def run(args) -> int:
         from metabnn.export.onnx_export import save_onnx
         save_onnx(model, args.onnx)
         written.append(args.onnx)
+    if args.qonnx:
+        from metabnn.export.qonnx_export import save_qonnx
+        save_qonnx(model, args.qonnx)
+        written.append(args.qonnx)
     if args.c_header:
         from metabnn.export.c_header import write_c_header
         write_c_header(model, args.c_header)

@@ -71,7 +71,7 @@ def test_missing_file_is_a_format_error(tmp_path):
         load(tmp_path / "nope.mbnn")
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(st.data())
 def test_fuzz_only_format_error_escapes(data):
     b = bytearray(BASE)
