@@ -59,6 +59,9 @@ def add_parser(subparsers) -> None:
     a("--bn-affine", action=argparse.BooleanOptionalAction, default=None,
       help="learn BatchNorm gamma/beta (default on; --no-bn-affine keeps far less of earlier tasks, "
       "see docs/TRAINING.md)")
+    a("--bn-gamma-init", choices=["one", "uniform"],
+      help="initial BatchNorm gamma: one, or uniform in [0, 1) as the authors' code (no effect with "
+      f"--no-bn-affine; default {d['bn_gamma_init']})")
     a("--adapt-shift", help=f"adaptive BN: mean += (a - mean) * 2^-shift per sample (default {d['adapt_shift']})")
     a("--reset-optimizer", action=argparse.BooleanOptionalAction, default=None,
       help="reset Adam's moments at each task boundary, as the paper (default on; streams never reset)")
@@ -96,7 +99,7 @@ def resolve(args) -> dict:
             raise UsageError(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
         cfg.update(PRESETS[args.preset][1])
     given = {k: v for k, v in vars(args).items() if v is not None}
-    for key in ("tasks", "model", "device", "bn"):
+    for key in ("tasks", "model", "device", "bn", "bn_gamma_init"):
         if key in given:
             cfg[key] = given[key]
     for key in ("reset_optimizer", "bn_affine"):

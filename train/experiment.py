@@ -31,8 +31,10 @@ from .models import MLP, bn_modules, build
 from .optim import MetaAdam, param_groups
 
 # Options that define the result; a resumed run must agree on all of them.
+# Checkpoints written before an option existed ran with the value given here.
+OLD_DEFAULTS = {"bn_gamma_init": "one"}
 RESULT_KEYS = ["tasks", "model", "hidden", "channels", "epochs", "meta", "lr", "weight_decay", "batch_size",
-               "seed", "bn", "bn_affine", "adapt_shift", "reset_optimizer", "ewc_lambda", "ewc_samples", "train_subset",
+               "seed", "bn", "bn_affine", "bn_gamma_init", "adapt_shift", "reset_optimizer", "ewc_lambda", "ewc_samples", "train_subset",
                "test_subset", "compare_shifts"]
 
 
@@ -84,7 +86,8 @@ class Experiment:
         _subset(self.seq, cfg["train_subset"], cfg["test_subset"])
         _to(self.seq, self.dev)
         torch.manual_seed(cfg["seed"])  # the weight init
-        self.model = build(cfg["model"], cfg["hidden"], cfg.get("channels"), cfg["bn_affine"]).to(self.dev)
+        self.model = build(cfg["model"], cfg["hidden"], cfg.get("channels"), cfg["bn_affine"],
+                           cfg["bn_gamma_init"]).to(self.dev)
         try:
             groups = param_groups(self.model, cfg["meta"])
         except ValueError as e:
@@ -118,7 +121,7 @@ class Experiment:
         if not path.is_file():
             return False
         c = ckpt_mod.read(path)
-        diff = [k for k in RESULT_KEYS if c["config"].get(k) != self.cfg.get(k)]
+        diff = [k for k in RESULT_KEYS if c["config"].get(k, OLD_DEFAULTS.get(k)) != self.cfg.get(k)]
         if diff:
             raise UsageError(f"--resume: {path} was made with other options ({', '.join(diff)}); "
                              "use the same options or another --out")

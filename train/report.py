@@ -29,10 +29,11 @@ def table(runs: list[dict]) -> str:
     groups = defaultdict(list)
     for r in runs:
         c = r["config"]
-        groups[(c["meta"], c["bn"], c.get("bn_affine", True))].append(r)
+        groups[(c["meta"], c["bn"], c.get("bn_affine", True), c.get("bn_gamma_init", "one"))].append(r)
     lines = ["| m | trained with | test-time BN | seeds | task 1 after task 2 | task 2 |",
              "|---|---|---|---|---|---|"]
-    for (meta, bn, affine), rs in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]), reverse=True):
+    for (meta, bn, affine, gamma), rs in sorted(groups.items(), key=lambda kv: (kv[0][3], str(kv[0][0]), kv[0][1]),
+                                                reverse=True):
         names = list(rs[0]["acc_by_bn"])
         if bn == "frozen-after-1":
             names = ["frozen"]
@@ -41,6 +42,7 @@ def table(runs: list[dict]) -> str:
             t2 = [r["acc_by_bn"][name][-1][-1] for r in rs]
             sd = f" ± {statistics.stdev(t1) * 100:.1f}" if len(t1) > 1 else ""
             trained = ("BN frozen after task 1" if bn == "frozen-after-1" else "shared BN") + ("" if affine else ", no affine")
+            trained += ", gamma U[0,1)" if affine and gamma == "uniform" else ""
             label = name if bn != "frozen-after-1" else "frozen-after-1"
             lines.append(f"| {meta} | {trained} | {label} | {','.join(str(r['seed']) for r in rs)} | "
                          f"{statistics.mean(t1) * 100:.1f}{sd} % | {statistics.mean(t2) * 100:.1f} % |")

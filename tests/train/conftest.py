@@ -1,5 +1,3 @@
-import sys
-
 import pytest
 import torch
 
@@ -9,14 +7,3 @@ def _few_threads():
     # the machine is shared: tests stay on at most 2 threads
     torch.set_num_threads(min(2, torch.get_num_threads()))
 
-
-def run_cli(argv, monkeypatch=None):
-    """metabnn.cli.main with only the train subcommand wired (the others live in other folders)."""
-    import metabnn.cli as cli
-
-    old = cli.COMMANDS
-    cli.COMMANDS = ["metabnn.train.cli"]
-    try:
-        return cli.main(argv)
-    finally:
-        cli.COMMANDS = old
