@@ -3,9 +3,10 @@ large network from the formula, the flip counters over a short on-chip run, and 
 
     python benchmarks/rtl_update.py [--sizes 40,24,10] [--settings 8x4,32x8] [--steps 20]
                                     [--big 784,512,512,10] [--mhz 100] [--synth] [--target ice40]
+                                    [--model MODEL.mbnn]
 
 1. For each SIMDxPE setting (LANES = SIMD), runs --steps learning steps of a random model of --sizes
-   on hw/rtl/mbnn_update_top.sv (RTL forward, golden deltas, RTL update; every memory compared with
+   (or of --model, an exported .mbnn, on MNIST training images when installed) on hw/rtl/mbnn_update_top.sv (RTL forward, golden deltas, RTL update; every memory compared with
    metabnn.sim, a difference exits 1) and prints the measured update cycles next to
        update = max over layers of N * ceil(K / LANES) + 3     (all layers' units run at once).
 2. Cycles per learning step of --big from the formulas: forward latency (the engine's formula,
@@ -60,6 +61,20 @@ def big_model_cycles(sizes, simd: int, pe: int):
     return fwd, deltas, update_cycles_formula(model, simd), per_layer
 
 
+def mnist_train(n: int, k: int):
+    """The first n MNIST training images and labels, or (None, None) when the data set is not installed."""
+    if k != 784:
+        return None, None
+    try:
+        from metabnn.train.data import load
+
+        ds = load("mnist")
+    except Exception:  # noqa: BLE001  (no data set: fall back to random images, said in the output)
+        return None, None
+    return (np.asarray(ds.train_x[:n]).reshape(n, -1).astype(np.uint8),
+            np.asarray(ds.train_y[:n]).astype(np.int64))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="40,24,10", help="model measured in simulation (K0,N0,N1,...)")
@@ -69,6 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mhz", type=float, default=100.0, help="assumed clock for steps per second")
     ap.add_argument("--synth", action="store_true", help="also run Yosys (minutes)")
     ap.add_argument("--target", default="ice40", choices=["ice40", "generic"])
+    ap.add_argument("--model", default=None, help="an exported .mbnn to learn with instead of a random model")
     args = ap.parse_args(argv)
     try:
         sizes = tuple(int(s) for s in args.sizes.split(","))
@@ -81,13 +97,29 @@ def main(argv=None) -> int:
               f"{args.settings!r}, {args.steps})", file=sys.stderr)
         return 2
 
-    model = random_model(sizes, seed=11)
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (args.steps, sizes[0])).astype(np.uint8)
-    labels = rng.integers(0, sizes[-1], args.steps)
+    source = "random images"
+    if args.model:
+        from metabnn.export import FormatError, load
 
-    print(f"1. update cycles, model {'-'.join(map(str, sizes))}, {args.steps} on-chip learning steps each "
-          "(bit-exact with metabnn.sim, checked every step)")
+        try:
+            model = load(args.model)
+        except (OSError, FormatError) as e:
+            print(f"rtl_update: cannot load {args.model}: {e}", file=sys.stderr)
+            return 2
+        sizes = (model.input_size,) + tuple(lay.N for lay in model.layers)
+        images, labels = mnist_train(args.steps, model.input_size)
+        if images is not None:
+            source = "MNIST training images"
+    else:
+        model = random_model(sizes, seed=11)
+        images = None
+    if images is None:
+        images = rng.integers(0, 256, (args.steps, sizes[0])).astype(np.uint8)
+        labels = rng.integers(0, sizes[-1], args.steps)
+
+    print(f"1. update cycles, model {'-'.join(map(str, sizes))}{' (' + args.model + ')' if args.model else ''}, "
+          f"{args.steps} on-chip learning steps on {source} each (bit-exact with metabnn.sim, checked every step)")
     print(f"{'SIMD':>5}{'PE':>4}{'measured':>10}{'formula':>9}{'host s/step':>13}")
     runs = {}
     for simd, pe in settings:

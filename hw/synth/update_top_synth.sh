@@ -3,6 +3,8 @@
 #   hw/synth/update_top_synth.sh HEXDIR SIMD PE HB TK [ice40|generic] > stat.txt
 # HEXDIR holds mbnn_model.svh and the hex files (metabnn.export.readmemh.write_readmemh); compare with
 # hw/synth/synth.sh (the engines alone) for the cost of learning on chip.
+# Parameters via `chparam -set` before `hierarchy`: Yosys 0.23 fails an assertion
+# (modules_.count(module->name) == 0) when `hierarchy -chparam` derives this top's update units.
 set -eu
 HEXDIR=$1; SIMD=$2; PE=$3; HB=$4; TK=$5; TARGET=${6:-ice40}
 RTL=$(cd "$(dirname "$0")/../rtl" && pwd)
@@ -13,5 +15,5 @@ case $TARGET in
 esac
 yosys -q -p "read_verilog -sv -defer -I$HEXDIR $RTL/mbnn_xnor_popcount.sv $RTL/mbnn_pixel_dot.sv \
 $RTL/mbnn_layer.sv $RTL/mbnn_update_lane.sv $RTL/mbnn_update.sv $RTL/mbnn_update_top.sv; \
-hierarchy -top mbnn_update_top -chparam SIMD $SIMD -chparam PE $PE -chparam HB $HB -chparam TK $TK; \
+chparam -set SIMD $SIMD -set PE $PE -set HB $HB -set TK $TK mbnn_update_top; hierarchy -top mbnn_update_top; \
 $SYNTH; tee -q -o /dev/stdout stat"

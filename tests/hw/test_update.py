@@ -90,3 +90,18 @@ def test_update_rejects_bad_parameters(hw_tools):
            *map(str, SOURCES)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode != 0 and "mbnn_update: need" in r.stderr
+
+
+@pytest.mark.parametrize("simd,hb,tk", [(8, 8, 4), (32, 16, 12), (1, 5, 0)])
+def test_update_top_lint_clean(hw_tools, tmp_path, simd, hb, tk):
+    """The on-chip learning top (engines + update units) is lint clean too, for a 3-layer model."""
+    from metabnn.export.readmemh import write_readmemh
+    from metabnn.sim import random_model
+
+    write_readmemh(random_model((40, 24, 16, 10), seed=0), tmp_path)
+    srcs = [RTL_DIR / f for f in ("mbnn_xnor_popcount.sv", "mbnn_pixel_dot.sv", "mbnn_layer.sv")] + SOURCES + [
+        RTL_DIR / "mbnn_update_top.sv"]
+    cmd = [str(hw_tools.verilator_bin()), "--lint-only", "-Wall", f"-I{tmp_path}", "--top-module", "mbnn_update_top",
+           f"-GSIMD={simd}", f"-GHB={hb}", f"-GTK={tk}", *map(str, srcs)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0 and "%Warning" not in r.stderr and "%Error" not in r.stderr, r.stderr
