@@ -4,6 +4,7 @@ import torch
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    # the machine is shared: tests stay on at most 2 threads
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    # One thread: the machine is shared, and on 2 busy cores a 2-thread torch burned ~10x the CPU time for
+    # the same work (tests/train/test_experiment.py: 200 s CPU at 2 threads vs 21.5 s at 1, load average ~5).
+    torch.set_num_threads(1)
 
