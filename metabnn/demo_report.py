@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from metabnn.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
 
-LABELS = {"meta": "metaplastic", "plain": "m = 0"}
+LABELS = {"meta": "metaplastic", "plain": "plain BNN, m = 0"}
 
 
 def _save(fig, path: Path) -> None:
@@ -36,7 +36,7 @@ def plot_acc_matrices(results: dict, path: Path) -> None:
         ax.set_xticks(range(acc.shape[1]), [f"task {j + 1}" for j in range(acc.shape[1])])
         ax.set_yticks(range(acc.shape[0]), [f"after {i + 1}" for i in range(acc.shape[0])])
         m = r.get("config", {}).get("meta", "")
-        ax.set_title(f"{LABELS.get(label, label)} (m = {m})")
+        ax.set_title("metaplastic (m = %g)" % m if label == "meta" else LABELS.get(label, label))
     fig.suptitle("PyTorch training: test accuracy (%) on task j after training task i", y=1.02)
     _save(fig, path)
 
@@ -58,19 +58,19 @@ def plot_hidden_weights(models: dict, path: Path) -> None:
 
 
 def plot_retention(dev: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     styles = {"meta": "-", "plain": "--"}
     for label, curve in dev["curves"].items():
         steps = [c["step"] for c in curve]
         for k, name in enumerate(n for n in curve[0] if n != "step"):
             ax.plot(steps, [100 * c[name] for c in curve], styles.get(label, ":"), color=f"C{k}",
                     label=f"{name}, {LABELS.get(label, label)}")
-    ax.set_xlabel(f"task-3 samples learned on the device ({dev['engine']}, batch 1, integers; "
-                  f"device m = {dev['device_meta']:g} vs 0)")
+    ax.set_xlabel(f"task-3 samples learned on the device, one at a time (device m = {dev['device_meta']:g} vs 0)\n"
+                  f"{dev['engine']}")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("on-device continual learning: what is kept of tasks 1-2 while task 3 is learned")
     _save(fig, path)
 
