@@ -83,13 +83,14 @@ def make_backend(name: str, model: Model, bank: int, adapt: bool, checkpoint: st
                             lambda x, y: [state_of(from_bytes(im))
                                           for im in be.learn(blob, x, y, bank=bank, adapt=adapt)])
         if name == "rtl":
-            from metabnn.sim.backend_rtl import RTLBackend
+            from metabnn.sim.backend_rtl import RTLBackend, RTLLearner
             if adapt:
                 return "frozen normalization only (run without --adapt)"
-            be = RTLBackend()
-            learn = getattr(be, "learn", None)
-            return _Wrapped("rtl", True, be, lambda b, x: b.predict(model, x, bank=bank),
-                            (lambda x, y: learn(model, x, y, bank=bank)) if learn else None)
+            # inference on the engine; learning on the learning top (engines + update units), whose
+            # memories are read back after every step
+            learner = RTLLearner()
+            return _Wrapped("rtl", True, RTLBackend(), lambda b, x: b.predict(model, x, bank=bank),
+                            lambda x, y: learner.states(model, x, y, bank=bank))
         if name == "torch":
             if checkpoint is None:
                 return "needs --checkpoint model.pt (the float model is not in the .mbnn file)"
