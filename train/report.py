@@ -42,7 +42,7 @@ def table(runs: list[dict]) -> str:
             t2 = [r["acc_by_bn"][name][-1][-1] for r in rs]
             sd = f" ± {statistics.stdev(t1) * 100:.1f}" if len(t1) > 1 else ""
             trained = ("BN frozen after task 1" if bn == "frozen-after-1" else "shared BN") + ("" if affine else ", no affine")
-            trained += ", gamma U[0,1)" if affine and gamma == "uniform" else ""
+            trained += (", gamma0 U[0,1)" if gamma == "uniform" else ", gamma0 = 1") if affine else ""
             label = name if bn != "frozen-after-1" else "frozen-after-1"
             lines.append(f"| {meta} | {trained} | {label} | {','.join(str(r['seed']) for r in rs)} | "
                          f"{statistics.mean(t1) * 100:.1f}{sd} % | {statistics.mean(t2) * 100:.1f} % |")
