@@ -20,10 +20,12 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import torch
-
+# metabnn.train before torch: it sets OMP_WAIT_POLICY=PASSIVE, which libgomp reads only when torch loads it;
+# with the default spin-wait one run here took 510 s for its first epoch on 2 busy cores (15 s once calm).
 from metabnn.train.experiment import Experiment
 from metabnn.train.presets import DEFAULTS
+
+import torch  # noqa: E402
 
 
 def main() -> None:
