@@ -2,7 +2,11 @@
 
 import os
 
-import pytest
+# torch's OpenMP threads read their wait policy once, when torch loads: spin-waiting threads on 2 shared
+# cores cost ~10x the CPU (docs/TRAINING.md). metabnn.train sets the same default; set it before any import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -41,7 +45,9 @@ def trained_checkpoint(tmp_path_factory, mnist):
     from metabnn.cli import main
 
     out = tmp_path_factory.mktemp("trained")
+    # gamma starts at 1 here: after one short epoch that gives the steadier accuracy (docs/TRAINING.md)
     rc = main(["train", "--tasks", "mnist", "--hidden", "128", "128", "--epochs", "1", "--meta", "1.35",
+               "--bn-gamma-init", "one",
                "--train-subset", "10000", "--test-subset", "2000", "--seed", "0", "--quiet",
                "--out", str(out), "--overwrite"])
     assert rc == 0
