@@ -73,6 +73,30 @@ def cycles_formula(model: Model, simd: int, pe: int) -> int:
     return issue + 3 * len(model.layers) + 1
 
 
+def build_or_reuse(top: str, sources: list, params: dict, hexdir: Path, bdir: Path):
+    """A cocotb Verilator runner for `top`, built in `bdir`, or reused when a stamp of the sources, the
+    parameters, the build arguments and the model's shape header says the build there is current."""
+    from cocotb_tools.runner import get_runner
+
+    h = hashlib.sha256(json.dumps([sorted(params.items()), BUILD_ARGS]).encode())
+    for f in list(sources) + [hexdir / "mbnn_model.svh"]:
+        h.update(Path(f).read_bytes())
+    stamp, stamp_file = h.hexdigest(), bdir / "metabnn.stamp"
+    runner = get_runner("verilator")
+    if stamp_file.exists() and stamp_file.read_text() == stamp and (bdir / top).exists():
+        runner.build_dir, runner.parameters = bdir, params
+        return runner
+    stamp_file.unlink(missing_ok=True)
+    try:
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=top, parameters=params,
+                     includes=[str(hexdir)], build_args=list(BUILD_ARGS), build_dir=str(bdir),
+                     timescale=("1ns", "1ps"), log_file=str(bdir / "build.log"))
+    except (SystemExit, Exception) as e:  # the runner exits on a failed build
+        raise RTLError(f"Verilator build failed ({e}); see {bdir / 'build.log'}") from None
+    stamp_file.write_text(stamp)
+    return runner
+
+
 class RTLBackend:
     name = "rtl"
     integer = True
@@ -119,27 +143,8 @@ class RTLBackend:
         bdir = self.build_dir(model)
         hexdir = bdir / "hex"
         write_readmemh(model, hexdir)
-        from cocotb_tools.runner import get_runner
-
-        sources = [RTL_DIR / s for s in TOP_SOURCES]
-        params = {"SIMD": self.simd, "PE": self.pe}
-        h = hashlib.sha256(json.dumps([sorted(params.items()), BUILD_ARGS]).encode())
-        for f in sources + [hexdir / "mbnn_model.svh"]:
-            h.update(f.read_bytes())
-        stamp, stamp_file = h.hexdigest(), bdir / "metabnn.stamp"
-        runner = get_runner("verilator")
-        if stamp_file.exists() and stamp_file.read_text() == stamp and (bdir / TOP).exists():
-            runner.build_dir, runner.parameters = bdir, params
-            return runner, bdir
-        stamp_file.unlink(missing_ok=True)
-        try:
-            runner.build(sources=[str(s) for s in sources], hdl_toplevel=TOP, parameters=params,
-                         includes=[str(hexdir)], build_args=list(BUILD_ARGS), build_dir=str(bdir),
-                         timescale=("1ns", "1ps"), log_file=str(bdir / "build.log"))
-        except (SystemExit, Exception) as e:  # the runner exits on a failed build
-            raise RTLError(f"Verilator build failed ({e}); see {bdir / 'build.log'}") from None
-        stamp_file.write_text(stamp)
-        return runner, bdir
+        return build_or_reuse(TOP, [RTL_DIR / s for s in TOP_SOURCES], {"SIMD": self.simd, "PE": self.pe},
+                              hexdir, bdir), bdir
 
     # ---------------------------------------------------------------- run
     def run_case(self, model: Model, images, **options) -> dict:
@@ -243,27 +248,8 @@ class RTLLearner(RTLBackend):
         bdir = self.build_dir(model)
         hexdir = bdir / "hex"
         write_readmemh(model, hexdir)
-        from cocotb_tools.runner import get_runner
-
-        sources = [RTL_DIR / s for s in UPDATE_SOURCES]
         params = {"SIMD": self.simd, "PE": self.pe, "HB": hb, "TK": tk}
-        h = hashlib.sha256(json.dumps([sorted(params.items()), BUILD_ARGS]).encode())
-        for f in sources + [hexdir / "mbnn_model.svh"]:
-            h.update(f.read_bytes())
-        stamp, stamp_file = h.hexdigest(), bdir / "metabnn.stamp"
-        runner = get_runner("verilator")
-        if stamp_file.exists() and stamp_file.read_text() == stamp and (bdir / UPDATE_TOP).exists():
-            runner.build_dir, runner.parameters = bdir, params
-            return runner, bdir
-        stamp_file.unlink(missing_ok=True)
-        try:
-            runner.build(sources=[str(s) for s in sources], hdl_toplevel=UPDATE_TOP, parameters=params,
-                         includes=[str(hexdir)], build_args=list(BUILD_ARGS), build_dir=str(bdir),
-                         timescale=("1ns", "1ps"), log_file=str(bdir / "build.log"))
-        except (SystemExit, Exception) as e:
-            raise RTLError(f"Verilator build failed ({e}); see {bdir / 'build.log'}") from None
-        stamp_file.write_text(stamp)
-        return runner, bdir
+        return build_or_reuse(UPDATE_TOP, [RTL_DIR / s for s in UPDATE_SOURCES], params, hexdir, bdir), bdir
 
     def learn(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, strict: bool = False,
               states: bool = False) -> dict:
