@@ -125,7 +125,9 @@ def resolve(args) -> dict:
     if not cfg["hidden"] and cfg["model"] != "conv":
         raise UsageError("--hidden: give at least one hidden layer size")
     if cfg["model"] == "conv" and cfg["bn"] == "adaptive":
-        raise UsageError("--bn adaptive is defined for MLPs; use --bn frozen or task-aware with --model conv")
+        if "bn" in given:
+            raise UsageError("--bn adaptive is defined for MLPs; use --bn frozen or task-aware with --model conv")
+        cfg["bn"] = "frozen"  # the default protocol is the MLP's; a conv net is not deployed, test it frozen
     n_layers = len(cfg["hidden"]) + 1 + (len(cfg["channels"] or [32, 64]) if cfg["model"] == "conv" else 0)
     if isinstance(cfg["meta"], list) and len(cfg["meta"]) != n_layers:
         raise UsageError(f"--meta: give 1 value or {n_layers} (one per weight layer), not {len(cfg['meta'])}")
