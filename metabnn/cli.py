@@ -25,7 +25,11 @@ COMMANDS = [
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse exits with 2 on bad options already; keep its one-line message."""
+    """Bad options: one line naming the problem and where help is, exit code 2 (no usage dump).
+    Subcommand parsers are made from this class too (argparse's add_subparsers default)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
