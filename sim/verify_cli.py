@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--backends", default="golden,onnx,c,rtl,torch",
                    help=f"comma-separated subset of {','.join(BACKENDS)}")
     p.add_argument("--limit", type=int, default=1000, help="number of MNIST test images (0 = all 10,000)")
+    p.add_argument("--rtl-limit", type=int, default=20,
+                   help="images through the RTL (a cycle-level simulation, a few images per second); 0 = --limit")
     p.add_argument("--learn", type=int, default=0, metavar="STEPS",
                    help="also run STEPS on-device learning steps on MNIST training samples and compare every "
                    "hidden weight, sign bit and normalization state after each step")
@@ -43,8 +45,8 @@ def run(args) -> int:
     bad = [b for b in names if b not in BACKENDS]
     if bad or not names:
         raise UsageError(f"unknown backend(s) {', '.join(bad) or '(none given)'}; choose from {', '.join(BACKENDS)}")
-    if args.limit < 0 or args.learn < 0:
-        raise UsageError("--limit and --learn must be >= 0")
+    if args.limit < 0 or args.learn < 0 or args.rtl_limit < 0:
+        raise UsageError("--limit, --rtl-limit and --learn must be >= 0")
     model = load(args.model)
     if not 0 <= args.bank < model.n_banks:
         raise UsageError(f"--bank {args.bank}: the model has {model.n_banks} bank(s)")
@@ -60,7 +62,7 @@ def run(args) -> int:
           + (f" and {args.learn} learning steps" if args.learn else "")
           + (" (stream-adaptive normalization)" if args.adapt else ""), file=sys.stderr)
     rows = run_verify(model, images, labels, names, bank=args.bank, adapt=args.adapt,
-                      checkpoint=args.checkpoint, learn_images=li, learn_labels=ll,
+                      checkpoint=args.checkpoint, learn_images=li, learn_labels=ll, limits={"rtl": args.rtl_limit},
                       progress=lambda b: print(f"  running {b} ...", file=sys.stderr))
     print(format_table(rows))
     failed = [r.backend for r in rows if r.failed]
