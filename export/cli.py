@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--onnx", metavar="FILE", help="also write an ONNX model (standard opset, integer-exact)")
     p.add_argument("--qonnx", metavar="FILE",
                    help="also write a QONNX-annotated model (BipolarQuant, MultiThreshold) for FINN users")
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="batch size of the --qonnx graph (qonnx and FINN need a fixed one; default 1)")
     p.add_argument("--c-header", metavar="FILE", help="also write a C header for the firmware")
     p.add_argument("--hex-dir", metavar="DIR", help="also write $readmemh files for the RTL")
     p.add_argument("--summary", action="store_true", help="print the model summary (1-bit parameters, memory)")
@@ -47,6 +49,9 @@ def run(args) -> int:
         raise UsageError(f"--hidden-bits {args.hidden_bits} outside 2..16")
     if not 0 <= args.lr_shift <= 31:
         raise UsageError(f"--lr-shift {args.lr_shift} outside 0..31")
+    if args.batch is not None and (not args.qonnx or args.batch < 1):
+        raise UsageError(f"--batch {args.batch}: the --qonnx graph's batch size, an integer >= 1 "
+                         "(give it with --qonnx FILE)")
     if not Path(args.checkpoint).is_file():
         raise UsageError(f"{args.checkpoint}: no such checkpoint file")
     if args.device_meta is not None and not args.device_meta >= 0:
@@ -62,7 +67,7 @@ def run(args) -> int:
         written.append(args.onnx)
     if args.qonnx:
         from metabnn.export.qonnx_export import save_qonnx
-        save_qonnx(model, args.qonnx)
+        save_qonnx(model, args.qonnx, batch=args.batch or 1)
         written.append(args.qonnx)
     if args.c_header:
         from metabnn.export.c_header import write_c_header

@@ -40,7 +40,8 @@ def sign_thresholds(layer: Layer, bank: int) -> tuple[np.ndarray, np.ndarray]:
 def to_qonnx(model: Model, bank: int = 0, batch: int = 1):
     """The QONNX ModelProto of `model` with bank `bank` frozen in (see the module docstring).
 
-    qonnx and FINN want static shapes: the batch size is fixed (FINN streams batch 1)."""
+    The batch size is fixed (FINN streams batch 1): qonnx's `execute_onnx` (1.0) compares every input's
+    shape with the graph's, so a symbolic batch dimension cannot be executed there."""
     from onnx import StringStringEntryProto, TensorAnnotation, TensorProto, helper, numpy_helper
 
     if not isinstance(bank, (int, np.integer)) or not 0 <= int(bank) < model.n_banks:
