@@ -9,12 +9,15 @@ FormatError naming the problem, never a NumPy, struct or memory error.
 from __future__ import annotations
 
 import math
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from metabnn.export import metadata
 from metabnn.export.errors import FormatError
 from metabnn.fileio import atomic_write_bytes
 from metabnn.sim.bits import n_words, pack_bits
@@ -22,7 +25,7 @@ from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, SOFTMAX_TABLE_SIZE, La
 
 MAGIC = b"MBNN"
 VERSION = 1
-HEADER = struct.Struct("<4sHHHHII I")  # magic, version, L, B, reserved, size, exp offset, reserved
+HEADER = struct.Struct("<4sHHHHII I")  # magic, version, L, B, reserved, size, exp offset, metadata offset
 DESC = struct.Struct("<IIBBBBBBBBffIIII24s")
 assert HEADER.size == 24 and DESC.size == 64
 
@@ -76,8 +79,12 @@ def to_bytes(model: Model) -> bytes:
                                lay.lr_shift, lay.bshift, lay.adapt_shift, lay.score_frac,
                                float(lay.meta), float(lay.scale), o_signs, o_hidden, o_table, o_norm,
                                b"\0" * 24))
+    meta_off = 0  # 0: no metadata section (FORMAT.md 6.1); written last, so old layouts do not move
+    if model.meta is not None:
+        blob = metadata.encode(model.meta)
+        meta_off = place(struct.pack("<I", len(blob)) + blob)
     size = pos + 4
-    head = HEADER.pack(MAGIC, VERSION, L, B, 0, size, exp_off, 0)
+    head = HEADER.pack(MAGIC, VERSION, L, B, 0, size, exp_off, meta_off)
     body = head + b"".join(descs) + b"".join(chunks)
     data = body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
     from_bytes(data)  # never write a file our own reader would reject
@@ -101,22 +108,41 @@ def _range(name: str, arr: np.ndarray, lo: int, hi: int, where: str) -> None:
         raise FormatError(f"{where}: {name} value {int(bad)} outside [{lo}, {hi}]")
 
 
+def _check_header(head: bytes, n: int) -> tuple:
+    """The header fields, once magic, version and size agree with an `n`-byte file.
+
+    Needs only the first 24 bytes, so load() can refuse a huge or foreign file before reading it."""
+    _check(n >= HEADER.size + 4, f"file too short ({n} bytes) to hold a header")
+    fields = HEADER.unpack_from(head, 0)
+    magic, version, size = fields[0], fields[1], fields[5]
+    _check(magic == MAGIC, f"not a .mbnn file (magic {magic!r}, expected {MAGIC!r})")
+    _check(version == VERSION, f"unsupported format version {version} (this reader knows {VERSION})")
+    _check(size == n, f"header says {size} bytes but the file has {n} (truncated or padded)")
+    _check(n <= MAX_FILE, f"file of {n} bytes exceeds the 2 GiB limit")
+    return fields
+
+
+def _metadata_blob(off: int, section) -> bytes | None:
+    """The JSON bytes of the metadata section (FORMAT.md 6.1) at header offset `off`, 0 meaning none."""
+    if off == 0:
+        return None
+    nbytes = struct.unpack_from("<I", section(off, 4, "metadata length"))[0]
+    _check(1 <= nbytes <= metadata.MAX_META_BYTES,
+           f"metadata: length {nbytes} outside 1..{metadata.MAX_META_BYTES}")
+    return section(off + 4, nbytes, "metadata", aligned=False)
+
+
 def from_bytes(data: bytes) -> Model:
     """Parse and validate a `.mbnn` image; raises FormatError on any problem."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise FormatError("expected bytes")
     data = bytes(data)
     n = len(data)
-    _check(n >= HEADER.size + 4, f"file too short ({n} bytes) to hold a header")
-    magic, version, L, B, res0, size, exp_off, res1 = HEADER.unpack_from(data, 0)
-    _check(magic == MAGIC, f"not a .mbnn file (magic {magic!r}, expected {MAGIC!r})")
-    _check(version == VERSION, f"unsupported format version {version} (this reader knows {VERSION})")
-    _check(size == n, f"header says {size} bytes but the file has {n} (truncated or padded)")
-    _check(n <= MAX_FILE, f"file of {n} bytes exceeds the 2 GiB limit")
+    magic, version, L, B, res0, size, exp_off, meta_off = _check_header(data, n)
     crc_stored = struct.unpack_from("<I", data, n - 4)[0]
     crc = zlib.crc32(data[: n - 4]) & 0xFFFFFFFF
     _check(crc == crc_stored, f"checksum mismatch (stored {crc_stored:#010x}, computed {crc:#010x}): file is corrupt")
-    _check(res0 == 0 and res1 == 0, "reserved header fields are not zero")
+    _check(res0 == 0, "reserved header field (offset 10) is not zero")
     _check(2 <= L <= MAX_LAYERS, f"layer count {L} outside 2..{MAX_LAYERS}")
     _check(1 <= B <= MAX_BANKS, f"bank count {B} outside 1..{MAX_BANKS}")
     desc_end = HEADER.size + DESC.size * L
@@ -124,8 +150,8 @@ def from_bytes(data: bytes) -> Model:
 
     sections: list[tuple[int, int, str]] = [(0, desc_end, "header")]
 
-    def section(off: int, nbytes: int, what: str) -> bytes:
-        _check(off % 8 == 0, f"{what}: offset {off} not aligned to 8 bytes")
+    def section(off: int, nbytes: int, what: str, aligned: bool = True) -> bytes:
+        _check(not aligned or off % 8 == 0, f"{what}: offset {off} not aligned to 8 bytes")
         _check(off >= desc_end and off + nbytes <= n - 4,
                f"{what}: bytes [{off}, {off + nbytes}) outside the data area [{desc_end}, {n - 4})")
         sections.append((off, nbytes, what))
@@ -195,6 +221,8 @@ def from_bytes(data: bytes) -> Model:
             lay.g, lay.b = rec["g"].astype(np.int32), rec["b"].astype(np.int64)
         layers.append(lay)
 
+    meta_blob = _metadata_blob(meta_off, section)
+
     # sections must not overlap, and every byte no section covers must be zero
     sections.sort()
     covered = 0
@@ -203,21 +231,42 @@ def from_bytes(data: bytes) -> Model:
         _check(not any(data[covered:off]), f"non-zero padding bytes before {what}")
         covered = off + nbytes
     _check(not any(data[covered: n - 4]), "non-zero bytes after the last section")
-    return Model(layers=layers, exp_table=exp_table)
+    # its bytes are now known to be its own: only then is the JSON worth reading
+    meta = None if meta_blob is None else metadata.decode(meta_blob, B)
+    return Model(layers=layers, exp_table=exp_table, meta=meta)
+
+
+def _read_checked(path: Path) -> bytes:
+    """The file's bytes, read only after its type, size and header say it can be a .mbnn file.
+
+    A device (/dev/zero), a FIFO or a multi-GB file of anything is refused before more than
+    24 bytes are read, so a wrong path costs a stat and a header, never the memory of the file."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer (it changes nothing for regular files)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        _check(not stat.S_ISDIR(st.st_mode), "is a directory, expected a .mbnn file")
+        _check(stat.S_ISREG(st.st_mode), "not a regular file (a device, FIFO or socket cannot hold a model)")
+        _check(st.st_size <= MAX_FILE, f"file of {st.st_size} bytes exceeds the 2 GiB limit of the format")
+        head = f.read(HEADER.size)
+        _check(len(head) == HEADER.size or st.st_size < HEADER.size + 4, "file changed while being read")
+        _check_header(head, st.st_size)
+        data = head + f.read(st.st_size - len(head))
+        _check(len(data) == st.st_size and not f.read(1), "file changed while being read")
+    return data
 
 
 def load(path) -> Model:
     """Read a `.mbnn` file. A missing or unreadable file is a FormatError too (one clear message)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = _read_checked(path)
+        return from_bytes(data)
     except FileNotFoundError:
         raise FormatError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise FormatError(f"{path}: is a directory, expected a .mbnn file") from None
     except OSError as e:
         raise FormatError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        return from_bytes(data)
     except FormatError as e:
         raise FormatError(f"{path}: {e}") from None

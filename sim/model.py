@@ -91,6 +91,9 @@ class Layer:
 class Model:
     layers: list[Layer]
     exp_table: np.ndarray = field(default_factory=default_exp_table)  # uint16 [256]
+    # what the model was trained on (docs/FORMAT.md 6.1), for tools such as `metabnn verify`;
+    # the integer model never reads it. None: the file has no metadata section.
+    meta: dict | None = None
 
     @property
     def n_banks(self) -> int:
