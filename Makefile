@@ -1,10 +1,17 @@
 # The two Quick start commands: `make demo` (set up, then the main job) and `make test` (set up, then every test).
-PY ?= python3
+# Everything runs in one virtual environment: VENV names it, PY is its interpreter, and nothing else is used
+# (Debian's own python3 refuses pip installs, PEP 668). `make test VENV=/elsewhere` uses another one.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+ifeq ($(origin PY),command line)
+$(error PY is the interpreter of $$(VENV); choose the environment with VENV=folder instead)
+endif
 
 .PHONY: setup demo test test-all firmware
 
 setup:
-	bash scripts/setup.sh
+	bash scripts/setup.sh "$(VENV)"
 
 demo: setup
 	$(PY) -m metabnn demo
