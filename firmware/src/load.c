@@ -3,10 +3,12 @@
  *
  * Order of checks: every byte is bounds-checked before it is read. Header -> size -> CRC ->
  * counts -> descriptors -> sections (alignment, bounds, overlaps, zero gaps) -> contents.
- * Sizes are computed in 64 bits so no field can wrap them. */
+ * Sizes are computed in 64 bits so no field can wrap them. The optional metadata section
+ * (FORMAT.md 6.1: a u32 length and JSON for tools) is checked as a section, its content ignored. */
 #include "mbnn_internal.h"
 
-#define MAX_SECTIONS (2u + 4u * MBNN_MAX_LAYERS)
+#define MAX_SECTIONS (3u + 4u * MBNN_MAX_LAYERS) /* header, exp table, metadata, 4 per layer */
+#define MAX_META_BYTES 65536u                    /* docs/FORMAT.md 6.1 */
 
 typedef struct {
     uint64_t off, len;
@@ -29,6 +31,18 @@ static mbnn_status add_section(span *s, uint32_t *n, uint64_t off, uint64_t len,
     s[*n].len = len;
     (*n)++;
     return MBNN_OK;
+}
+
+/* The metadata section at header offset 20 (0 = none): its u32 length is read only once the
+ * 4 bytes are known to lie inside the data area; the CRC already covers its content. */
+static mbnn_status add_metadata(span *s, uint32_t *n, const uint8_t *img, uint64_t off, uint64_t data_begin,
+                                uint64_t data_end)
+{
+    if (off == 0) return MBNN_OK;
+    if (off < data_begin || off + 4u > data_end) return MBNN_ERR_SECTION;
+    const uint64_t len = mbnn_rd_u32(img + off);
+    if (len < 1u || len > MAX_META_BYTES) return MBNN_ERR_SECTION;
+    return add_section(s, n, off, 4u + len, data_begin, data_end);
 }
 
 /* IEEE-754 binary32 checks by bit pattern (no floating point): finite <=> exponent != 0xFF. */
@@ -163,7 +177,7 @@ static mbnn_status load(mbnn_model *m, uint8_t *img, size_t size, int writable)
     if ((uint64_t)file_size > (uint64_t)size) return MBNN_ERR_TRUNCATED;
     if ((uint64_t)file_size != (uint64_t)size || file_size > 0x80000000u) return MBNN_ERR_FILE_SIZE;
     if (mbnn_crc32(0, img, size - 4u) != mbnn_rd_u32(img + size - 4u)) return MBNN_ERR_CRC;
-    if (mbnn_rd_u16(img + 10) != 0 || mbnn_rd_u32(img + 20) != 0) return MBNN_ERR_RESERVED;
+    if (mbnn_rd_u16(img + 10) != 0) return MBNN_ERR_RESERVED;
     const uint32_t L = mbnn_rd_u16(img + 6), B = mbnn_rd_u16(img + 8);
     if (L < 2 || L > MBNN_MAX_LAYERS) return MBNN_ERR_LAYER_COUNT;
     if (B < 1 || B > 255) return MBNN_ERR_BANK_COUNT;
@@ -185,6 +199,8 @@ static mbnn_status load(mbnn_model *m, uint8_t *img, size_t size, int writable)
     mbnn_status st = add_section(sec, &nsec, exp_off, 2u * MBNN_EXP_ENTRIES, data_begin, data_end);
     if (st != MBNN_OK) goto fail;
     m->exp_table = (const uint16_t *)(const void *)(img + exp_off);
+    st = add_metadata(sec, &nsec, img, mbnn_rd_u32(img + 20), data_begin, data_end);
+    if (st != MBNN_OK) goto fail;
     for (uint32_t l = 0; l < L && st == MBNN_OK; l++) st = parse_descriptor(m, l, sec, &nsec, data_begin, data_end);
     if (st != MBNN_OK) goto fail;
     st = check_layout(img, sec, nsec, data_end);

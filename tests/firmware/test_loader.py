@@ -14,7 +14,7 @@ from firmware_mutations import base_images, mutants, seal
 from metabnn.export import FormatError
 from metabnn.export.mbnn import from_bytes, to_bytes
 from metabnn.sim import random_model
-from metabnn.sim.backend_c import FirmwareError, _Aligned
+from metabnn.backends.c import FirmwareError, _Aligned
 
 OK = 0
 
@@ -58,7 +58,7 @@ def test_specific_rejections(cbackend, img):
         "unsupported format version": [edit(img, "<H", 4, 2)],
         "header file size differs from the buffer size": [img + b"\0\0\0\0"],
         "CRC-32 mismatch": [img[:-1] + bytes([img[-1] ^ 1])],
-        "reserved field not zero": [edit(img, "<H", 10, 1), edit(img, "<I", 20, 1), edit(img, "B", d0 + 63, 1)],
+        "reserved field not zero": [edit(img, "<H", 10, 1), edit(img, "B", d0 + 63, 1)],
         "layer count out of range or descriptors do not fit": [edit(img, "<H", 6, 1), edit(img, "<H", 6, 17)],
         "bank count out of range": [edit(img, "<H", 8, 0), edit(img, "<H", 8, 256)],
         "layer chain does not fit (kinds or K/N)": [edit(img, "B", d0 + 8, 1), edit(img, "B", d0 + 9, 1),
@@ -74,7 +74,7 @@ def test_specific_rejections(cbackend, img):
         "section misaligned, out of bounds or overlapping": [
             edit(img, "<I", d0 + 24, o_signs0 + 4), edit(img, "<I", d0 + 24, len(img)),
             edit(img, "<I", d0 + 28, o_signs0), edit(img, "<I", 16, o_norm0), edit(img, "<I", 16, 0),
-            edit(img, "<I", d0 + 36, 0xFFFFFFF8)],
+            edit(img, "<I", d0 + 36, 0xFFFFFFF8), edit(img, "<I", 20, 1)],  # 20: the metadata offset
     }
     for want, images in cases.items():
         for data in images:
@@ -101,6 +101,30 @@ def test_specific_rejections(cbackend, img):
         for data in images:
             assert status_name(cbackend, data) == want, want
             assert not python_accepts(data)
+
+
+def test_metadata_section_is_accepted_and_checked_as_a_section(cbackend):
+    """FORMAT.md 6.1: the loader ignores the metadata's JSON but checks its bounds like any section's."""
+    m = random_model((40, 20, 5), bits=8, table_bits=3, banks=2, seed=1)
+    m.meta = {"version": 1, "note": "x" * 20}  # 4 + 43 bytes: the section ends mid-word, padding follows
+    data = to_bytes(m)
+    meta_off = struct.unpack_from("<I", data, 20)[0]
+    n = struct.unpack_from("<I", data, meta_off)[0]
+    assert (4 + n) % 8 and meta_off and cbackend.load_status(data) == OK and python_accepts(data)
+    assert cbackend.open(data).predict(np.zeros((1, 40), np.uint8)).shape == (1,)
+    bad = {
+        "section misaligned, out of bounds or overlapping": [
+            edit(data, "<I", 20, meta_off + 4), edit(data, "<I", 20, 24), edit(data, "<I", 20, len(data) - 4),
+            edit(data, "<I", 20, struct.unpack_from("<I", data, 24 + 24)[0]),  # onto layer 0's signs
+            edit(data, "<I", meta_off, 0), edit(data, "<I", meta_off, 65537),
+            edit(data, "<I", meta_off, len(data))],
+        "non-zero byte between sections": [edit(data, "B", meta_off + 4 + n, 1)],  # the padding after the JSON
+        "CRC-32 mismatch": [data[: meta_off + 6] + bytes([data[meta_off + 6] ^ 1]) + data[meta_off + 7:]],
+    }
+    for want, images in bad.items():
+        for img in images:
+            assert status_name(cbackend, img) == want
+            assert not python_accepts(img)
 
 
 def test_hidden_out_of_range(cbackend):
