@@ -23,3 +23,7 @@ class MismatchError(MetabnnError):
     """Two integer backends disagreed (a bug, never a tolerance)."""
 
     exit_code = 1
+
+
+class OutputError(MetabnnError):
+    """An output cannot be written (read-only disk, a folder in the way, a full disk); names path and reason."""
