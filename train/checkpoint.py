@@ -6,58 +6,57 @@ A checkpoint is one torch.save'd dict:
   model    the model's state_dict (hidden weights W_h, BatchNorm states),
   banks    one BatchNorm bank per finished task (list of per-BN state dicts),
   progress {task, epoch} done; `optimizer`, `ewc`, `results` to resume.
-Writes are atomic (temporary file, then os.replace), so a kill mid-write leaves
-the previous checkpoint intact.
+Writes are atomic (metabnn.fileio), so a kill mid-write leaves the previous
+checkpoint intact. Reads use torch's weights-only unpickler: everything above
+is tensors and plain Python data, so a real checkpoint loads and a crafted
+pickle cannot run code.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import pickle
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from metabnn.errors import UsageError
+from metabnn.fileio import atomic_write_with
 from metabnn.export.floatnet import BNState, FloatLayer, FloatNet
 
 FORMAT, VERSION = "metabnn-checkpoint", 1
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call write(file) on a temporary file next to `path`, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; others export our models
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(path: Path, ckpt: dict) -> None:
-    atomic_write_bytes(path, lambda f: torch.save(ckpt, f))
+    atomic_write_with(path, lambda f: torch.save(ckpt, f))
+
+
+def _refusal(path: Path, e: Exception) -> UsageError:
+    """The one line for a file the unpickler refused: name the code it would have run, if it says."""
+    text = str(e)
+    if "Weights only load failed" not in text:
+        return UsageError(f"{path} is not a metabnn checkpoint ({type(e).__name__})")
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    what = f"unpickling it would run {found.group(1)}" if found else "it holds more than tensors and plain data"
+    return UsageError(f"{path}: refused to load: {what}; a metabnn checkpoint holds only tensors and plain "
+                      "data (torch.load weights_only=True)")
 
 
 def read(path) -> dict:
+    """A checkpoint, loaded with torch's weights-only unpickler: a crafted file cannot run code."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of foreign files
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise _refusal(path, e) from None
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or type(e).__name__}") from None
     except Exception as e:  # torch raises many types for a non-checkpoint file
         raise UsageError(f"{path} is not a metabnn checkpoint ({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

@@ -18,14 +18,15 @@ import gzip
 import importlib.util
 import os
 import struct
-import tempfile
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from metabnn.errors import DataMissingError, UsageError
+from metabnn.errors import DataMissingError, OutputError, UsageError
+from metabnn.fileio import atomic_write_with
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 INSTALL_HINT = {
@@ -104,17 +105,12 @@ def _to_dataset(name, train_x, train_y, test_x, test_y) -> DataSet:
     )
 
 
-def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+def _save_cache(path: Path, **arrays) -> None:
+    """Write the cache if we can: it only saves seconds, so an unwritable cache folder is a note, not an error."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write_with(path, lambda f: np.savez(f, **arrays))
+    except OutputError as e:
+        print(f"note: MNIST not cached ({e}); set METABNN_DATA to a writable folder", file=sys.stderr)
 
 
 def _mnist_csv_dir() -> Path | None:
@@ -146,7 +142,7 @@ def _load_mnist_default() -> DataSet | None:
     train_x, train_y = _read_csv(folder / "mnist_train.csv")
     test_x, test_y = _read_csv(folder / "mnist_test.csv")
     arrays = dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
-    _atomic_savez(cached, **arrays)
+    _save_cache(cached, **arrays)
     return _to_dataset("mnist", **arrays)
 
 
