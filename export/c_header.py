@@ -16,11 +16,11 @@ To learn on the device, copy the words into RAM and use `mbnn_load_writable` on 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 
 from metabnn.errors import UsageError
+from metabnn.fileio import atomic_write_text
 from metabnn.export.mbnn import to_bytes
 from metabnn.sim.model import Model
 
@@ -46,4 +46,4 @@ def write_c_header(model: Model | bytes, path, name: str = "mbnn_model") -> None
     """Write MODEL (a Model, or `.mbnn` bytes) as a C header at PATH."""
     data = model if isinstance(model, (bytes, bytearray)) else to_bytes(model)
     text = c_array_text(bytes(data), name, comment=f"A .mbnn image of {len(data)} bytes.")
-    Path(path).write_text(text)
+    atomic_write_text(path, text)  # never a truncated header: a full disk leaves the old file, or none

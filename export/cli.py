@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from metabnn.errors import UsageError
+from metabnn.fileio import check_output, check_output_dir
 
 
 def add_parser(sub) -> None:
@@ -56,6 +57,11 @@ def run(args) -> int:
         raise UsageError(f"{args.checkpoint}: no such checkpoint file")
     if args.device_meta is not None and not args.device_meta >= 0:
         raise UsageError(f"--device-meta {args.device_meta} must be >= 0")
+    for path in [args.out, args.onnx, args.qonnx, args.c_header]:
+        if path is not None:
+            check_output(path)  # an unwritable output fails before the work, and before the other files
+    if args.hex_dir is not None:
+        check_output_dir(args.hex_dir)
     net = load_floatnet(args.checkpoint)
     model = from_floatnet(net, hidden_bits=args.hidden_bits, table_bits=args.table_bits,
                           lr_shift_base=args.lr_shift, device_meta=args.device_meta)
