@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from metabnn.errors import UsageError
+from metabnn.fileio import check_output_dir
 
 
 def add_parser(sub) -> None:
@@ -141,7 +142,7 @@ def _write_hex(model, out: Path) -> str:
 
 
 def verify_all(a, model, checkpoint: Path, tasks) -> tuple[list, list]:
-    from metabnn.sim.verify import format_table, run_verify
+    from metabnn.verify import format_table, open_backends, run_verify
 
     ev = tasks.evals[1]  # task 2: the model's most recent task, so accuracy means something
     x, y = ev.x[: a.verify_images].numpy(), ev.y[: a.verify_images].numpy()
@@ -149,13 +150,13 @@ def verify_all(a, model, checkpoint: Path, tasks) -> tuple[list, list]:
     lx, ly = lt.train_x[: a.learn_steps].numpy(), lt.train_y[: a.learn_steps].numpy()
     _say(f"[3/5] verifying golden, onnx, c, torch on {len(y)} test images of task 2"
          + (f" and {a.learn_steps} learning steps" if a.learn_steps else "") + " ...")
-    rows = run_verify(model, x, y, ["golden", "onnx", "c", "torch"], checkpoint=str(checkpoint),
+    rows = run_verify(model, x, y, open_backends(["golden", "onnx", "c", "torch"], checkpoint=str(checkpoint)),
                       learn_images=lx if a.learn_steps else None, learn_labels=ly if a.learn_steps else None)
     rtl_rows = []
     if a.rtl_images:
         _say(f"      RTL co-simulation (Verilator) on {a.rtl_images} images"
              + (f" and {a.rtl_steps} learning steps" if a.rtl_steps else "") + " ...")
-        rtl_rows = run_verify(model, x[: a.rtl_images], y[: a.rtl_images], ["golden", "rtl"],
+        rtl_rows = run_verify(model, x[: a.rtl_images], y[: a.rtl_images], open_backends(["golden", "rtl"]),
                               learn_images=lx[: a.rtl_steps] if a.rtl_steps else None,
                               learn_labels=ly[: a.rtl_steps] if a.rtl_steps else None)
     _say(format_table(rows + [r for r in rtl_rows if r.backend == "rtl"]))
@@ -164,7 +165,7 @@ def verify_all(a, model, checkpoint: Path, tasks) -> tuple[list, list]:
 
 def device_learning(a, models: dict, tasks) -> dict:
     """Learn task 3 sample by sample on the device, for both models; curves of every task's accuracy."""
-    from metabnn.sim.ondevice import learn_stream, pick_engine
+    from metabnn.ondevice import learn_stream, pick_engine
 
     lt = tasks.tasks[2]
     rng = np.random.default_rng(a.seed)
@@ -177,7 +178,8 @@ def device_learning(a, models: dict, tasks) -> dict:
         adapt = model.layers[0].adapt_shift > 0
         _, curves[label], flips[label] = learn_stream(model, xs, ys, evals, a.eval_every, adapt=adapt,
                                                       engine=engine, desc=f"on-device learning ({label})",
-                                                      quiet=a.quiet)
+                                                      # bars on a terminal only: no \r spam in logs
+                                                      quiet=a.quiet or not sys.stderr.isatty())
     return {"engine": described, "curves": curves, "flips": flips, "samples": int(len(ys)),
             "device_meta": a.device_meta}
 
@@ -188,7 +190,7 @@ def run(a) -> int:
 
     t0 = time.time()
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out)  # an unwritable --out fails now, not after minutes of training
     tasks = tasks_mod.build("pmnist:3", a.seed, a.data_dir)
     runs = train_pair(a, out)
     models = export_pair(a, runs, out)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from metabnn.errors import UsageError
+from metabnn.fileio import atomic_write_bytes, atomic_write_text
 
 from . import bn as bn_mod
 from . import checkpoint as ckpt_mod
@@ -79,8 +79,10 @@ def compare_protocols(cfg: dict, model) -> list[str]:
 
 class Experiment:
     def __init__(self, cfg: dict, out: Path, data_dir=None, progress: bool | None = None):
+        """progress: True shows the bars, False hides them, None shows them only where stderr is a terminal
+        (tqdm's own test: no carriage-return spam in logs and CI)."""
         self.cfg, self.out = cfg, Path(out)
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = progress
         self.dev = resolve_device(cfg["device"])
         self.seq = tasks_mod.build(cfg["tasks"], cfg["seed"], data_dir)
         _subset(self.seq, cfg["train_subset"], cfg["test_subset"])
@@ -109,7 +111,10 @@ class Experiment:
         c = {"format": ckpt_mod.FORMAT, "version": ckpt_mod.VERSION, "config": self.cfg,
              "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
              "banks": [[{k: v.cpu() for k, v in s.items()} for s in b] for b in self.banks],
-             "progress": dict(self.progress_at)}
+             "progress": dict(self.progress_at),
+             # what the model was trained on, for the exporter's metadata (docs/FORMAT.md 6.1)
+             "data": tasks_mod.describe(self.cfg["tasks"], self.cfg["seed"], self.cfg["bn"],
+                                        max(len(self.banks), 1), self.seq.fingerprint)}
         if with_resume_state:
             c["optimizer"] = self.opt.state_dict()
             c["ewc"] = self.ewc
@@ -153,7 +158,7 @@ class Experiment:
         total, seen = 0.0, 0
         starts = [s for s in range(0, n, bs) if n - s >= 2]  # BatchNorm needs 2+ samples
         bar = tqdm(starts, desc=f"task {i + 1}/{len(self.seq.tasks)} epoch {e + 1}/{cfg['epochs']}",
-                   disable=not self.progress, leave=False, unit="batch")
+                   disable=None if self.progress is None else not self.progress, leave=False, unit="batch")
         for s in bar:
             idx = order[s : s + bs]
             x = task.train_x[idx].float().div_(255)
@@ -218,7 +223,7 @@ class Experiment:
                 self.progress_at = {"task": i, "epoch": e + 1}
             self.results["seconds_per_epoch"].append(round(time.perf_counter() - t0, 3))
             ckpt_mod.save(self.out / "checkpoint.pt", self._ckpt(True))
-            if self.progress or cfg.get("verbose", True):
+            if self.progress or cfg.get("verbose", True):  # a forced bar comes with its epoch lines
                 tests = " ".join(f"{a:.4f}" for a in test_acc)
                 print(f"task {i + 1}/{n_tasks} epoch {e + 1}/{cfg['epochs']}: loss {loss:.4f} "
                       f"train {train_acc:.4f} test [{tests}] ({self.results['seconds_per_epoch'][-1]:.1f} s)",
@@ -231,10 +236,8 @@ class Experiment:
 
     def finish(self) -> None:
         ckpt_mod.save(self.out / "model.pt", self._ckpt(False))
-        text = json.dumps(self.results, indent=1)
-        ckpt_mod.atomic_write_bytes(self.out / "results.json", lambda f: f.write(text.encode()))
-        png = plot_png(self.results)
-        ckpt_mod.atomic_write_bytes(self.out / "curves.png", lambda f: f.write(png))
+        atomic_write_text(self.out / "results.json", json.dumps(self.results, indent=1))
+        atomic_write_bytes(self.out / "curves.png", plot_png(self.results))
 
 
 def plot_png(results: dict) -> bytes:
