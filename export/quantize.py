@@ -142,4 +142,13 @@ def from_floatnet(net: FloatNet, hidden_bits: int = 8, table_bits: int | None = 
             lay.b = np.stack(bs).astype(np.int64)
             lay.score_frac = Q
         layers.append(lay)
-    return Model(layers=layers, exp_table=default_exp_table())
+    return Model(layers=layers, exp_table=default_exp_table(), meta=file_metadata(net))
+
+
+def file_metadata(net: FloatNet) -> dict | None:
+    """The `.mbnn` metadata (FORMAT.md 6.1): the trainer's description of the data, plus the training
+    options for the record. None for a FloatNet that does not say what it was trained on."""
+    data = net.info.get("data")
+    if data is None:
+        return None
+    return {**data, "training": {k: v for k, v in net.info.items() if k != "data"}}

@@ -97,6 +97,15 @@ def load_model(path, bank: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
+def _data(ckpt: dict, n_banks: int) -> dict:
+    """What the model was trained on (docs/FORMAT.md 6.1): recorded by the trainer, or rebuilt from the
+    config of a checkpoint written before it recorded it (same names and banks, no fingerprint)."""
+    from .tasks import describe
+
+    cfg = ckpt["config"]
+    return ckpt.get("data") or describe(cfg["tasks"], cfg["seed"], cfg["bn"], n_banks)
+
+
 def load_floatnet(path) -> FloatNet:
     """A BNN MLP checkpoint as the exporter's FloatNet (hidden weights, m, BN banks, task-free BN mode)."""
     ckpt = read(path)
@@ -129,5 +138,6 @@ def load_floatnet(path) -> FloatNet:
         adapt_shift=int(cfg["adapt_shift"]) if adaptive else 0,
         # the exporter needs the test-time form only: frozen-after-1 tests as frozen
         bn_mode="frozen" if cfg["bn"] == "frozen-after-1" else cfg["bn"],
-        info={k: cfg[k] for k in ("tasks", "hidden", "epochs", "meta", "lr", "weight_decay", "seed", "bn")},
+        info={**{k: cfg[k] for k in ("tasks", "hidden", "epochs", "meta", "lr", "weight_decay", "seed", "bn")},
+              "data": _data(ckpt, len(banks))},
     )
