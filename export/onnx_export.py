@@ -20,7 +20,9 @@ What travels in the file, so that a model can go on learning from the .onnx alon
 - what only learning needs (the f_meta tables, the straight-through windows lo/hi of every
   bank, the softmax exp table) and the per-layer header fields go in `metadata_props` as
   JSON of integers under `metabnn.*` keys. Unused initializers would also be legal ONNX, but
-  onnxruntime warns on every load and graph optimizers delete them.
+  onnxruntime warns on every load and graph optimizers delete them;
+- what the model was trained on (the `.mbnn` metadata section, docs/FORMAT.md 6.1), as the
+  same canonical JSON under `metabnn.trained_on`, when the model carries it.
 
 `from_onnx(path)` reads it all back into a `metabnn.sim.Model`, checks every range of
 FORMAT.md section 6, and rebuilds the graph to check that the file computes what it claims.
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from metabnn.errors import UsageError
+from metabnn.export import metadata
 from metabnn.export.errors import FormatError
 from metabnn.fileio import atomic_write_bytes
 from metabnn.sim.bits import pack_bits
@@ -134,7 +137,8 @@ def _metadata(model: Model, bank: int) -> dict:
             entry["lo"] = np.asarray(lay.lo).astype(int).tolist()
             entry["hi"] = np.asarray(lay.hi).astype(int).tolist()
         layers.append(entry)
-    return {
+    props = {} if model.meta is None else {KEY + "trained_on": metadata.encode(model.meta).decode("utf-8")}
+    return props | {
         KEY + "format_version": str(FORMAT_VERSION),
         KEY + "bank": str(bank),
         KEY + "banks": str(model.n_banks),
@@ -171,6 +175,8 @@ def from_onnx(source) -> Model:
     model = Model(layers=layers, exp_table=exp_table.astype(np.uint16))
     if not 0 <= bank < model.n_banks:
         raise FormatError(f"metadata bank {bank} out of range: {model.n_banks} bank(s)")
+    if KEY + "trained_on" in meta:  # the .mbnn metadata section, same bytes (FORMAT.md 6.1)
+        model.meta = metadata.decode(meta[KEY + "trained_on"].encode("utf-8"), model.n_banks)
     _mbnn_accepts(model)
     rebuilt = to_onnx(model, bank).graph
     if rebuilt.SerializeToString(deterministic=True) != proto.graph.SerializeToString(deterministic=True):

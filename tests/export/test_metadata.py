@@ -154,3 +154,22 @@ def test_any_corrupted_metadata_byte_fails_the_crc():
         b[i] ^= 0x20
         with pytest.raises(FormatError, match="checksum"):
             from_bytes(bytes(b))
+
+
+def test_onnx_carries_the_same_metadata():
+    pytest.importorskip("onnx")
+    from metabnn.export.onnx_export import KEY, from_onnx, to_onnx
+
+    m = random_model((30, 16, 10), banks=2, seed=5)
+    m.meta = META
+    proto = to_onnx(m, bank=1)
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert props[KEY + "trained_on"].encode() == metadata.encode(META)
+    back = from_onnx(proto)
+    assert back.meta == META and to_bytes(back) == to_bytes(m)
+    m.meta = None
+    assert KEY + "trained_on" not in {p.key for p in to_onnx(m).metadata_props} and from_onnx(to_onnx(m)).meta is None
+    bad = to_onnx(m)
+    bad.metadata_props.add(key=KEY + "trained_on", value='{"version":2}')
+    with pytest.raises(FormatError, match="version 2"):
+        from_onnx(bad)
