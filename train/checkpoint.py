@@ -35,13 +35,11 @@ def save(path: Path, ckpt: dict) -> None:
 
 def _refusal(path: Path, e: Exception) -> UsageError:
     """The one line for a file the unpickler refused: name the code it would have run, if it says."""
-    text = str(e)
-    if "Weights only load failed" not in text:
-        return UsageError(f"{path} is not a metabnn checkpoint ({type(e).__name__})")
-    found = re.search(r"GLOBAL ([\w.]+)", text)
-    what = f"unpickling it would run {found.group(1)}" if found else "it holds more than tensors and plain data"
-    return UsageError(f"{path}: refused to load: {what}; a metabnn checkpoint holds only tensors and plain "
-                      "data (torch.load weights_only=True)")
+    found = re.search(r"GLOBAL ([\w.]+)", str(e))
+    if "Weights only load failed" in str(e) and found:
+        return UsageError(f"{path}: refused to load: unpickling it would run {found.group(1)}; a metabnn "
+                          "checkpoint holds only tensors and plain data (torch.load weights_only=True)")
+    return UsageError(f"{path} is not a metabnn checkpoint (not a torch file of tensors and plain data)")
 
 
 def read(path) -> dict:

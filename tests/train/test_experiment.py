@@ -60,8 +60,8 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert resumed["acc"] == full["acc"]
     assert resumed["acc_by_bn"] == full["acc_by_bn"]
     assert resumed["curves"] == full["curves"]
-    a = torch.load(tmp_path / "full" / "model.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     on_disk = json.loads((tmp_path / "cut" / "results.json").read_text())
     assert on_disk["acc"] == full["acc"]
