@@ -24,7 +24,7 @@ import numpy as np
 
 from metabnn.export.mbnn import to_bytes
 from metabnn.sim import random_model
-from metabnn.sim.backend_c import FIRMWARE, CBackend, build_firmware
+from metabnn.backends.c import FIRMWARE, CFirmware, build_firmware
 
 BENCH = FIRMWARE / "build" / "bench"
 
@@ -59,7 +59,7 @@ def best_time(fn, n, repeats=5) -> float:
     return best
 
 
-def memory(model_bytes: bytes, backend: CBackend) -> dict:
+def memory(model_bytes: bytes, backend: CFirmware) -> dict:
     """Bytes by section kind, from the image's own descriptors, and the workspaces."""
     import struct
     L = struct.unpack_from("<H", model_bytes, 6)[0]
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(n_img, sizes[0]), dtype=np.uint8)
     y = rng.integers(0, sizes[-1], size=n_img).astype("<u4")
-    backend = CBackend()
+    backend = CFirmware()
     print(f"network {'-'.join(map(str, sizes))}, {n_img} images, single thread, host {os.uname().machine}")
 
     with tempfile.TemporaryDirectory() as tmp:

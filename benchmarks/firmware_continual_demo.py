@@ -23,7 +23,7 @@ import numpy as np
 from metabnn.errors import MetabnnError
 from metabnn.export.mbnn import load as load_mbnn
 from metabnn.export.mbnn import to_bytes
-from metabnn.sim.backend_c import FIRMWARE, build_firmware, write_mbds
+from metabnn.backends.c import FIRMWARE, build_firmware, write_mbds
 
 
 def integer_model(path: Path):

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from metabnn.sim import forward, random_model
-from metabnn.sim.backend_rtl import RTLBackend, cycles_formula
+from metabnn.backends.rtl import RTLBackend, cycles_formula
 
 
 def load_images(n, k):

@@ -10,7 +10,7 @@ large network from the formula, the flip counters over a short on-chip run, and 
    metabnn.sim, a difference exits 1) and prints the measured update cycles next to
        update = max over layers of N * ceil(K / LANES) + 3     (all layers' units run at once).
 2. Cycles per learning step of --big from the formulas: forward latency (the engine's formula,
-   metabnn.sim.backend_rtl.cycles_formula), the deltas written through the host port (one per cycle:
+   metabnn.backends.rtl.cycles_formula), the deltas written through the host port (one per cycle:
    sum of N), the update. The backward pass (deltas) is the firmware's and is not counted.
 3. The flip counters (signs flipped per layer per step) of the first setting's run.
 4. --synth: Yosys cells / LUT4 / flip-flops / block RAMs of the update unit alone (one per layer of
@@ -31,7 +31,7 @@ import numpy as np
 
 from metabnn.export.readmemh import write_readmemh
 from metabnn.sim import random_model
-from metabnn.sim.backend_rtl import RTLError, RTLLearner, cycles_formula, update_cycles_formula
+from metabnn.backends.rtl import RTLError, RTLLearner, cycles_formula, update_cycles_formula
 
 SYNTH_DIR = Path(__file__).resolve().parent.parent / "hw" / "synth"
 UPDATE_LATENCY = 3
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
             learner = RTLLearner(simd=simd, pe=pe)
             learner.prepare(model)  # build outside the timing
             t = time.time()
-            res = learner.learn(model, images, labels)
+            res = learner.run_steps(model, images, labels)
             dt = time.time() - t
         except (RTLError, ValueError) as e:
             print(f"rtl_update: {e}", file=sys.stderr)

@@ -14,7 +14,7 @@ from metabnn.export.errors import FormatError
 from metabnn.export.floatnet import BNState, FloatNet
 from metabnn.sim.bits import pack_bits
 from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, Layer, Model, default_exp_table
-from metabnn.sim.random_model import f_meta_table
+from metabnn.sim.metaplastic import f_meta_table
 
 ACOSH_256 = math.acosh(256.0)  # m|W| past this: f_meta < 2^-16, fully consolidated
 Q_MIN, Q_MAX = 4, 40

@@ -19,7 +19,7 @@ from metabnn.errors import MetabnnError
 COMMANDS = [
     "metabnn.train.cli",
     "metabnn.export.cli",
-    "metabnn.sim.verify_cli",
+    "metabnn.verify_cli",
     "metabnn.demo",
 ]
 

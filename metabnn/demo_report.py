@@ -77,7 +77,7 @@ def plot_retention(dev: dict, path: Path) -> None:
 
 def write_report(out: Path, args, results: dict, models: dict, rows: list, rtl_rows: list, dev: dict,
                  seconds: float) -> str:
-    from metabnn.sim.verify import format_table
+    from metabnn.verify import format_table
 
     plot_acc_matrices(results, out / "accuracy_matrix.png")
     plot_hidden_weights(models, out / "hidden_weights.png")

@@ -2,7 +2,7 @@
 
 Accumulators are computed with a float32 matrix product: every partial sum is an
 integer of magnitude < 2^24 (|acc| <= 255 * 16384 for pixels, <= 65536 for bits),
-so float32 holds it exactly whatever the summation order. `metabnn.sim.reference`
+so float32 holds it exactly whatever the summation order. `tests/sim/scalar_reference.py`
 computes the same with XOR-popcount on packed words, and the tests hold them equal.
 """
 

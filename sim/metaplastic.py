@@ -1,7 +1,7 @@
-"""THE metaplastic update rule in integers (docs/FORMAT.md 4.2 and 4.3 step 5).
+"""THE metaplastic update rule in integers (docs/FORMAT.md 4.2 and 4.3 step 5), and its f_meta table.
 
 One place in Python: the golden learning step, the RTL testbenches and the
-firmware tests all call `metaplastic_update`. An update that would move a hidden
+firmware tests all call `metaplastic_update`; the exporter builds the table with `f_meta_table`. An update that would move a hidden
 weight toward zero (toward flipping its sign) is scaled by f_meta(|h|), read
 from a 2^k-entry Q15 table; updates away from zero pass unchanged.
 """
@@ -36,3 +36,11 @@ def metaplastic_update(hidden: np.ndarray, x: np.ndarray, delta: np.ndarray, *, 
     scaled = np.sign(u) * ((np.abs(u) * f + 16384) >> 15)
     u = np.where(toward, scaled, u)
     return sat(h + u, -(1 << (bits - 1)), (1 << (bits - 1)) - 1).astype(np.int16)
+
+
+def f_meta_table(meta: float, scale: float, bits: int, table_bits: int) -> np.ndarray:
+    """F[i] = round(32768 * (1 - tanh^2(m * i * 2^tshift * scale))) (FORMAT.md 4.2)."""
+    tshift = bits - 1 - table_bits
+    w = np.arange(1 << table_bits, dtype=np.float64) * (1 << tshift) * scale
+    f = 1.0 - np.tanh(meta * w) ** 2
+    return np.floor(32768.0 * f + 0.5).astype(np.uint16)

@@ -11,15 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from metabnn.sim.bits import pack_bits
+from metabnn.sim.metaplastic import f_meta_table
 from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, Layer, Model
-
-
-def f_meta_table(meta: float, scale: float, bits: int, table_bits: int) -> np.ndarray:
-    """F[i] = round(32768 * (1 - tanh^2(m * i * 2^tshift * scale))) (FORMAT.md 4.2)."""
-    tshift = bits - 1 - table_bits
-    w = np.arange(1 << table_bits, dtype=np.float64) * (1 << tshift) * scale
-    f = 1.0 - np.tanh(meta * w) ** 2
-    return np.floor(32768.0 * f + 0.5).astype(np.uint16)
 
 
 def random_model(sizes=(64, 32, 10), *, bits: int = 8, table_bits: int = 4, banks: int = 1,

@@ -70,24 +70,49 @@ def test_export_then_verify_every_integer_backend(tmp_path, capsys, trained_chec
     assert "300/300 (100.00%)" in lines["c"] and "3 steps equal" in lines["c"]
 
 
-def test_verify_reports_a_mismatch(monkeypatch):
-    """A backend that disagrees with the golden model makes verify fail: no tolerance."""
-    from metabnn.sim import verify
+def test_verify_reports_a_mismatch():
+    """A backend that disagrees with the golden model makes verify fail: no tolerance, in inference and in
+    learning."""
+    from metabnn import backends, verify
 
     m = random_model((784, 16, 10), seed=1)
     x = np.random.default_rng(0).integers(0, 256, (20, 784)).astype(np.uint8)
+    y = np.random.default_rng(1).integers(0, 10, 20)
+    golden = backends.get("golden")
 
     class Wrong:
-        name, integer = "c", True
+        name, integer, adapts = "c", True, True
 
         def available(self):
             return True, ""
 
-        def predict(self, images):
-            p = verify.golden_predict(m.copy(), images)
+        def predict(self, model, images, bank=0, adapt=False):
+            p = golden.predict(model, images)
             p[3] = (p[3] + 1) % 10
             return p
 
-    monkeypatch.setattr(verify, "make_backend", lambda name, *a: verify.Golden(m, 0, False) if name == "golden" else Wrong())
-    rows = verify.run_verify(m, x, np.zeros(20, int), ["golden", "c"])
+        def learn(self, model, images, labels, bank=0, adapt=False, every=1):
+            for step, g in golden.learn(model, images, labels):
+                if step == 2:
+                    g.layers[1].hidden[0, 0] += 1
+                yield step, g
+
+    rows = verify.run_verify(m, x, y, [golden, Wrong()], learn_images=x[:3], learn_labels=y[:3])
+    assert not rows[0].failed and rows[0].learn == "3 steps (reference)"
     assert rows[1].failed and rows[1].equal == 19 and rows[1].first_mismatch == [3]
+    assert rows[1].learn == "step 2: layer 1 hidden weights differ"
+
+
+def test_verify_fails_loud_when_a_backend_cannot_run(tmp_path, capsys, monkeypatch):
+    """A requested backend that cannot run stops verify with one line and exit 2, before any image runs."""
+    f = tmp_path / "m.mbnn"
+    save(random_model((784, 16, 10)), f)
+    rc, _, err = run(["verify", str(f), "--backends", "golden,torch"], capsys)
+    assert rc == 2 and "backend torch cannot run" in err and "--checkpoint" in err
+    assert len(err.strip().splitlines()) == 2  # "checking backends: ..." then the error
+    rc, _, err = run(["verify", str(f), "--backends", "golden,onnx", "--adapt"], capsys)
+    assert rc == 2 and "frozen normalization only" in err
+    from metabnn.backends import onnx as onnx_backend
+    monkeypatch.setattr(onnx_backend.OnnxBackend, "available", lambda self: (False, "onnxruntime is not installed"))
+    rc, out, err = run(["verify", str(f), "--backends", "golden,onnx"], capsys)
+    assert rc == 2 and "onnxruntime is not installed" in err and "Traceback" not in err

@@ -1,7 +1,7 @@
 """cocotb driver for hw/rtl/mbnn_top.sv: streams images in, collects (class, score) out.
 
 A pure driver, so the checks live in the pytest functions (tests/hw/test_engine_top.py) and the same
-module serves metabnn.sim.backend_rtl. The case comes as a pickle named by $MBNN_TB_CASE:
+module serves metabnn.backends.rtl. The case comes as a pickle named by $MBNN_TB_CASE:
     simd, images uint8[n, K0], banks int[n], adapt int[n],
     gap_p (probability of an idle input cycle), stall_p (probability out_ready is low),
     serial (one image in flight: for latency), reset_at (cycle to pulse reset mid-stream, or None),

@@ -8,7 +8,7 @@ pytest.importorskip("onnxruntime")
 
 from metabnn.export.onnx_export import OPSET, to_onnx  # noqa: E402
 from metabnn.sim import forward, predict, random_model  # noqa: E402
-from metabnn.sim.backend_onnx import OnnxBackend  # noqa: E402
+from metabnn.backends.onnx import OnnxBackend  # noqa: E402
 
 ONNX = OnnxBackend()
 

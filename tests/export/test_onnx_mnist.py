@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime")
 
 from metabnn.export.onnx_export import from_onnx, to_onnx  # noqa: E402
 from metabnn.sim import forward, predict  # noqa: E402
-from metabnn.sim.backend_onnx import OnnxBackend  # noqa: E402
+from metabnn.backends.onnx import OnnxBackend  # noqa: E402
 
 @pytest.fixture(scope="module")
 def trained(trained_model, mnist):

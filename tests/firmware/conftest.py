@@ -6,27 +6,27 @@ import shutil
 
 import pytest
 
-from metabnn.sim.backend_c import FIRMWARE, CBackend, build_firmware
+from metabnn.backends.c import FIRMWARE, LIB_NAME, CFirmware, build_firmware
 
 
 @pytest.fixture(scope="session")
-def cbackend() -> CBackend:
+def cbackend() -> CFirmware:
     if shutil.which("gcc") is None or shutil.which("make") is None:
         pytest.skip("gcc and make are needed to build firmware/")
     ok, msg = build_firmware("all")
     assert ok, msg
-    backend = CBackend(build=False)
+    backend = CFirmware(lib_path=FIRMWARE / "build" / LIB_NAME)
     ok, reason = backend.available()
     assert ok, reason
     return backend
 
 
 @pytest.fixture(scope="session")
-def portable_backend(cbackend) -> CBackend:
+def portable_backend(cbackend) -> CFirmware:
     """The same library with the portable (SWAR) popcount compiled in everywhere."""
     ok, msg = build_firmware("portable")
     assert ok, msg
-    backend = CBackend(lib_path=FIRMWARE / "build" / "portable" / "libmetabnn.so", build=False)
+    backend = CFirmware(lib_path=FIRMWARE / "build" / "portable" / LIB_NAME)
     ok, reason = backend.available()
     assert ok, reason
     return backend

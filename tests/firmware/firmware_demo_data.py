@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metabnn.sim.backend_c import write_mbds as _write
+from metabnn.backends.c import write_mbds as _write
 
 
 def synthetic(K: int, n_train: int, n_test: int, seed: int, classes: int = 10):

@@ -9,7 +9,7 @@ import numpy as np
 
 from metabnn.export.c_header import write_c_header
 from metabnn.sim import forward, random_model
-from metabnn.sim.backend_c import FIRMWARE
+from metabnn.backends.c import FIRMWARE
 
 PROGRAM = r"""
 #include <stdio.h>

@@ -22,7 +22,7 @@ import pytest
 
 from metabnn.export.mbnn import from_bytes, to_bytes
 from metabnn.sim import forward, learn_step, random_model
-from metabnn.sim.backend_c import FIRMWARE
+from metabnn.backends.c import FIRMWARE
 
 QEMU = "qemu-system-arm"
 CC = "arm-none-eabi-gcc"

@@ -12,7 +12,7 @@ from firmware_demo_data import write_mbds
 
 from metabnn.export.mbnn import to_bytes
 from metabnn.sim import learn_step, predict, random_model
-from metabnn.sim.backend_c import FIRMWARE
+from metabnn.backends.c import FIRMWARE
 
 DEMO = FIRMWARE / "build" / "mbnn_demo"
 

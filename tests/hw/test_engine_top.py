@@ -45,7 +45,7 @@ def check(rtl, model, images, banks=None, adapt=None):
 
 @pytest.fixture(scope="module", params=SWEEP, ids=lambda p: f"simd{p[0]}-pe{p[1]}")
 def backend(request, hw_tools):
-    from metabnn.sim.backend_rtl import RTLBackend
+    from metabnn.backends.rtl import RTLBackend
 
     be = RTLBackend(simd=request.param[0], pe=request.param[1])
     be.prepare(make_model())  # build once per parameter set
@@ -54,7 +54,7 @@ def backend(request, hw_tools):
 
 @pytest.fixture(scope="module")
 def main_backend(hw_tools):
-    from metabnn.sim.backend_rtl import RTLBackend
+    from metabnn.backends.rtl import RTLBackend
 
     return RTLBackend(simd=8, pe=3)
 
@@ -73,7 +73,7 @@ def test_random_stream_gaps_backpressure(backend):
 
 def test_cycles_match_formula(backend):
     """One image in flight, no gaps: latency = sum ceil(K/SIMD)*ceil(N/PE) + 3L + 1, every image."""
-    from metabnn.sim.backend_rtl import cycles_formula
+    from metabnn.backends.rtl import cycles_formula
 
     model, x = make_model(), images(5, 5)
     rtl = backend.run_case(model, x, serial=True)

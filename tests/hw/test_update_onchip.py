@@ -1,6 +1,6 @@
 """Complete on-chip learning steps: RTL forward, golden deltas, RTL update (hw/rtl/mbnn_update_top.sv).
 
-The engines (issue 4) and one update unit per layer in one Verilator build (metabnn.sim.backend_rtl.
+The engines (issue 4) and one update unit per layer in one Verilator build (metabnn.backends.rtl.
 RTLLearner); the weights start from the exporter's $readmemh files, the hidden weights and tables come
 through the host port. After every step the testbench (hw/tb/update/tb_onchip.py) compares the RTL
 forward's class and score, every hidden memory, every engine weight memory and every flip counter with
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from metabnn.sim import random_model
-from metabnn.sim.backend_rtl import RTLLearner, update_cycles_formula
+from metabnn.backends.rtl import RTLLearner, update_cycles_formula
 
 
 def test_onchip_learning_steps(hw_tools):
@@ -24,7 +24,7 @@ def test_onchip_learning_steps(hw_tools):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (40, 40)).astype(np.uint8)
     labels = rng.integers(0, 10, 40)
-    res = RTLLearner(simd=8, pe=4).learn(model, images, labels, bank=1, adapt=True, strict=True)
+    res = RTLLearner(simd=8, pe=4).run_steps(model, images, labels, bank=1, adapt=True, strict=True)
     assert res["flips"].shape == (40, 2) and res["flips"].sum() > 0, "the run must flip signs to test anything"
     assert (res["cycles"] == update_cycles_formula(model, 8)).all()
 
@@ -33,18 +33,18 @@ def test_learner_rejects_bad_input():
     model = random_model((40, 24, 10), seed=5)
     learner = RTLLearner(simd=8, pe=4)  # the checks come before any build
     with pytest.raises(ValueError, match="labels"):
-        learner.learn(model, np.zeros((2, 40), np.uint8), np.array([0, 10]))
+        learner.run_steps(model, np.zeros((2, 40), np.uint8), np.array([0, 10]))
     with pytest.raises(ValueError, match="expected images"):
-        learner.learn(model, np.zeros((2, 39), np.uint8), np.array([0, 1]))
+        learner.run_steps(model, np.zeros((2, 39), np.uint8), np.array([0, 1]))
     with pytest.raises(ValueError, match="bank"):
-        learner.learn(model, np.zeros((2, 40), np.uint8), np.array([0, 1]), bank=1)
+        learner.run_steps(model, np.zeros((2, 40), np.uint8), np.array([0, 1]), bank=1)
 
 
 @pytest.mark.slow
 def test_onchip_learning_trained_mnist(hw_tools, trained_model, mnist):
     """The trained, exported 784-128-128-10 model of tests/conftest.py learning on 20 MNIST images on chip."""
     images, labels = _mnist_train(mnist, 20)
-    res = RTLLearner(simd=32, pe=8).learn(trained_model, images, labels, strict=True)
+    res = RTLLearner(simd=32, pe=8).run_steps(trained_model, images, labels, strict=True)
     assert len(res["cycles"]) == 20
 
 
@@ -55,15 +55,19 @@ def _mnist_train(mnist, n):
 
 
 def test_chip_states_equal_golden_states(hw_tools):
-    """The memories read back from the chip after every step equal metabnn.sim.verify's golden states
-    (hidden weights, sign bits and, with adaptation on, the engines' M): the form `metabnn verify --learn` uses."""
-    from metabnn.sim.verify import Golden, compare_states
+    """The memories read back from the chip after every step equal the golden model's (hidden weights, sign
+    bits and, with adaptation on, the engines' M): the comparison `metabnn verify --learn` makes."""
+    from metabnn.backends.rtl import RTLBackend
+    from metabnn.verify import compare_learning, compare_states, state_of
+    from metabnn import backends
 
     model = random_model((40, 24, 10), banks=2, adapt_shift=3, seed=5)
     rng = np.random.default_rng(4)
     images, labels = rng.integers(0, 256, (6, 40)).astype(np.uint8), rng.integers(0, 10, 6)
-    chip = RTLLearner(simd=8, pe=4).states(model, images, labels, bank=1, adapt=True)
-    gold = Golden(model, 1, True).learn(images, labels)
-    assert len(chip) == len(gold) == 6
-    for step, (c, g) in enumerate(zip(chip, gold)):
-        assert compare_states(g, c) is None, f"step {step}: {compare_states(g, c)}"
+    chip = list(RTLLearner(simd=8, pe=4).models(model, images, labels, bank=1, adapt=True))
+    gold = list(backends.get("golden").learn(model, images, labels, bank=1, adapt=True))
+    assert [s for s, _ in chip] == [s for s, _ in gold] == [1, 2, 3, 4, 5, 6]
+    for (step, c), (_, g) in zip(chip, gold):
+        assert compare_states(state_of(g), state_of(c)) is None, f"step {step}"
+    # the protocol's learn (what verify calls), every second step
+    assert compare_learning(RTLBackend(simd=8, pe=4), model, images[:4], labels[:4], bank=0, adapt=False) is None

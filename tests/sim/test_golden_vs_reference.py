@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metabnn.sim import learn_step, predict, random_model
-from metabnn.sim import reference as ref
+import scalar_reference as ref  # tests/sim/scalar_reference.py, the slow scalar twin of metabnn.sim
 from metabnn.sim.forward import forward
 
 

@@ -7,7 +7,7 @@ docs/FORMAT.md 4.3. Report what is kept of A and what is reached on B, per width
 The stream runs through the C firmware when it is built (it is bit-exact with metabnn.sim's learn_step, and this
 script re-checks that on the first steps of every configuration); otherwise through the golden model itself.
 
-    python -m metabnn.sim.bits_study --meta-ckpt A_m1.35/model.pt --plain-ckpt A_m0/model.pt --out bits/
+    python -m metabnn.bits_study --meta-ckpt A_m1.35/model.pt --plain-ckpt A_m0/model.pt --out bits/
 """
 
 from __future__ import annotations
@@ -27,25 +27,19 @@ WIDTHS = (4, 6, 8, 12, 16)
 
 def cross_check(model, xs, ys, adapt: bool, steps: int) -> None:
     """The firmware's state after each of the first steps equals the golden model's (else: a bug)."""
-    from metabnn.export.mbnn import from_bytes, to_bytes
-    from metabnn.sim.backend_c import CBackend
-    from metabnn.sim.learn import learn_step
-    from metabnn.sim.verify import compare_states, state_of
+    from metabnn import backends
+    from metabnn.verify import compare_learning
 
-    be = CBackend()
+    be = backends.get("c")
     if not be.available()[0]:
         return
-    images = be.learn(to_bytes(model), xs[:steps], ys[:steps], adapt=adapt)
-    g = model
-    for i, im in enumerate(images):
-        g, _ = learn_step(g, xs[i], int(ys[i]), adapt=adapt)
-        where = compare_states(state_of(from_bytes(im)), state_of(g))
-        if where:
-            raise MetabnnError(f"firmware and golden model differ after step {i + 1}: {where}")
+    where = compare_learning(be, model, xs[:steps], ys[:steps], bank=0, adapt=adapt)
+    if where:
+        raise MetabnnError(f"firmware and golden model differ: {where}")
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m metabnn.sim.bits_study", description=__doc__.split("\n\n")[1],
+    p = argparse.ArgumentParser(prog="python -m metabnn.bits_study", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--meta-ckpt", required=True, help="model.pt trained on MNIST with m > 0")
     p.add_argument("--plain-ckpt", required=True, help="model.pt trained on MNIST with m = 0")
@@ -73,7 +67,7 @@ def main(argv=None) -> int:
 
 def _run(a) -> int:
     from metabnn.export.quantize import default_lr_shift, from_floatnet
-    from metabnn.sim.ondevice import learn_stream, pick_engine
+    from metabnn.ondevice import learn_stream, pick_engine
     from metabnn.train.checkpoint import load_floatnet
     from metabnn.train.data import load
 

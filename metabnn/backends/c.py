@@ -1,30 +1,37 @@
-"""The C firmware as a `metabnn verify` backend (ctypes over firmware/build/libmetabnn.so).
+"""The C firmware as a backend (ctypes over libmetabnn.so, built into the per-user cache).
 
-The firmware loads the exact `.mbnn` bytes the exporter wrote (its own validating loader),
-so every comparison also exercises the C loader. Learning and adaptation mutate the image in
-place; after each step the image is re-sealed (CRC rewritten), so the state the C code
-holds can be compared byte for byte with `metabnn.export.mbnn.to_bytes(golden_model)` or
-decoded with `from_bytes` to compare every hidden weight, sign bit and M.
+Two layers:
+  CFirmware   the library itself: loads the exact `.mbnn` bytes the exporter wrote (its own validating loader,
+              so every comparison also exercises the C loader), sessions, status strings; used by the firmware
+              tests and benchmarks on raw images.
+  CBackend    the registry's `c` backend: the protocol of metabnn.backends on metabnn.sim.Model objects.
 
-    backend = CBackend()
-    ok, reason = backend.available()
-    labels = backend.predict(mbnn_bytes, images, bank=0, adapt=False)
-    states = backend.learn(mbnn_bytes, images, labels, steps, bank=0, adapt=False)  # list of bytes
+Learning and adaptation mutate the image in place; after each step the image is re-sealed (CRC rewritten), so the
+state the C code holds is decoded with `metabnn.export.mbnn.from_bytes` to compare every hidden weight, sign bit
+and M with the golden model.
+
+    fw = CFirmware()                                   # builds (or reuses) the cached library
+    labels = fw.predict(mbnn_bytes, images, bank=0, adapt=False)
+    images_after = fw.learn(mbnn_bytes, images, labels, steps)   # list of sealed .mbnn images
 """
 
 from __future__ import annotations
 
 import ctypes
+import platform
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 
+from metabnn.backends.cache import build_key, cached_build
+from metabnn.backends.sources import source_root
 from metabnn.errors import MetabnnError
+from metabnn.export.mbnn import from_bytes, to_bytes
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 LIB_NAME = "libmetabnn.so"
+FIRMWARE = source_root("firmware")  # the sources (the tests and benchmarks build their tools in FIRMWARE/build)
 MODE_INFER, MODE_LEARN = 0, 1
 
 
@@ -36,22 +43,46 @@ class _StepInfo(ctypes.Structure):
     _fields_ = [("predicted", ctypes.c_uint32), ("flips", ctypes.c_uint32)]
 
 
-def _stale(lib: Path) -> bool:
-    if not lib.exists():
-        return True
-    t = lib.stat().st_mtime
-    sources = list((FIRMWARE / "src").glob("*.[ch]")) + [FIRMWARE / "include" / "metabnn.h", FIRMWARE / "Makefile"]
-    return any(s.stat().st_mtime > t for s in sources if s.exists())
-
-
-def build_firmware(target: str = "all") -> tuple[bool, str]:
-    """`make -C firmware TARGET`; (ok, message)."""
+def build_firmware(target: str = "all", build_dir: Path | None = None) -> tuple[bool, str]:
+    """`make -C firmware [BUILD=build_dir] TARGET`; (ok, message). The tests build the tools in the checkout's
+    firmware/build; the backend builds only the shared object, into the cache (`cached_library`)."""
+    src = FIRMWARE
+    if src is None:
+        return False, "the firmware sources are missing from this installation (reinstall metabnn)"
     if shutil.which("make") is None or shutil.which("gcc") is None:
-        return False, "make and gcc are needed to build firmware/ (apt-get install build-essential)"
-    r = subprocess.run(["make", "-s", "-C", str(FIRMWARE), target], capture_output=True, text=True)
+        return False, "make and gcc are needed to build the C firmware (as root: apt-get install build-essential)"
+    cmd = ["make", "-s", "-C", str(src)] + ([f"BUILD={build_dir}"] if build_dir else []) + [target]
+    r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        return False, f"make -C firmware {target} failed:\n{r.stdout}{r.stderr}"
+        tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
+        return False, f"building the C firmware failed ({' '.join(cmd)}):\n{tail}"
     return True, ""
+
+
+def _tool_versions() -> list[str]:
+    """What the build depends on besides its sources: compiler and machine (HOST_ARCH is -march=native)."""
+    cc = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    flags = ""
+    try:
+        flags = next((l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")), "")
+    except OSError:
+        pass
+    return cc + [platform.machine(), flags]
+
+
+def cached_library() -> Path:
+    """libmetabnn.so built from the firmware sources into the per-user cache (reused while nothing changed)."""
+    src = FIRMWARE
+    if src is None:
+        raise MetabnnError("the firmware sources are missing from this installation (reinstall metabnn)")
+    files = sorted(src.glob("src/*.[ch]")) + [src / "include" / "metabnn.h", src / "Makefile"]
+
+    def build(out: Path) -> None:
+        ok, msg = build_firmware(str(out / LIB_NAME), out)
+        if not ok:
+            raise MetabnnError(msg)
+
+    return cached_build("c", build_key(files, _tool_versions()), build) / LIB_NAME
 
 
 class _Aligned:
@@ -66,25 +97,24 @@ class _Aligned:
         return ctypes.string_at(self.buf, self.size)
 
 
-class CBackend:
-    name = "c"
+class CFirmware:
+    """The C library. lib_path: a library built elsewhere (the tests' firmware/build); default: the cache."""
 
-    def __init__(self, lib_path: str | Path | None = None, build: bool = True):
-        self.lib_path = Path(lib_path) if lib_path else FIRMWARE / "build" / LIB_NAME
-        self._build = build and lib_path is None
+    def __init__(self, lib_path: str | Path | None = None):
+        self.lib_path = Path(lib_path) if lib_path else None
         self._lib = None
-        self._reason = ""
 
     # ------------------------------------------------------------------ set-up
     def available(self) -> tuple[bool, str]:
         if self._lib is not None:
             return True, ""
-        if self._build and _stale(self.lib_path):
-            ok, msg = build_firmware()
-            if not ok:
-                return False, msg
+        if self.lib_path is None:
+            try:
+                self.lib_path = cached_library()
+            except MetabnnError as e:
+                return False, str(e)
         if not self.lib_path.exists():
-            return False, f"{self.lib_path} not found (run: make -C firmware)"
+            return False, f"{self.lib_path} not found"
         try:
             self._lib = self._bind(ctypes.CDLL(str(self.lib_path)))
         except OSError as e:
@@ -95,7 +125,7 @@ class CBackend:
     def lib(self):
         ok, reason = self.available()
         if not ok:
-            raise MetabnnError(f"C backend unavailable: {reason}")
+            raise MetabnnError(f"the C firmware cannot run: {reason}")
         return self._lib
 
     @staticmethod
@@ -142,7 +172,7 @@ class CBackend:
         model = ctypes.create_string_buffer(self.lib.mbnn_model_struct_size())
         return int(self.lib.mbnn_load_writable(model, img.buf, img.size))
 
-    # ------------------------------------------------------------------ verify API
+    # ------------------------------------------------------------------ on raw .mbnn images
     def predict(self, mbnn_bytes: bytes, images, bank: int = 0, adapt: bool = False) -> np.ndarray:
         with self.open(mbnn_bytes, bank, adapt) as s:
             return s.predict(images)
@@ -168,7 +198,7 @@ class CBackend:
 class Session:
     """One loaded model in C memory (writable image + workspace)."""
 
-    def __init__(self, backend: CBackend, mbnn_bytes: bytes, bank: int, adapt: bool, writable: bool):
+    def __init__(self, backend: CFirmware, mbnn_bytes: bytes, bank: int, adapt: bool, writable: bool):
         lib = backend.lib
         self.b, self.lib = backend, lib
         self.img = _Aligned(bytes(mbnn_bytes))
@@ -182,12 +212,9 @@ class Session:
                                                ctypes.byref(size)), "workspace size")
         self.ws_size = size.value
         self.ws = (ctypes.c_uint64 * (self.ws_size // 8 + 1))()
-        # layer 0's K and the class count, from the image's descriptors
-        hdr = np.frombuffer(mbnn_bytes, dtype="<u4", count=6)
-        L = int(np.frombuffer(mbnn_bytes, dtype="<u2", count=4)[3])
-        self.K = int(np.frombuffer(mbnn_bytes, dtype="<u4", count=1, offset=24)[0])
-        self.n_classes = int(np.frombuffer(mbnn_bytes, dtype="<u4", count=1, offset=24 + 64 * (L - 1) + 4)[0])
-        del hdr
+        # input size and class count, from the container's own reader (the C loader accepted the bytes above)
+        model = from_bytes(bytes(mbnn_bytes))
+        self.K, self.n_classes = model.input_size, model.n_classes
 
     def __enter__(self):
         return self
@@ -236,6 +263,30 @@ class Session:
         """The current state as a sealed .mbnn image."""
         self.b._check(self.lib.mbnn_image_seal(self.model), "seal")
         return self.img.bytes()
+
+
+class CBackend:
+    """The registry's `c` backend: the firmware on metabnn.sim.Model objects."""
+
+    name, integer, adapts = "c", True, True
+
+    def __init__(self, lib_path: str | Path | None = None):
+        self.firmware = CFirmware(lib_path)
+
+    def available(self) -> tuple[bool, str]:
+        return self.firmware.available()
+
+    def predict(self, model, images, bank: int = 0, adapt: bool = False) -> np.ndarray:
+        return self.firmware.predict(to_bytes(model), images, bank=bank, adapt=adapt)
+
+    def learn(self, model, images, labels, bank: int = 0, adapt: bool = False, every: int = 1):
+        n = len(labels)
+        with self.firmware.open(to_bytes(model), bank=bank, adapt=adapt) as s:
+            for step, (x, y) in enumerate(zip(images, labels), start=1):
+                s.learn_step(x, int(y))
+                if step % every == 0 or step == n:
+                    # the firmware hands back its whole sealed image: decode it with the container's reader
+                    yield step, from_bytes(s.image())
 
 
 def write_mbds(path, train_x, train_y, test_x, test_y, perm) -> None:

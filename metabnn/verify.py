@@ -1,0 +1,123 @@
+"""Co-simulation: the same images (and learning steps) through every backend, compared with the golden model.
+
+Backends come from the registry (metabnn.backends). Every backend asked for must run: one that cannot is a
+BackendUnavailable error before anything runs (verify never passes with a requested backend left out).
+Learning states are compared step by step as they arrive, so a long run never holds every step's weights.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metabnn import backends
+from metabnn.sim.model import Model
+
+
+@dataclass
+class Row:
+    backend: str
+    status: str  # "ok", "MISMATCH", "differs (float)"
+    equal: int = 0
+    total: int = 0
+    correct: int = 0
+    seconds: float = 0.0
+    integer: bool = True
+    learn: str = ""  # summary of the learning comparison
+    first_mismatch: list = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.integer and self.status == "MISMATCH"
+
+
+def state_of(model: Model) -> list:
+    """What on-device learning changes: per layer (hidden, signs, M)."""
+    return [(lay.hidden, lay.signs, lay.M) for lay in model.layers]
+
+
+def compare_states(a: list, b: list) -> str | None:
+    """None if equal, else where they first differ."""
+    for l, ((ha, sa, ma), (hb, sb, mb)) in enumerate(zip(a, b)):
+        for what, x, y in (("hidden weights", ha, hb), ("sign bits", sa, sb), ("M", ma, mb)):
+            x, y = np.asarray(x), np.asarray(y)
+            if x.shape != y.shape or not np.array_equal(x.astype(np.int64), y.astype(np.int64)):
+                return f"layer {l} {what}"
+    return None
+
+
+def compare_learning(backend, model: Model, images, labels, bank: int, adapt: bool) -> str | None:
+    """None when `backend` ends every learning step in the golden model's state, else what differed first."""
+    gold = backends.get("golden").learn(model, images, labels, bank=bank, adapt=adapt)
+    seen = 0
+    for (step, g), (_, b) in zip(gold, backend.learn(model, images, labels, bank=bank, adapt=adapt)):
+        seen = step
+        where = compare_states(state_of(g), state_of(b))
+        if where:
+            return f"step {step}: {where} differ"
+    return None if seen == len(labels) else f"only {seen} of {len(labels)} steps came back"
+
+
+def open_backends(names, adapt: bool = False, checkpoint: str | None = None, options: dict | None = None) -> list:
+    """The requested backends, each checked to run here (BackendUnavailable names the first that cannot)."""
+    out = []
+    for name in names:
+        kw = dict((options or {}).get(name, {}))
+        if name == "torch":
+            kw["checkpoint"] = checkpoint
+        be = backends.get(name, **kw)
+        backends.require(be, adapt=adapt and be.integer)
+        out.append(be)
+    return out
+
+
+def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, learn_images=None,
+               learn_labels=None, progress=None, limits: dict | None = None) -> list[Row]:
+    """One Row per backend (objects from open_backends). limits: backend name -> first n images only."""
+    gold = backends.get("golden")
+    t0 = time.perf_counter()
+    ref = gold.predict(model, images, bank=bank, adapt=adapt)
+    t_gold = time.perf_counter() - t0
+    rows = []
+    for be in backend_list:
+        if progress:
+            progress(be.name)
+        n = min(len(ref), (limits or {}).get(be.name) or len(ref))
+        if be.name == "golden":
+            pred, secs = ref, t_gold
+        else:
+            t0 = time.perf_counter()
+            # the float model has no stream adaptation: it is compared as it is (FORMAT.md 3.2)
+            pred = np.asarray(be.predict(model, images[:n], bank=bank, adapt=adapt and be.integer))
+            secs = time.perf_counter() - t0
+        eq = pred == ref[:n]
+        row = Row(be.name, "ok" if eq.all() else "MISMATCH", int(eq.sum()), n, int((pred == labels[:n]).sum()),
+                  secs, be.integer, first_mismatch=[int(i) for i in np.flatnonzero(~eq)[:5]])
+        if not be.integer and not eq.all():
+            row.status = "differs (float)"
+        if learn_images is not None and be.integer:
+            if be.name == "golden":
+                row.learn = f"{len(learn_labels)} steps (reference)"
+            elif not hasattr(be, "learn"):
+                row.learn = "(inference only)"
+            else:
+                where = compare_learning(be, model, learn_images, learn_labels, bank, adapt)
+                row.learn = f"{len(learn_labels)} steps equal" if where is None else where
+                if where is not None:
+                    row.status = "MISMATCH"
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    out = [f"{'backend':<8} {'status':<10} {'equal to golden':>20} {'accuracy':>9} {'ms/image':>9}  learning"]
+    for r in rows:
+        if r.total == 0:
+            out.append(f"{r.backend:<8} {r.status:<10} {'(no images)':>20}  {r.learn}")
+            continue
+        eq = f"{r.equal}/{r.total} ({100 * r.equal / r.total:.2f}%)"
+        out.append(f"{r.backend:<8} {r.status:<10} {eq:>20} {100 * r.correct / r.total:>8.2f}% "
+                   f"{1000 * r.seconds / r.total:>9.4f}  {r.learn}")
+    return "\n".join(out)
