@@ -78,7 +78,7 @@ def _check_args(a) -> None:
 
 def train_pair(a, out: Path) -> dict:
     """Train (or reuse) the m > 0 and m = 0 models on pmnist:2. Returns {label: run folder}."""
-    from metabnn.cli import main as cli_main
+    from metabnn.cli import build_parser
 
     runs = {}
     for label, m in (("meta", a.meta), ("plain", 0.0)):
@@ -95,9 +95,10 @@ def train_pair(a, out: Path) -> dict:
             argv += ["--data-dir", a.data_dir]
         if a.quiet:
             argv.append("--quiet")
-        rc = cli_main(argv)
-        if rc != 0:
-            raise UsageError(f"training the {label} model failed (exit {rc})")
+        # run the subcommand itself, not main(): its errors (a full disk, missing data) then reach the
+        # user as the demo's one line, not as train's line followed by a second "training failed"
+        args = build_parser().parse_args(argv)
+        args.run(args)
     return runs
 
 

@@ -346,6 +346,14 @@ def test_demo_out_read_only(tmp_path, capsys, monkeypatch):
     one_line_exit_2(rc, err, "Read-only file system")
 
 
+def test_demo_disk_full_while_training_is_one_line(tmp_path, capsys, monkeypatch, mnist):
+    fail_replace_into(monkeypatch, "checkpoint.pt", errno.ENOSPC)
+    rc, _, err = run(["demo", "--out", str(tmp_path), "--hidden", "8", "--epochs", "1", "--train-subset", "100",
+                      "--quiet"], capsys)
+    one_line_exit_2(rc, err, f"cannot write {tmp_path / 'train_meta' / 'checkpoint.pt'}: No space left on device")
+    assert temporaries(tmp_path) == []
+
+
 # ----------------------------------------------------------------------------- safe loading
 
 class _Payload:
