@@ -1,4 +1,8 @@
-"""`metabnn verify MODEL.mbnn`: every backend on the same MNIST test images."""
+"""`metabnn verify MODEL.mbnn`: every backend on the same test images, those of the task the model was trained for.
+
+The data come from the file's metadata (docs/FORMAT.md 6.1) through metabnn.train.task_data: a permuted-MNIST
+model is checked on its own permutation, not on plain MNIST, where a correct export would score at chance.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "verify",
         help="run the same images (and learning steps) through every backend and compare with the golden model",
-        description="Runs MNIST test images through each backend and prints predictions equal to the golden "
-        "model, accuracy and time per image. Exit code 1 on any mismatch between integer backends "
+        description="Runs the test images of the task the model was trained for (recorded in the .mbnn file; "
+        "by default the last task trained, plain MNIST for files that record nothing) through each backend and "
+        "prints predictions equal to the golden model, accuracy and time per image. Exit code 1 on any mismatch between integer backends "
         "(golden, onnx, c, rtl); the float torch backend is reported, not failed. Every backend named in "
         "--backends must run: one that cannot (a tool not installed, --adapt on a frozen-only backend) stops "
         "verify with one line saying why and how to fix it, exit code 2.",
@@ -24,22 +29,27 @@ def add_parser(sub) -> None:
     p.add_argument("model", help="a .mbnn file written by `metabnn export`")
     p.add_argument("--backends", default="golden,onnx,c,rtl,torch",
                    help=f"comma-separated subset of {','.join(backend_names())}")
-    p.add_argument("--limit", type=int, default=1000, help="number of MNIST test images (0 = all 10,000)")
+    p.add_argument("--task", metavar="NAME",
+                   help="the task whose test set (and bank) to use, as named at training, e.g. pmnist1 "
+                   "(default: the last task trained)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="number of test images (0 = the whole set; default 1000, or the whole set if smaller)")
     p.add_argument("--rtl-limit", type=int, default=20,
                    help="images through the RTL (a cycle-level simulation, a few images per second); 0 = --limit")
     p.add_argument("--learn", type=int, default=0, metavar="STEPS",
-                   help="also run STEPS on-device learning steps on MNIST training samples and compare every "
+                   help="also run STEPS on-device learning steps on the task's training samples and compare every "
                    "hidden weight, sign bit and normalization state after each step")
-    p.add_argument("--bank", type=int, default=0, help="normalization bank (task) to use")
+    p.add_argument("--bank", type=int, default=None,
+                   help="normalization bank to use (default: the bank that belongs to the task)")
     p.add_argument("--adapt", action="store_true", help="stream-adaptive normalization on (golden and c only)")
     p.add_argument("--checkpoint", help="model.pt for the torch backend")
-    p.add_argument("--data-dir", help="folder with MNIST IDX files (default: the installed data set)")
+    p.add_argument("--data-dir", help="folder with MNIST / Fashion-MNIST IDX files (default: the installed sets)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from metabnn.export.mbnn import load
-    from metabnn.train.data import load as load_data
+    from metabnn.train.task_data import for_model, pick_test_set
     from metabnn.verify import format_table, open_backends, run_verify
 
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -47,26 +57,30 @@ def run(args) -> int:
     if bad or not names:
         raise UsageError(f"unknown backend(s) {', '.join(bad) or '(none given)'}; "
                          f"choose from {', '.join(backend_names())}")
-    if args.limit < 0 or args.learn < 0 or args.rtl_limit < 0:
+    if (args.limit or 0) < 0 or args.learn < 0 or args.rtl_limit < 0:
         raise UsageError("--limit, --rtl-limit and --learn must be >= 0")
     model = load(args.model)
-    if not 0 <= args.bank < model.n_banks:
+    if args.bank is not None and not 0 <= args.bank < model.n_banks:
         raise UsageError(f"--bank {args.bank}: the model has {model.n_banks} bank(s)")
     if model.input_size != 784:
         raise UsageError(f"the model takes {model.input_size} inputs; MNIST images have 784")
+    pick_test_set(model.meta, args.task)  # a wrong --task is one line before any backend is built
     # every requested backend must run: found out before any data is loaded or image is run
     print("checking backends: " + ", ".join(names), file=sys.stderr)
     backend_list = open_backends(names, adapt=args.adapt, checkpoint=args.checkpoint)
-    ds = load_data("mnist", args.data_dir)
-    n = args.limit or len(ds.test_y)
-    images, labels = ds.test_x[:n].numpy(), ds.test_y[:n].numpy()
+    data = for_model(model.meta, args.task, args.data_dir)
+    n, bank = _count(args.limit, len(data.test_y), data.label), data.bank if args.bank is None else args.bank
+    if args.learn > len(data.train_y):
+        raise UsageError(f"--learn {args.learn}: the task has {len(data.train_y)} training samples")
+    images, labels = data.test_x[:n], data.test_y[:n]
     li = ll = None
     if args.learn:
-        li, ll = ds.train_x[: args.learn].numpy(), ds.train_y[: args.learn].numpy()
-    print(f"verifying {args.model} on {n} MNIST test images"
-          + (f" and {args.learn} learning steps" if args.learn else "")
-          + (" (stream-adaptive normalization)" if args.adapt else ""), file=sys.stderr)
-    rows = run_verify(model, images, labels, backend_list, bank=args.bank, adapt=args.adapt,
+        li, ll = data.train_x[: args.learn], data.train_y[: args.learn]
+    # the first line names the data: a wrong data set is the likeliest reason for a low accuracy
+    print(f"{n} images of the {data.label}, bank {bank}"
+          + (f", and {args.learn} learning steps on its training set" if args.learn else "")
+          + (" (stream-adaptive normalization)" if args.adapt else ""))
+    rows = run_verify(model, images, labels, backend_list, bank=bank, adapt=args.adapt,
                       learn_images=li, learn_labels=ll, limits={"rtl": args.rtl_limit},
                       progress=lambda b: print(f"  running {b} ...", file=sys.stderr))
     print(format_table(rows))
@@ -75,3 +89,12 @@ def run(args) -> int:
         print(f"MISMATCH between integer backends: {', '.join(failed)} differ from the golden model")
         return 1
     return 0
+
+
+def _count(limit: int | None, size: int, label: str) -> int:
+    """How many test images: --limit, checked against the set (None: 1000 or the whole set if smaller)."""
+    if limit is None:
+        return min(1000, size)
+    if limit > size:
+        raise UsageError(f"--limit {limit}: the {label} has {size} images (0 = all of them)")
+    return limit or size

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from metabnn.cli import main
-from metabnn.export import save, to_bytes
+from metabnn.export import load, save, to_bytes
 from metabnn.sim import random_model
 
 
@@ -116,3 +116,95 @@ def test_verify_fails_loud_when_a_backend_cannot_run(tmp_path, capsys, monkeypat
     monkeypatch.setattr(onnx_backend.OnnxBackend, "available", lambda self: (False, "onnxruntime is not installed"))
     rc, out, err = run(["verify", str(f), "--backends", "golden,onnx"], capsys)
     assert rc == 2 and "onnxruntime is not installed" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- verify knows the data (issue 11)
+
+@pytest.fixture(scope="module")
+def pmnist_run(tmp_path_factory, mnist):
+    """A tiny `metabnn train` on the default kind of task sequence (pmnist:2), exported."""
+    out = tmp_path_factory.mktemp("pmnist")
+    assert main(["train", "--tasks", "pmnist:2", "--hidden", "64", "64", "--epochs", "1", "--train-subset", "2000",
+                 "--test-subset", "500", "--seed", "0", "--quiet", "--out", str(out), "--overwrite"]) == 0
+    assert main(["export", str(out / "model.pt"), "--out", str(out / "m.mbnn")]) == 0
+    return out
+
+
+def one_error_line(err: str) -> bool:
+    """The error is one line (progress lines such as "checking backends" may precede it), no traceback."""
+    return "Traceback" not in err and len([l for l in err.splitlines() if "error:" in l]) == 1
+
+
+def accuracy(text: str, backend: str) -> float:
+    line = next(l for l in text.splitlines() if l.split() and l.split()[0] == backend)
+    return float(next(w for w in line.split() if w.endswith("%") and not w.startswith("(")).rstrip("%"))
+
+
+def test_verify_uses_the_task_the_model_was_trained_on(pmnist_run, capsys):
+    m = pmnist_run / "m.mbnn"
+    rc, text, _ = run(["verify", str(m), "--backends", "golden,onnx", "--limit", "500"], capsys)
+    assert rc == 0, text
+    first = text.splitlines()[0]
+    assert "pmnist task 2 of 2 (seed 0) test set" in first and "500 images" in first and "bank 0" in first
+    assert accuracy(text, "golden") > 50 and accuracy(text, "onnx") == accuracy(text, "golden")
+    rc, text, _ = run(["verify", str(m), "--backends", "golden", "--limit", "500", "--task", "pmnist1"], capsys)
+    assert rc == 0 and "pmnist task 1 of 2 (seed 0)" in text.splitlines()[0] and accuracy(text, "golden") > 25
+    # the same model in a file without metadata: verify falls back to plain MNIST and says so; the score shows why
+    # recording the data matters (the issue's 8 %)
+    model = load(m)
+    model.meta = None
+    save(model, pmnist_run / "old.mbnn")
+    rc, text, _ = run(["verify", str(pmnist_run / "old.mbnn"), "--backends", "golden", "--limit", "500"], capsys)
+    assert rc == 0 and "assumed MNIST" in text.splitlines()[0] and accuracy(text, "golden") < 30
+
+
+def test_verify_learning_steps_come_from_the_task(pmnist_run, capsys):
+    rc, text, _ = run(["verify", str(pmnist_run / "m.mbnn"), "--backends", "golden,c", "--limit", "50",
+                       "--learn", "2"], capsys)
+    assert rc == 0, text
+    assert "and 2 learning steps" in text.splitlines()[0] and "2 steps equal" in text
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--task", "pmnist3"], "--task 'pmnist3': the model was trained on pmnist1, pmnist2"),
+    (["--limit", "20000"], "--limit 20000: the pmnist task 2 of 2 (seed 0) test set has 10000 images"),
+    (["--learn", "70000"], "--learn 70000"),
+    (["--bank", "1"], "--bank 1: the model has 1 bank(s)"),
+])
+def test_verify_task_options_are_checked(pmnist_run, capsys, argv, needle):
+    rc, _, err = run(["verify", str(pmnist_run / "m.mbnn"), "--backends", "golden"] + argv, capsys)
+    assert rc == 2 and needle in err and one_error_line(err), err
+
+
+def test_task_on_a_file_without_metadata(tmp_path, capsys, mnist):
+    f = tmp_path / "m.mbnn"
+    save(random_model((784, 16, 10)), f)
+    rc, _, err = run(["verify", str(f), "--backends", "golden", "--task", "pmnist1"], capsys)
+    assert rc == 2 and "records no tasks" in err and one_error_line(err)
+
+
+def test_exported_metadata_says_what_training_used(pmnist_run, tmp_path, capsys):
+    import torch
+
+    meta = load(pmnist_run / "m.mbnn").meta
+    assert meta["spec"] == "pmnist:2" and meta["seed"] == 0 and meta["fingerprint"].startswith("crc32:")
+    assert [t["name"] for t in meta["tasks"]] == ["pmnist1", "pmnist2"]
+    assert [s["bank"] for s in meta["test_sets"]] == [0, 0] and meta["training"]["hidden"] == [64, 64]
+    ckpt = torch.load(pmnist_run / "model.pt", weights_only=True)
+    assert ckpt["data"] == {k: v for k, v in meta.items() if k != "training"}
+    # a checkpoint from before the trainer recorded it: the same names and banks, rebuilt from its config
+    del ckpt["data"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    rc, _, _ = run(["export", str(tmp_path / "old.pt"), "--out", str(tmp_path / "old.mbnn")], capsys)
+    old = load(tmp_path / "old.mbnn").meta
+    assert rc == 0 and "fingerprint" not in old and old == {k: v for k, v in meta.items() if k != "fingerprint"}
+
+
+def test_verify_refuses_devices_and_huge_files_from_their_header(tmp_path, capsys):
+    big = tmp_path / "big.mbnn"
+    with open(big, "wb") as f:
+        f.write(b"MBNN\x01\x00" + bytes(18))
+        f.truncate(3 << 30)  # sparse: nothing but the header is on disk
+    for path, needle in [("/dev/zero", "not a regular file"), (str(big), "exceeds the 2 GiB limit")]:
+        rc, _, err = run(["verify", path, "--backends", "golden"], capsys)
+        assert rc == 2 and needle in err and one_error_line(err), err

@@ -44,8 +44,15 @@ def task_names(meta: dict | None) -> list[str]:
     return [s["name"] for s in meta["test_sets"]]
 
 
-def _pick(meta: dict, task: str | None) -> int:
-    """Index of the test set for `task` (a test set or training task name; None: the last task trained)."""
+def pick_test_set(meta: dict | None, task: str | None) -> int:
+    """Index of the test set for `task` (a test set or training task name; None: the last task trained).
+
+    Needs no data, so a command can reject a wrong --task before any slow work."""
+    if not _has_data(meta):
+        if task is not None:
+            raise UsageError(f"--task {task!r}: the model file records no tasks (exported before metabnn "
+                             "recorded them); it can only be checked on MNIST, without --task")
+        return 0
     if task is None:
         return meta["tasks"][-1]["test_set"]
     sets = task_names(meta)
@@ -77,14 +84,11 @@ def for_model(meta: dict | None, task: str | None = None, data_dir=None) -> Task
 
     Raises UsageError for an unknown task name or a task sequence this metabnn cannot rebuild as it was
     trained, DataMissingError when the data set is not installed."""
+    j = pick_test_set(meta, task)
     if not _has_data(meta):
-        if task is not None:
-            raise UsageError(f"--task {task!r}: the model file records no tasks (exported before metabnn "
-                             "recorded them); it can only be checked on MNIST, without --task")
         ds = data_mod.load("mnist", data_dir)
         return TaskData("MNIST test set (the model file does not say what it was trained on: assumed MNIST)",
                         "mnist", _np(ds.test_x), _np(ds.test_y), 0, _np(ds.train_x), _np(ds.train_y))
-    j = _pick(meta, task)
     try:
         seq = tasks_mod.build(meta["spec"], meta["seed"], data_dir)
     except UsageError as e:
