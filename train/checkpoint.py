@@ -5,7 +5,8 @@ A checkpoint is one torch.save'd dict:
   config   the run's full configuration (model, hidden, bn, adapt_shift, meta, ...),
   model    the model's state_dict (hidden weights W_h, BatchNorm states),
   banks    one BatchNorm bank per finished task (list of per-BN state dicts),
-  progress {task, epoch} done; `optimizer`, `ewc`, `results` to resume.
+  progress {task, epoch} done; `optimizer`, `ewc`, `results` to resume,
+  data     what the model was trained on (tasks.describe: the .mbnn metadata, docs/FORMAT.md 6.1).
 Writes are atomic (metabnn.fileio), so a kill mid-write leaves the previous
 checkpoint intact. Reads use torch's weights-only unpickler: everything above
 is tensors and plain Python data, so a real checkpoint loads and a crafted
