@@ -271,6 +271,7 @@ class NativeRTLLearner(NativeRTL):
     """mbnn_update_top (forward, golden deltas, on-chip update) under the native harness."""
 
     harness = LEARN
+    cycles = 0  # clock cycles of the last completed run: loading, forward, deltas, updates
 
     def params(self, model: Model) -> dict:
         bits = {(lay.bits, lay.table_bits) for lay in model.layers}
@@ -365,6 +366,7 @@ class NativeRTLLearner(NativeRTL):
                 tail = proc.stdout.read(12)
                 if len(tail) != 12 or struct.unpack("<I", tail[:4])[0] != MAGIC["done"] or proc.wait() != 0:
                     raise died("did not finish cleanly")
+                self.cycles = struct.unpack("<Q", tail[4:])[0]  # every clock of the run (for benchmarks)
             finally:
                 if proc.poll() is None:  # the consumer stopped early, or an error: the harness goes too
                     proc.kill()
