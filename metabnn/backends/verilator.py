@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -24,9 +25,11 @@ def setup_verilator() -> tuple[bool, str]:
     # for Verilator to use its precompiled header, g++ gets "Vtop__pch.h.fast" as a bare file name
     # ("linker input file not found"). GCC's option is -include; a make command-line variable passed
     # through MAKEFLAGS overrides the makefile's empty one.
-    pch = "CFG_CXXFLAGS_PCH_I=-include"
-    if pch not in os.environ.get("MAKEFLAGS", ""):
-        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " " + pch).strip()
+    # Its verilated.mk also runs its helper scripts with `python`, which stock Debian does not have (only
+    # python3): this interpreter runs them instead.
+    for flag in ("CFG_CXXFLAGS_PCH_I=-include", f"PYTHON3={sys.executable}"):
+        if flag not in os.environ.get("MAKEFLAGS", ""):
+            os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " " + flag).strip()
     return True, ""
 
 
