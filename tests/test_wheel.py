@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# what a wheel must never hold: build outputs, bytecode, editor or git files
 # checkout folder -> where the wheel installs it (pyproject.toml [tool.setuptools.package-dir])
 INSTALLED_AS = {"metabnn": "metabnn", "train": "metabnn/train", "export": "metabnn/export", "sim": "metabnn/sim",
                 "firmware": "metabnn/firmware", "hw": "metabnn/hw"}
+# what a wheel must never hold: build outputs, objects, bytecode, waveforms, hidden (editor, git) files
 JUNK = re.compile(r"(^|/)(build|sim_build[^/]*|__pycache__|\.[^/]+)(/|$)|\.(o|so|a|pyc|vcd|fst)$")
 
 
