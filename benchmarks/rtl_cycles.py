@@ -12,7 +12,8 @@ Per SIMDxPE setting:
            images: host seconds, simulated cycles per host second, images per host second;
   learn    both paths on the same learning steps (forward in RTL, golden deltas, update in RTL, every memory
            read back): host seconds and steps per host second, and the native path's cycles per host second;
-           the native time includes comparing every step's memories with metabnn.sim, as `verify --learn` does.
+           the native time includes comparing every step's memories with metabnn.sim, as `verify --learn` does,
+           and the harness's own CPU time is printed apart.
 Times are medians over --repeats runs with builds cached (each build is made first and timed apart); the load
 average is printed before and after, since the machine may be shared. Every result is checked against
 metabnn.sim (inference: classes and scores; learning: every memory after every step); a difference exits 1.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -85,6 +87,7 @@ def golden_states(model, x, y):
 def native_learn(model, x, y, simd, pe):
     """Steps through the native learner, each state compared with golden on the fly (never all in memory)."""
     learner = NativeRTLLearner(simd, pe)
+    cpu0 = child_cpu()
     n = 0
     for got, want in zip(learner.states(model, x, y), golden_states(model, x, y)):
         for (h, w, m), (gh, gw, gm) in zip(got, want):
@@ -93,7 +96,13 @@ def native_learn(model, x, y, simd, pe):
         n += 1
     if n != len(y):
         raise MetabnnError(f"native learning returned {n} of {len(y)} steps")
-    return learner.cycles
+    return learner.cycles, child_cpu() - cpu0
+
+
+def child_cpu() -> float:
+    """CPU seconds of the finished child processes (the harness), to tell its share from Python's."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main(argv=None) -> int:
@@ -176,7 +185,7 @@ def main(argv=None) -> int:
             if res["mismatches"]:
                 return fail(f"cocotb learning differs from metabnn.sim: {res['mismatches'][0]}")
             try:
-                sec_n, cyc = median_time(lambda: native_learn(model, x[:args.learn_steps], y[:args.learn_steps],
+                sec_n, (cyc, cpu) = median_time(lambda: native_learn(model, x[:args.learn_steps], y[:args.learn_steps],
                                                               simd, pe), args.repeats)
             except MetabnnError as e:
                 return fail(str(e))
@@ -187,6 +196,8 @@ def main(argv=None) -> int:
                   f"{1:>10}x")
             print(f"  {'':<10}{'native':<8}{args.learn_steps:>8}{cyc:>12,}{sec_n:>9.2f}{cyc / sec_n:>12,.0f}"
                   f"{args.learn_steps / sec_n:>10.2f}{args.learn_steps / sec_n / sc:>10.0f}x")
+            print(f"  native harness CPU {cpu:.1f} s of the last run ({1000 * cpu / args.learn_steps:.1f} ms a "
+                  "step); the rest is Python: golden deltas, the comparison")
     print(f"\nload average (1, 5, 15 min) after: {load_text()}")
     return 0
 

@@ -8,7 +8,8 @@
         hidden, signs, M = state[0]                     # (hidden [N, K], signs [N, W] uint32, M [B, N])
 
 Same RTL, same stream protocol and the same cycle counts as the cocotb path (metabnn.backends.rtl), but the
-clock is driven from C++ (hw/native/infer_main.cpp, learn_main.cpp), a few hundred times faster.
+clock is driven from C++ (hw/native/infer_main.cpp, learn_main.cpp): for 784-512-512-10 about 80 times the
+cycles per host second (docs/HARDWARE.md, "Native co-simulation").
 
 One build serves every model of a shape: the binary's `$readmemh` files are the build's own (the model it
 was built for), and each run then writes the run's model into every engine memory through the memory port
@@ -39,8 +40,7 @@ from typing import Iterator
 import numpy as np
 
 from metabnn.backends.cache import build_key, cached_build
-from metabnn.backends.rtl import (BUILD_ARGS, TOP_SOURCES, UPDATE_SOURCES, VALID_SIMD, RTLError,
-                                  cycles_formula, update_cycles_formula)
+from metabnn.backends.rtl import BUILD_ARGS, TOP_SOURCES, UPDATE_SOURCES, VALID_SIMD, RTLError, cycles_formula
 from metabnn.backends.sources import source_root
 from metabnn.backends.verilator import setup_verilator, verilator_version
 from metabnn.errors import MismatchError, UsageError
@@ -449,4 +449,4 @@ class _trace:
         return False
 
 
-__all__ = ["NativeRTL", "NativeRTLLearner", "Step", "memory_writes", "update_cycles_formula"]
+__all__ = ["NativeRTL", "NativeRTLLearner", "Step", "memory_writes"]

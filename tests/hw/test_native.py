@@ -112,7 +112,9 @@ def test_learning_steps_equal_golden(native, sizes, bits, tk, banks, bank, adapt
     gold, seen, flips = model.copy(), 0, 0
     for s, step in enumerate(native.NativeRTLLearner(simd, pe).steps(model, images, labels, bank=bank,
                                                                      adapt=adapt)):
+        before = [lay.hidden for lay in gold.layers]
         gold, info = learn_step(gold, images[s], int(labels[s]), bank=bank, adapt=adapt)
+        assert step.changed == [int(np.count_nonzero(lay.hidden != h0)) for lay, h0 in zip(gold.layers, before)]
         for l, (lay, (h, w, m)) in enumerate(zip(gold.layers, step.state)):
             np.testing.assert_array_equal(h, lay.hidden, err_msg=f"step {s} layer {l} hidden")
             np.testing.assert_array_equal(w, lay.signs, err_msg=f"step {s} layer {l} signs")
