@@ -74,6 +74,8 @@ def _check_args(a) -> None:
         raise UsageError("--meta and --device-meta must be > 0 (the demo compares them against m = 0)")
     if not 0 <= a.lr_shift <= 31:
         raise UsageError("--lr-shift must lie in 0..31")
+    if not a.out.strip():
+        raise UsageError("--out: an empty path (give the output folder)")  # Path("") is the current folder
 
 
 def train_pair(a, out: Path) -> dict:

@@ -35,6 +35,8 @@ def output_error(path, e: OSError) -> OutputError:
 
 def ensure_dir(path) -> Path:
     """Make folder `path` (and its parents) or raise OutputError naming why it cannot be one."""
+    if not str(path):  # Path("") would quietly be the current folder
+        raise OutputError("cannot make a folder with an empty name")
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"cannot make folder {path}: a file of that name exists")

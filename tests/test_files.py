@@ -354,6 +354,17 @@ def test_demo_disk_full_while_training_is_one_line(tmp_path, capsys, monkeypatch
     assert temporaries(tmp_path) == []
 
 
+@pytest.mark.parametrize("argv", [["train", "--out", ""], ["demo", "--out", ""]] +
+                         [["export", "CKPT", "--out", "OK", opt, ""] for opt in ("--onnx", "--qonnx", "--c-header",
+                                                                                "--hex-dir")] +
+                         [["export", "CKPT", "--out", ""]])
+def test_an_empty_output_path_is_an_error_not_the_current_folder(tiny_checkpoint, tmp_path, capsys, argv):
+    argv = [str(tiny_checkpoint) if a == "CKPT" else str(tmp_path / "ok.mbnn") if a == "OK" else a for a in argv]
+    rc, _, err = run(argv, capsys)
+    one_line_exit_2(rc, err, "empty")
+    assert list(tmp_path.iterdir()) == []
+
+
 # ----------------------------------------------------------------------------- safe loading
 
 class _Payload:

@@ -144,6 +144,8 @@ def run(args) -> int:
 
     cfg = resolve(args)
     cfg["verbose"] = not args.quiet
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out: an empty path (give the run's folder)")  # "" would silently mean the default
     out = Path(args.out or Path("runs") / (args.preset or "train"))
     stop = _num("stop-after-epochs", args.stop_after_epochs, int, 1) if args.stop_after_epochs else None
     has_run = (out / "checkpoint.pt").exists() or (out / "model.pt").exists()
