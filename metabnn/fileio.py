@@ -5,8 +5,11 @@ is fsync'ed, then os.replace'd over the target. The temporary file is opened wit
 applies the user's umask (0644 by default) exactly as for any file the user creates; mkstemp's 0600 made
 exported models unreadable to the rest of a team.
 
-Temporary names carry the writer's pid (`.NAME.PID-RANDOM.tmp`). A write killed before its rename (SIGKILL,
-power loss) leaves one behind; the next write to the same target removes those whose pid is no longer alive.
+Replacing an existing file keeps its permission bits (a model the user made private stays private).
+
+Temporary names carry the writer's pid and host (`.NAME.PID-RANDOM-HOST.tmp`). A write killed before its
+rename (SIGKILL, power loss) leaves one behind; the next write to the same target removes those of this host
+whose pid is no longer alive (another host's pid says nothing here, so a shared folder's are left alone).
 
 Any OSError (read-only file system, a folder where the file should be, a parent that cannot be made, a
 full disk) becomes one OutputError naming the path and the reason: the CLI prints it as one line, exit 2.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -53,6 +57,10 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
+def _host() -> str:
+    return os.uname().nodename.replace("/", "_") or "host"
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -74,8 +82,10 @@ def _remove_stale(path: Path) -> None:
         name = entry.name
         if not (name.startswith(prefix) and name.endswith(_SUFFIX)):
             continue
-        pid_text = name[len(prefix):-len(_SUFFIX)].partition("-")[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+        pid_text, _, rest = name[len(prefix):-len(_SUFFIX)].partition("-")
+        if rest.partition("-")[2] != _host() or not pid_text.isdigit():
+            continue
+        if int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
             try:
                 os.unlink(entry.path)
             except OSError:
@@ -115,12 +125,21 @@ def _open_temp(path: Path) -> tuple[Path, int]:
     except OutputError as e:
         raise OutputError(f"cannot write {path} ({e})") from None
     _remove_stale(path)
-    tmp = path.parent / f"{_temp_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
+    tmp = path.parent / f"{_temp_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}-{_host()}{_SUFFIX}"
     try:
         # mode 0666: the kernel applies the umask, as for any file the user makes
-        return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as e:
         raise output_error(path, e) from None
+    try:
+        os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))  # replacing: the old file's permissions
+    except FileNotFoundError:
+        pass  # a new file: the umask's
+    except OSError as e:
+        os.close(fd)
+        _unlink_quietly(tmp)
+        raise output_error(path, e) from None
+    return tmp, fd
 
 
 def atomic_write_with(path, write: Callable[[BinaryIO], object]) -> None:

@@ -121,6 +121,14 @@ def test_replaces_whole_files_and_makes_parents(tmp_path):
     assert temporaries(tmp_path) == []
 
 
+def test_replacing_keeps_the_old_files_permissions(tmp_path):
+    private = tmp_path / "private.mbnn"
+    private.write_bytes(b"old")
+    private.chmod(0o600)
+    fileio.atomic_write_bytes(private, b"new")
+    assert private.read_bytes() == b"new" and private.stat().st_mode & 0o777 == 0o600
+
+
 def test_writes_through_a_symlink_and_keeps_it(tmp_path):
     real = tmp_path / "real.txt"
     real.write_text("old")
@@ -207,15 +215,16 @@ def test_a_killed_writer_leftover_is_removed_by_the_next_write(tmp_path):
     assert r.returncode == -signal.SIGKILL
     leftover = temporaries(tmp_path)
     assert len(leftover) == 1 and leftover[0].startswith(".checkpoint.pt.") and not target.exists()
-    dead_pid = leftover[0].split(".")[3].split("-")[0]
-    # a live writer's temporary (this test's parent process) and another target's must survive the clean-up
-    alive = tmp_path / f".checkpoint.pt.{os.getppid()}-0000.tmp"
-    alive.write_bytes(b"someone else, still writing")
-    other = tmp_path / f".other.pt.{dead_pid}-0000.tmp"
-    other.write_bytes(b"another target's")
+    dead_pid, _, host = leftover[0][len(".checkpoint.pt."):-len(".tmp")].split("-", 2)
+    assert host == os.uname().nodename
+    # survivors: a live writer's temporary (this test's parent process), another target's, another host's
+    keep = [f".checkpoint.pt.{os.getppid()}-0000-{host}.tmp", f".other.pt.{dead_pid}-0000-{host}.tmp",
+            f".checkpoint.pt.{dead_pid}-0000-not-{host}.tmp"]
+    for name in keep:
+        (tmp_path / name).write_bytes(b"someone else's")
     fileio.atomic_write_bytes(target, b"complete")
     assert target.read_bytes() == b"complete"
-    assert temporaries(tmp_path) == sorted([alive.name, other.name])
+    assert temporaries(tmp_path) == sorted(keep)
 
 
 @pytest.mark.parametrize("kind, needle", [
