@@ -162,10 +162,16 @@ class NativeRTL:
 
     def build(self, model: Model, trace: bool = False) -> Path:
         """The harness binary for this model's shape (built into the cache unless a finished one is there)."""
+        from metabnn.backends import BackendUnavailable  # exit 2: a missing tool is the user's to install
+        from metabnn.export.readmemh import _check as check_fits_rtl
         from metabnn.export.readmemh import model_svh, write_readmemh
 
-        from metabnn.backends import BackendUnavailable  # exit 2: a missing tool is the user's to install
-
+        params = self.params(model)
+        try:
+            check_fits_rtl(model)  # layer count and kinds, banks: the exporter's own rules for the RTL
+            shape = model_svh(model, "/")  # the shape only: the hex folder's path is not part of the key
+        except ValueError as e:
+            raise UsageError(f"the RTL cannot take this model: {e}") from None
         ok, why = self.available()
         if not ok:
             raise BackendUnavailable(f"backend rtl cannot run: {why}")
@@ -174,11 +180,6 @@ class NativeRTL:
         rtl = [hw / "rtl" / s for s in sources]
         native = [hw / "native" / f for f in SHARED + (main,)]
         vlt = [hw / "native" / PUBLIC_VLT] if self.harness == LEARN else []
-        params = self.params(model)
-        try:
-            shape = model_svh(model, "/")  # the shape only: the hex folder's path is not part of the key
-        except ValueError as e:
-            raise UsageError(f"the RTL cannot take this model: {e}") from None
         # -O2: twice the simulation speed of Verilator's default -Os for the same build time (-O3: no faster)
         flags = list(BUILD_ARGS) + ["-CFLAGS", "-O2"] + (["--trace-fst", "-CFLAGS", "-DMBNN_TRACE"] if trace else [])
         key = build_key(rtl + native + vlt, [top, json.dumps(sorted(params.items())), shape,

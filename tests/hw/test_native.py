@@ -217,6 +217,8 @@ def test_bad_arguments_before_any_build():
         NativeRTL(8, 3).predict(model, np.full((2, 37), 300))
     with pytest.raises(MetabnnError, match="labels"):
         list(NativeRTLLearner(8, 3).states(model, np.zeros((2, 37), np.uint8), [0, 10]))
+    with pytest.raises(MetabnnError, match="2..16 layers"):
+        NativeRTL(8, 3).predict(random_model((37, 10), seed=1), np.zeros((1, 37), np.uint8))
     mixed = random_model(SMALL, seed=1)
     mixed.layers[1].bits = 6
     with pytest.raises(MetabnnError, match="one hidden width"):
