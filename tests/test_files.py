@@ -409,6 +409,15 @@ def test_export_never_runs_a_pickle_payload(tmp_path, capsys):
     assert "posix.system" in run(["export", str(files[0]), "--out", str(tmp_path / "m.mbnn")], capsys)[2]
 
 
+def test_the_real_command_never_runs_a_pickle_payload(tmp_path):
+    marker, files = crafted_files(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "metabnn", "export", str(files[0]), "--out", str(tmp_path / "m.mbnn")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "refused" in r.stderr and "posix.system" in r.stderr
+    assert not marker.exists() and not (tmp_path / "m.mbnn").exists()
+
+
 def test_safe_loading_everywhere_a_checkpoint_is_read(tmp_path):
     marker, files = crafted_files(tmp_path)
     for f in files:
