@@ -29,6 +29,7 @@ from metabnn.backends.cache import build_key, cached_build
 from metabnn.backends.sources import source_root
 from metabnn.errors import MetabnnError
 from metabnn.export.mbnn import from_bytes, to_bytes
+from metabnn.fileio import atomic_write_with
 
 LIB_NAME = "libmetabnn.so"
 FIRMWARE = source_root("firmware")  # the sources (the tests and benchmarks build their tools in FIRMWARE/build)
@@ -300,7 +301,6 @@ def write_mbds(path, train_x, train_y, test_x, test_y, perm) -> None:
     if np.max(train_y, initial=0) > 255 or np.max(test_y, initial=0) > 255:
         raise MetabnnError("write_mbds: labels must fit a byte")
     head = b"MBDS" + np.asarray([K, len(train_x), len(test_x)], "<u4").tobytes()
-    with open(path, "wb") as f:
-        for part in (head, train_x.tobytes(), np.asarray(train_y, np.uint8).tobytes(), test_x.tobytes(),
-                     np.asarray(test_y, np.uint8).tobytes(), perm.tobytes()):
-            f.write(part)
+    parts = (head, train_x.tobytes(), np.asarray(train_y, np.uint8).tobytes(), test_x.tobytes(),
+             np.asarray(test_y, np.uint8).tobytes(), perm.tobytes())
+    atomic_write_with(path, lambda f: [f.write(part) for part in parts])
