@@ -283,7 +283,8 @@ class NativeRTLLearner(NativeRTL):
         return {"SIMD": self.simd, "PE": self.pe, "HB": hb, "TK": tk}
 
     def steps(self, model, images, labels, bank: int = 0, adapt: bool = False, trace_fst=None) -> Iterator[Step]:
-        """The chip after every learning step (a generator: the harness runs while it is consumed)."""
+        """The chip after every learning step: an iterator, the harness runs while it is consumed. The inputs
+        are checked and the harness built at the call, before the first step."""
         model = as_model(model)
         x = _check_images(model, images)
         y = np.asarray(labels).reshape(-1)
@@ -297,9 +298,9 @@ class NativeRTLLearner(NativeRTL):
             if not 0 <= lay.lr_shift <= 31:
                 raise UsageError(f"layer {l}: lr_shift {lay.lr_shift} outside the update unit's 0..31")
         if len(x) == 0:
-            return
+            return iter(())
         exe = self.build(model, trace=trace_fst is not None)
-        yield from self._run(exe, model, x, y.astype(np.int64), int(bank), bool(adapt), trace_fst)
+        return self._run(exe, model, x, y.astype(np.int64), int(bank), bool(adapt), trace_fst)
 
     def _run(self, exe, model, x, y, bank, adapt, trace_fst):
         from metabnn.sim import forward, learn_step
