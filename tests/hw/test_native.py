@@ -156,6 +156,16 @@ def test_fst_trace(native, tmp_path):
     assert len(res["classes"]) == 2
     assert out.stat().st_size > 1000
     assert out.read_bytes()[0] == 0  # FST's first block is its header (type 0)
+    # learning too, and a trace of a run that failed before it ended is not left behind
+    learn = tmp_path / "learn.fst"
+    model = random_model((40, 24, 10), seed=6)
+    x, y = np.zeros((2, 40), np.uint8), np.array([1, 2])
+    assert len(list(native.NativeRTLLearner(8, 4).states(model, x, y, trace_fst=learn))) == 2
+    assert learn.read_bytes()[0] == 0 and learn.stat().st_size > 1000
+    it = native.NativeRTLLearner(8, 4).states(model, x, y, trace_fst=tmp_path / "stopped.fst")
+    next(it)
+    it.close()
+    assert not (tmp_path / "stopped.fst").exists()
 
 
 # ------------------------------------------------------------------------------------------------ bad input
