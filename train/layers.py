@@ -2,6 +2,10 @@
 
 sign() here maps 0 to +1 (torch.sign maps it to 0, which would be a third weight
 value the hardware cannot store).
+
+Every pass here is float arithmetic with an out= float tensor: on this CPU a
+comparison that returns a bool tensor, torch.where and bool masks cost 5-25x a
+float multiply (measured), and these run on every weight at every step.
 """
 
 from __future__ import annotations
@@ -14,8 +18,15 @@ import torch.nn.functional as F
 
 
 def sign_pm1(x: torch.Tensor) -> torch.Tensor:
-    """+1 where x >= 0, -1 elsewhere, in x's dtype."""
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+    """+1 where x >= 0 (-0.0 included), -1 elsewhere, in x's dtype."""
+    out = torch.ge(x, 0, out=torch.empty_like(x, memory_format=torch.contiguous_format))  # 1.0 / 0.0
+    return out.mul_(2).sub_(1)
+
+
+def in_window(x: torch.Tensor) -> torch.Tensor:
+    """1.0 where |x| <= 1 (both ends included), 0.0 elsewhere: the hardtanh STE's gradient window."""
+    w = torch.abs(x, out=torch.empty_like(x, memory_format=torch.contiguous_format))
+    return torch.le(w, 1, out=w)
 
 
 class _SignWeight(torch.autograd.Function):
@@ -41,7 +52,7 @@ class _SignActivation(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * (x.abs() <= 1).to(grad.dtype)
+        return in_window(x).mul_(grad)
 
 
 def binarize_weight(w: torch.Tensor) -> torch.Tensor:

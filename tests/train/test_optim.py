@@ -94,3 +94,64 @@ def test_per_layer_meta_groups():
 def test_rejects_negative_meta():
     with pytest.raises(ValueError):
         MetaAdam([torch.nn.Parameter(torch.zeros(2, 2))], meta=-1.0)
+
+
+# ---- the fused step against the plain one (tests/train/reference_optim.py) ----------------------------------
+
+def _short_run(opt_cls, meta, steps=25, monkeypatch=None):
+    """A few real training steps of a small BNN on random data: the weights after them."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(3)
+    model = MLP([48, 32])
+    opt = opt_cls(param_groups(model, meta), lr=0.01, weight_decay=1e-3)
+    gen = torch.Generator().manual_seed(4)
+    for _ in range(steps):
+        x = torch.rand(64, 784, generator=gen)
+        y = torch.randint(0, 10, (64,), generator=gen)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return [p.detach().clone() for p in model.parameters()], opt
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "eager"])
+@pytest.mark.parametrize("meta", [0.0, 1.35, [0.5, 3.0, 1.0]], ids=["m0", "m1.35", "per-layer"])
+def test_fused_step_equals_plain_step(compiled, meta, monkeypatch):
+    from metabnn.train import optim
+    from reference_optim import ReferenceMetaAdam
+
+    monkeypatch.setattr(optim, "_compiled", None if compiled else False)
+    fast, opt = _short_run(MetaAdam, meta)
+    assert bool(optim._compiled) == compiled  # the path under test really ran (compiling did not fail)
+    ref, ref_opt = _short_run(ReferenceMetaAdam, meta)
+    moved = 0
+    for a, b, p0 in zip(fast, ref, _short_run(MetaAdam, meta, steps=0)[0]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        moved += int((a != p0).sum())
+    assert moved > 0.9 * sum(p.numel() for p in fast)  # the run really changed (nearly) every weight
+    for p, q in zip(opt.state, ref_opt.state):  # same moments and step counts, so resumes agree too
+        assert opt.state[p]["step"] == ref_opt.state[q]["step"] == 25
+        torch.testing.assert_close(opt.state[p]["exp_avg"], ref_opt.state[q]["exp_avg"], rtol=1e-4, atol=1e-7)
+
+
+def test_fused_step_attenuates_like_the_rule_at_large_weights(monkeypatch):
+    # |W| up to 4 (f_meta down to ~1e-5): the sigmoid form of 1 - tanh^2 must keep its precision there
+    # (float64, so that the update, not W's own rounding, is what is compared)
+    from metabnn.train import optim
+    from reference_optim import ReferenceMetaAdam
+
+    for compiled in (None, False):
+        monkeypatch.setattr(optim, "_compiled", compiled)
+        torch.manual_seed(0)
+        w0 = torch.rand(64, 80, dtype=torch.float64) * 8 - 4
+        grads = [torch.randn(64, 80, dtype=torch.float64) for _ in range(5)]
+        out = []
+        for cls in (MetaAdam, ReferenceMetaAdam):
+            w = torch.nn.Parameter(w0.clone())
+            opt = cls([w], lr=0.1, meta=1.35, weight_decay=1e-2)
+            for g in grads:
+                w.grad = g.clone()
+                opt.step()
+            out.append(w.detach() - w0)
+        torch.testing.assert_close(out[0], out[1], rtol=1e-9, atol=1e-15)
