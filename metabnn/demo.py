@@ -45,11 +45,13 @@ def add_parser(sub) -> None:
                    help="samples of the third task learned on the device, one at a time")
     p.add_argument("--eval-every", type=int, default=500, help="evaluate every N on-device samples")
     p.add_argument("--eval-size", type=int, default=1000, help="test images per task in each evaluation")
-    p.add_argument("--verify-images", type=int, default=1000, help="test images for `verify` (RTL: --rtl-images)")
-    p.add_argument("--rtl-images", type=int, default=20, help="test images through the RTL co-simulation")
-    p.add_argument("--learn-steps", type=int, default=20,
-                   help="learning steps compared state for state between golden, C (and RTL: --rtl-steps)")
-    p.add_argument("--rtl-steps", type=int, default=2, help="learning steps compared in RTL co-simulation")
+    p.add_argument("--verify-images", type=int, default=1000,
+                   help="test images for `verify`, through every backend (the RTL too: Verilator at native speed)")
+    p.add_argument("--learn-steps", type=int, default=100,
+                   help="learning steps compared state for state between golden, C and the RTL (engines + update "
+                   "units)")
+    p.add_argument("--no-rtl", action="store_true",
+                   help="leave the RTL co-simulation out of verify (its first Verilator build takes a minute)")
     p.add_argument("--train-subset", type=int, default=0, help="train on the first N samples per task (0 = all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="folder with your own MNIST IDX files")
@@ -67,7 +69,7 @@ def _check_args(a) -> None:
     for name in ("epochs", "device_samples", "eval_every", "eval_size", "verify_images"):
         if getattr(a, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
-    for name in ("rtl_images", "learn_steps", "rtl_steps", "train_subset"):
+    for name in ("learn_steps", "train_subset"):
         if getattr(a, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
     if a.meta <= 0 or a.device_meta <= 0:
@@ -144,26 +146,20 @@ def _write_hex(model, out: Path) -> str:
     return str(out / "hex") + "/"
 
 
-def verify_all(a, model, checkpoint: Path, tasks) -> tuple[list, list]:
+def verify_all(a, model, checkpoint: Path, tasks) -> list:
     from metabnn.verify import format_table, open_backends, run_verify
 
     ev = tasks.evals[1]  # task 2: the model's most recent task, so accuracy means something
     x, y = ev.x[: a.verify_images].numpy(), ev.y[: a.verify_images].numpy()
     lt = tasks.tasks[2]
     lx, ly = lt.train_x[: a.learn_steps].numpy(), lt.train_y[: a.learn_steps].numpy()
-    _say(f"[3/5] verifying golden, onnx, c, torch on {len(y)} test images of task 2"
+    names = ["golden", "onnx", "c"] + ([] if a.no_rtl else ["rtl"]) + ["torch"]
+    _say(f"[3/5] verifying {', '.join(names)} on {len(y)} test images of task 2"
          + (f" and {a.learn_steps} learning steps" if a.learn_steps else "") + " ...")
-    rows = run_verify(model, x, y, open_backends(["golden", "onnx", "c", "torch"], checkpoint=str(checkpoint)),
+    rows = run_verify(model, x, y, open_backends(names, checkpoint=str(checkpoint)),
                       learn_images=lx if a.learn_steps else None, learn_labels=ly if a.learn_steps else None)
-    rtl_rows = []
-    if a.rtl_images:
-        _say(f"      RTL co-simulation (Verilator) on {a.rtl_images} images"
-             + (f" and {a.rtl_steps} learning steps" if a.rtl_steps else "") + " ...")
-        rtl_rows = run_verify(model, x[: a.rtl_images], y[: a.rtl_images], open_backends(["golden", "rtl"]),
-                              learn_images=lx[: a.rtl_steps] if a.rtl_steps else None,
-                              learn_labels=ly[: a.rtl_steps] if a.rtl_steps else None)
-    _say(format_table(rows + [r for r in rtl_rows if r.backend == "rtl"]))
-    return rows, rtl_rows
+    _say(format_table(rows))
+    return rows
 
 
 def device_learning(a, models: dict, tasks) -> dict:
@@ -197,16 +193,16 @@ def run(a) -> int:
     tasks = tasks_mod.build("pmnist:3", a.seed, a.data_dir)
     runs = train_pair(a, out)
     models = export_pair(a, runs, out)
-    rows, rtl_rows = verify_all(a, models["meta"][0], runs["meta"] / "model.pt", tasks)
+    rows = verify_all(a, models["meta"][0], runs["meta"] / "model.pt", tasks)
     _say(f"[4/5] learning task 3 on the device, {a.device_samples} samples one at a time, "
          f"device m = {a.device_meta:g} and m = 0 ...")
     dev = device_learning(a, models, tasks)
     results = {name: json.loads((run_dir / "results.json").read_text()) for name, run_dir in runs.items()}
     from metabnn.demo_report import write_report
 
-    summary = write_report(out, a, results, models, rows, rtl_rows, dev, seconds=time.time() - t0)
+    summary = write_report(out, a, results, models, rows, dev, seconds=time.time() - t0)
     _say("[5/5] " + summary)
-    failed = [r.backend for r in rows + rtl_rows if r.failed]
+    failed = [r.backend for r in rows if r.failed]
     if failed:
         print(f"MISMATCH between integer backends: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -75,7 +75,7 @@ def plot_retention(dev: dict, path: Path) -> None:
     _save(fig, path)
 
 
-def write_report(out: Path, args, results: dict, models: dict, rows: list, rtl_rows: list, dev: dict,
+def write_report(out: Path, args, results: dict, models: dict, rows: list, dev: dict,
                  seconds: float) -> str:
     from metabnn.verify import format_table
 
@@ -91,7 +91,7 @@ def write_report(out: Path, args, results: dict, models: dict, rows: list, rtl_r
     for label, r in results.items():
         lines.append(f"| {LABELS[label]} | " + " | ".join(f"{100 * v:.1f} %" for v in r["acc"][-1]) + " |")
     lines += ["", "## Every backend on the same images (metaplastic model)", "", "```",
-              format_table(rows + [r for r in rtl_rows if r.backend == "rtl"]), "```", "",
+              format_table(rows), "```", "",
               f"## Learning task 3 on the device ({dev['samples']} samples, one at a time, {dev['engine']})", "",
               "| model | " + " | ".join(n for n in dev["curves"]["meta"][0] if n != "step") + " | sign flips per layer |",
               "|---|" + "---|" * (len(dev["curves"]["meta"][0]))]
@@ -102,7 +102,7 @@ def write_report(out: Path, args, results: dict, models: dict, rows: list, rtl_r
     lines += ["", "Plots: accuracy_matrix.png, hidden_weights.png, retention.png."]
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
     blob = {"args": {k: v for k, v in vars(args).items() if k != "run"}, "train": {k: r["acc"] for k, r in results.items()},
-            "verify": [r.__dict__ for r in rows + rtl_rows], "device": dev, "seconds": seconds}
+            "verify": [r.__dict__ for r in rows], "device": dev, "seconds": seconds}
     atomic_write_text(out / "demo.json", json.dumps(blob, indent=1, default=str))
     meta, plain = dev["curves"]["meta"][-1], dev["curves"]["plain"][-1]
     names = [n for n in meta if n != "step"]

@@ -27,6 +27,7 @@ class Row:
     integer: bool = True
     learn: str = ""  # summary of the learning comparison
     first_mismatch: list = field(default_factory=list)
+    detail: str = ""  # where an integer backend first differs
 
     @property
     def failed(self) -> bool:
@@ -39,12 +40,17 @@ def state_of(model: Model) -> list:
 
 
 def compare_states(a: list, b: list) -> str | None:
-    """None if equal, else where they first differ."""
+    """None if equal, else where they first differ: the layer, what, and the first neuron (row) and index."""
+    axes = {"hidden weights": ("neuron", "synapse"), "sign bits": ("neuron", "word"), "M": ("bank", "neuron")}
     for l, ((ha, sa, ma), (hb, sb, mb)) in enumerate(zip(a, b)):
         for what, x, y in (("hidden weights", ha, hb), ("sign bits", sa, sb), ("M", ma, mb)):
-            x, y = np.asarray(x), np.asarray(y)
-            if x.shape != y.shape or not np.array_equal(x.astype(np.int64), y.astype(np.int64)):
-                return f"layer {l} {what}"
+            x, y = np.asarray(x).astype(np.int64), np.asarray(y).astype(np.int64)
+            if x.shape != y.shape:
+                return f"layer {l} {what}: shape {y.shape} instead of {x.shape}"
+            if not np.array_equal(x, y):
+                r, c = np.argwhere(x != y)[0]
+                return (f"layer {l} {what} differ first at {axes[what][0]} {r}, {axes[what][1]} {c} "
+                        f"(golden {x[r, c]}, backend {y[r, c]})")
     return None
 
 
@@ -56,7 +62,7 @@ def compare_learning(backend, model: Model, images, labels, bank: int, adapt: bo
         seen = step
         where = compare_states(state_of(g), state_of(b))
         if where:
-            return f"step {step}: {where} differ"
+            return f"step {step}: {where}"
     return None if seen == len(labels) else f"only {seen} of {len(labels)} steps came back"
 
 
@@ -74,8 +80,8 @@ def open_backends(names, adapt: bool = False, checkpoint: str | None = None, opt
 
 
 def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, learn_images=None,
-               learn_labels=None, progress=None, limits: dict | None = None) -> list[Row]:
-    """One Row per backend (objects from open_backends). limits: backend name -> first n images only."""
+               learn_labels=None, progress=None) -> list[Row]:
+    """One Row per backend (objects from open_backends), every backend on every image and learning step."""
     gold = backends.get("golden")
     t0 = time.perf_counter()
     ref = gold.predict(model, images, bank=bank, adapt=adapt)
@@ -84,7 +90,7 @@ def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, 
     for be in backend_list:
         if progress:
             progress(be.name)
-        n = min(len(ref), (limits or {}).get(be.name) or len(ref))
+        n = len(ref)
         if be.name == "golden":
             pred, secs = ref, t_gold
         else:
@@ -97,6 +103,9 @@ def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, 
                   secs, be.integer, first_mismatch=[int(i) for i in np.flatnonzero(~eq)[:5]])
         if not be.integer and not eq.all():
             row.status = "differs (float)"
+        elif not eq.all():
+            i = row.first_mismatch[0]
+            row.detail = f"image {i}: golden class {ref[i]}, {be.name} class {pred[i]}"
         if learn_images is not None and be.integer:
             if be.name == "golden":
                 row.learn = f"{len(learn_labels)} steps (reference)"
@@ -104,9 +113,10 @@ def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, 
                 row.learn = "(inference only)"
             else:
                 where = compare_learning(be, model, learn_images, learn_labels, bank, adapt)
-                row.learn = f"{len(learn_labels)} steps equal" if where is None else where
+                row.learn = f"{len(learn_labels)} steps equal" if where is None else where.split(" first at")[0]
                 if where is not None:
                     row.status = "MISMATCH"
+                    row.detail = "; ".join(filter(None, (row.detail, f"learning {where}")))
         rows.append(row)
     return rows
 
@@ -120,4 +130,5 @@ def format_table(rows: list[Row]) -> str:
         eq = f"{r.equal}/{r.total} ({100 * r.equal / r.total:.2f}%)"
         out.append(f"{r.backend:<8} {r.status:<10} {eq:>20} {100 * r.correct / r.total:>8.2f}% "
                    f"{1000 * r.seconds / r.total:>9.4f}  {r.learn}")
+    out += [f"{r.backend}: {r.detail}" for r in rows if r.detail]
     return "\n".join(out)

@@ -34,8 +34,9 @@ def add_parser(sub) -> None:
                    "(default: the last task trained)")
     p.add_argument("--limit", type=int, default=None,
                    help="number of test images (0 = the whole set; default 1000, or the whole set if smaller)")
-    p.add_argument("--rtl-limit", type=int, default=20,
-                   help="images through the RTL (a cycle-level simulation, a few images per second); 0 = --limit")
+    p.add_argument("--wave", metavar="DIR",
+                   help="with the rtl backend: write an FST waveform of the first image the RTL gets wrong (of "
+                   "image 0 when all agree) to DIR/image<i>.fst, for GTKWave or Surfer")
     p.add_argument("--learn", type=int, default=0, metavar="STEPS",
                    help="also run STEPS on-device learning steps on the task's training samples and compare every "
                    "hidden weight, sign bit and normalization state after each step")
@@ -57,8 +58,13 @@ def run(args) -> int:
     if bad or not names:
         raise UsageError(f"unknown backend(s) {', '.join(bad) or '(none given)'}; "
                          f"choose from {', '.join(backend_names())}")
-    if (args.limit or 0) < 0 or args.learn < 0 or args.rtl_limit < 0:
-        raise UsageError("--limit, --rtl-limit and --learn must be >= 0")
+    if (args.limit or 0) < 0 or args.learn < 0:
+        raise UsageError("--limit and --learn must be >= 0")
+    if args.wave and "rtl" not in names:
+        raise UsageError("--wave traces the RTL: add rtl to --backends")
+    if args.wave:
+        from metabnn.fileio import check_output_dir
+        check_output_dir(args.wave)  # an unwritable folder fails now, not after the run
     model = load(args.model)
     if args.bank is not None and not 0 <= args.bank < model.n_banks:
         raise UsageError(f"--bank {args.bank}: the model has {model.n_banks} bank(s)")
@@ -81,9 +87,11 @@ def run(args) -> int:
           + (f", and {args.learn} learning steps on its training set" if args.learn else "")
           + (" (stream-adaptive normalization)" if args.adapt else ""))
     rows = run_verify(model, images, labels, backend_list, bank=bank, adapt=args.adapt,
-                      learn_images=li, learn_labels=ll, limits={"rtl": args.rtl_limit},
-                      progress=lambda b: print(f"  running {b} ...", file=sys.stderr))
+                      learn_images=li, learn_labels=ll, progress=lambda b: print(f"  running {b} ...", file=sys.stderr))
     print(format_table(rows))
+    if args.wave:
+        print(_wave(args.wave, model, images, bank, args.adapt, next(b for b in backend_list if b.name == "rtl"),
+                    next(r for r in rows if r.backend == "rtl")))
     failed = [r.backend for r in rows if r.failed]
     if failed:
         print(f"MISMATCH between integer backends: {', '.join(failed)} differ from the golden model")
@@ -98,3 +106,15 @@ def _count(limit: int | None, size: int, label: str) -> int:
     if limit > size:
         raise UsageError(f"--limit {limit}: the {label} has {size} images (0 = all of them)")
     return limit or size
+
+
+def _wave(folder, model, images, bank: int, adapt: bool, rtl, row) -> str:
+    """Trace one image through the RTL again, the first it got wrong (image 0 when all agree)."""
+    from pathlib import Path
+
+    i = row.first_mismatch[0] if row.first_mismatch else 0
+    path = Path(folder) / f"image{i}.fst"
+    print(f"  tracing image {i} through the RTL ...", file=sys.stderr)
+    rtl.run_case(model, images[i:i + 1], banks=[bank], adapt=[int(adapt)], trace_fst=path)
+    why = "the first image the RTL got wrong" if row.first_mismatch else "every image agreed; image 0"
+    return f"waveform of image {i} ({why}): {path}"

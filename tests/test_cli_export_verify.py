@@ -208,3 +208,29 @@ def test_verify_refuses_devices_and_huge_files_from_their_header(tmp_path, capsy
     for path, needle in [("/dev/zero", "not a regular file"), (str(big), "exceeds the 2 GiB limit")]:
         rc, _, err = run(["verify", path, "--backends", "golden"], capsys)
         assert rc == 2 and needle in err and one_error_line(err), err
+
+
+def test_verify_rtl_on_the_whole_test_set_and_1000_learning_steps(tmp_path, capsys, trained_checkpoint):
+    """Issue 13's bar, in the default suite: the trained model's whole test set through the RTL (native
+    Verilator harness) and 1,000 on-chip learning steps, every memory equal to the golden model after every step;
+    --wave writes the FST of image 0 when all agree."""
+    from metabnn import backends
+
+    ok, why = backends.get("rtl").available()
+    if not ok:
+        pytest.skip(why)
+    out = tmp_path / "m.mbnn"
+    assert run(["export", str(trained_checkpoint), "--out", str(out)], capsys)[0] == 0
+    rc, text, err = run(["verify", str(out), "--backends", "golden,rtl", "--limit", "0", "--learn", "1000",
+                         "--wave", str(tmp_path / "wave")], capsys)
+    assert rc == 0, text + err
+    rtl = next(l for l in text.splitlines() if l.startswith("rtl "))
+    assert "10000/10000 (100.00%)" in rtl and "1000 steps equal" in rtl
+    assert (tmp_path / "wave" / "image0.fst").stat().st_size > 0 and "every image agreed; image 0" in text
+
+
+def test_verify_wave_needs_the_rtl(tmp_path, capsys):
+    f = tmp_path / "m.mbnn"
+    save(random_model((784, 16, 10)), f)
+    rc, _, err = run(["verify", str(f), "--backends", "golden", "--wave", str(tmp_path / "w")], capsys)
+    assert rc == 2 and "add rtl to --backends" in err

@@ -9,7 +9,7 @@ def test_tiny_demo_end_to_end(tmp_path, capsys, mnist):
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--hidden", "32", "32", "--epochs", "1", "--train-subset", "3000",
             "--device-samples", "200", "--eval-every", "100", "--eval-size", "300", "--verify-images", "200",
-            "--learn-steps", "3", "--rtl-images", "0", "--quiet"]
+            "--learn-steps", "3", "--quiet"]
     assert main(argv) == 0
     text = capsys.readouterr().out
     for f in ("summary.md", "demo.json", "accuracy_matrix.png", "hidden_weights.png", "retention.png",
@@ -18,8 +18,10 @@ def test_tiny_demo_end_to_end(tmp_path, capsys, mnist):
     blob = json.loads((out / "demo.json").read_text())
     rows = {r["backend"]: r for r in blob["verify"]}
     assert rows["golden"]["status"] == "ok" and rows["golden"]["total"] == 200
-    for name in ("onnx", "c"):  # integer backends agree exactly (both are installed by the set-up)
+    for name in ("onnx", "c", "rtl"):  # integer backends agree exactly (all installed by the set-up)
         assert rows[name]["status"] == "ok" and rows[name]["equal"] == 200
+    for name in ("c", "rtl"):
+        assert rows[name]["learn"] == "3 steps equal"
     curve = blob["device"]["curves"]["meta"]
     assert [c["step"] for c in curve] == [0, 100, 200]
     assert curve[-1]["pmnist3"] > curve[0]["pmnist3"]  # the device did learn the new task

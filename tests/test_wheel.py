@@ -150,7 +150,7 @@ def test_installed_wheel_trains_exports_and_verifies_every_backend(venv, tmp_pat
         cwd=tmp_path, env=env)
     run([cli, "export", "run/model.pt", "--out", "m.mbnn"], cwd=tmp_path, env=env)
     backends = ["golden", "onnx", "c", "rtl"]
-    r = run([cli, "verify", "m.mbnn", "--backends", ",".join(backends), "--limit", "40", "--rtl-limit", "4"],
+    r = run([cli, "verify", "m.mbnn", "--backends", ",".join(backends), "--limit", "40", "--learn", "2"],
             cwd=tmp_path, env=env)
     for b in backends:
         row = [l for l in r.stdout.splitlines() if l.split()[:1] == [b]]

@@ -31,7 +31,9 @@ REGISTRY = {
     "golden": "metabnn.backends.golden:GoldenBackend",
     "onnx": "metabnn.backends.onnx:OnnxBackend",
     "c": "metabnn.backends.c:CBackend",
-    "rtl": "metabnn.backends.rtl:RTLBackend",
+    # the Verilog under Verilator, clocked from C++ (hw/native); the cocotb path (metabnn.backends.rtl) drives
+    # the same RTL from Python for the protocol tests, about 80x slower
+    "rtl": "metabnn.backends.rtl_native:NativeRTL",
     "torch": "metabnn.backends.torch_float:TorchBackend",
 }
 
