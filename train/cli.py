@@ -61,8 +61,9 @@ def add_parser(subparsers) -> None:
       help="learn BatchNorm gamma/beta (default on; --no-bn-affine keeps far less of earlier tasks, "
       "see docs/TRAINING.md)")
     a("--bn-gamma-init", choices=["one", "uniform"],
-      help="initial BatchNorm gamma: uniform in [0, 1) as the authors' code (measured: keeps more of "
-      f"earlier tasks, docs/TRAINING.md), or one; no effect with --no-bn-affine (default {d['bn_gamma_init']})")
+      help="initial BatchNorm gamma: one, as the authors' code with today's PyTorch, or uniform in [0, 1), "
+      "as it was with PyTorch <= 1.1 (measured: learns each task less, docs/TRAINING.md Fidelity); no effect "
+      f"with --no-bn-affine (default {d['bn_gamma_init']})")
     a("--adapt-shift", help=f"adaptive BN: mean += (a - mean) * 2^-shift per sample (default {d['adapt_shift']})")
     a("--reset-optimizer", action=argparse.BooleanOptionalAction, default=None,
       help="reset Adam's moments at each task boundary, as the paper (default on; streams never reset)")

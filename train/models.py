@@ -78,10 +78,10 @@ GAMMA_INITS = ["one", "uniform"]
 
 def build(model: str, hidden: list[int], channels: list[int] | None = None, affine: bool = True,
           gamma_init: str = "one") -> nn.Module:
-    """gamma_init: BatchNorm weights start at 1 ("one", PyTorch's default) or U[0, 1) ("uniform", as the
-    authors' code, which reproduces PyTorch <= 1.1's default; the trainer's default since it measured
-    better, docs/TRAINING.md). Drawn after every hidden weight, so both inits give the same hidden
-    weights for one seed."""
+    """gamma_init: BatchNorm weights start at 1 ("one", PyTorch's default since 1.2, hence the authors' code
+    run today; the trainer's default) or U[0, 1) ("uniform", PyTorch <= 1.1's default, so the authors'
+    code as published; docs/TRAINING.md Fidelity). Drawn after every hidden weight, so both inits give
+    the same hidden weights for one seed."""
     if gamma_init not in GAMMA_INITS:
         raise ValueError(f"gamma_init must be one of {GAMMA_INITS}, got {gamma_init!r}")
     net = ConvNet(channels or [32, 64], hidden, affine=affine) if model == "conv" else MLP(hidden, kind=model, affine=affine)

@@ -1,4 +1,4 @@
-"""Model construction: the BatchNorm gamma init option (the authors' code starts gamma in U[0, 1))."""
+"""Model construction: the BatchNorm gamma init option (1, or U[0, 1) as the authors' code under PyTorch <= 1.1)."""
 
 import pytest
 import torch
