@@ -81,6 +81,38 @@ def build_or_reuse(top: str, sources: list, params: dict, shape: list, model: Mo
     return runner, bdir
 
 
+def run_cocotb(runner, bdir: Path, top: str, driver: str, env_var: str, case: dict) -> dict:
+    """Run cocotb test module `driver` on the built `top` with `case` (a pickle named by $env_var; the driver
+    writes its results to case["out"], an .npz); returns those results as a dict of arrays."""
+    runs = bdir / "runs"
+    runs.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=runs) as tmp:
+        tmp = Path(tmp)
+        log = tmp / "sim.log"
+        with open(tmp / "case.pkl", "wb") as f:
+            pickle.dump(dict(case, out=str(tmp / "out.npz")), f)
+        if str(TB_DIR) not in sys.path:
+            sys.path.insert(0, str(TB_DIR))
+        old = os.environ.get(env_var)
+        os.environ[env_var] = str(tmp / "case.pkl")
+        try:
+            runner.test(hdl_toplevel=top, hdl_toplevel_lang="verilog", test_module=driver, build_dir=str(bdir),
+                        test_dir=str(tmp), log_file=str(log))
+        except SystemExit as e:
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            raise RTLError(f"RTL simulation of {top} failed (exit {e.code}):\n{tail}") from None
+        finally:
+            if old is None:
+                os.environ.pop(env_var, None)
+            else:
+                os.environ[env_var] = old
+        if not (tmp / "out.npz").exists():
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            raise RTLError(f"RTL simulation of {top} produced no results:\n{tail}")
+        with np.load(tmp / "out.npz") as z:
+            return {k: z[k] for k in z.files}
+
+
 class RTLBackend:
     name = "rtl"
     integer = True
@@ -134,33 +166,8 @@ class RTLBackend:
             return {"classes": np.zeros(0, np.int64), "scores": np.zeros(0, np.int64),
                     "latency": np.zeros(0, np.int64), "cycles": 0}
         runner, bdir = self.prepare(model)
-        runs = bdir / "runs"
-        runs.mkdir(exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=runs) as tmp:
-            tmp = Path(tmp)
-            case = dict(options, simd=self.simd, images=images.astype(np.uint8), out=str(tmp / "out.npz"))
-            with open(tmp / "case.pkl", "wb") as f:
-                pickle.dump(case, f)
-            if str(TB_DIR) not in sys.path:
-                sys.path.insert(0, str(TB_DIR))
-            old = os.environ.get("MBNN_TB_CASE")
-            os.environ["MBNN_TB_CASE"] = str(tmp / "case.pkl")
-            try:
-                runner.test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=DRIVER, build_dir=str(bdir), test_dir=str(tmp),
-                            log_file=str(tmp / "sim.log"))
-            except SystemExit as e:
-                log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
-                raise RTLError(f"RTL simulation failed (exit {e.code}):\n{log}") from None
-            finally:
-                if old is None:
-                    os.environ.pop("MBNN_TB_CASE", None)
-                else:
-                    os.environ["MBNN_TB_CASE"] = old
-            if not (tmp / "out.npz").exists():
-                log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
-                raise RTLError(f"RTL simulation produced no results:\n{log}")
-            with np.load(tmp / "out.npz") as z:
-                return {k: z[k] for k in z.files}
+        case = dict(options, simd=self.simd, images=images.astype(np.uint8))
+        return run_cocotb(runner, bdir, TOP, DRIVER, "MBNN_TB_CASE", case)
 
     def predict(self, model: Model, images, bank: int = 0, adapt: bool = False) -> np.ndarray:
         """Labels for uint8 images [n, K0] with frozen normalization in bank `bank`."""
@@ -241,36 +248,11 @@ class RTLLearner(RTLBackend):
         if not 0 <= bank < model.n_banks:
             raise ValueError(f"bank {bank} out of range: the model has {model.n_banks} bank(s)")
         runner, bdir = self.prepare(model)
-        runs = bdir / "runs"
-        runs.mkdir(exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=runs) as tmp:
-            tmp = Path(tmp)
-            lay0 = model.layers[0]
-            case = dict(model=model, simd=self.simd, hb=lay0.bits, tk=lay0.table_bits, steps=len(labels),
-                        images=images.astype(np.uint8), labels=labels.astype(np.int64), bank=bank, adapt=adapt,
-                        strict=False, states=states, out=str(tmp / "out.npz"))
-            with open(tmp / "case.pkl", "wb") as f:
-                pickle.dump(case, f)
-            if str(TB_DIR) not in sys.path:
-                sys.path.insert(0, str(TB_DIR))
-            old = os.environ.get("UPD_CASE")
-            os.environ["UPD_CASE"] = str(tmp / "case.pkl")
-            try:
-                runner.test(hdl_toplevel=UPDATE_TOP, hdl_toplevel_lang="verilog", test_module=UPDATE_DRIVER,
-                            build_dir=str(bdir), test_dir=str(tmp), log_file=str(tmp / "sim.log"))
-            except SystemExit as e:
-                log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
-                raise RTLError(f"RTL simulation failed (exit {e.code}):\n{log}") from None
-            finally:
-                if old is None:
-                    os.environ.pop("UPD_CASE", None)
-                else:
-                    os.environ["UPD_CASE"] = old
-            if not (tmp / "out.npz").exists():
-                log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
-                raise RTLError(f"RTL learning simulation produced no results:\n{log}")
-            with np.load(tmp / "out.npz") as z:
-                res = {k: z[k] for k in z.files}
+        lay0 = model.layers[0]
+        case = dict(model=model, simd=self.simd, hb=lay0.bits, tk=lay0.table_bits, steps=len(labels),
+                    images=images.astype(np.uint8), labels=labels.astype(np.int64), bank=bank, adapt=adapt,
+                    strict=False, states=states)
+        res = run_cocotb(runner, bdir, UPDATE_TOP, UPDATE_DRIVER, "UPD_CASE", case)
         res["mismatches"] = [str(m) for m in res["mismatches"]]
         if strict and res["mismatches"]:
             raise RTLError(f"RTL learning differs from metabnn.sim: {res['mismatches'][0]}")
