@@ -1,14 +1,21 @@
-"""Seconds per training epoch of `metabnn train`, the work the authors' code does per epoch.
+"""Seconds per training epoch of `metabnn train` against the same epoch's matrix products, in one run.
 
-One epoch = 600 batches of 100 over a permuted-MNIST training set (512-512 BNN,
-MetaAdam), then accuracy on that training set and on every task's test set.
-The authors' code takes about 70 s for this on a 2-core machine (issue 2).
+One epoch = one pass of batches of 100 over a permuted-MNIST training set (600
+batches; 512-512 BNN, MetaAdam), then accuracy on that training set and on every
+task's test set, and the checkpoint: what `metabnn train` does per epoch.
 
-    python benchmarks/train_speed.py [--epochs 3] [--threads 2] [--hidden 512 512] [--tasks pmnist:2]
+    python benchmarks/train_speed.py [--epochs 3] [--threads 1] [--hidden 512 512] [--repeats 3]
 
-Prints one line per epoch, the median, its ratio to the authors' ~70 s (a figure
-quoted in issue 2, measured there, not here), and the 1-minute load average
-before and after (2 shared cores: a busy machine slows every epoch). Task-end extras (the BN-protocol
+The bound: every matrix product of the network in one training step and in one
+evaluation is recorded (shape, strides, dtype, as torch dispatches them), then
+the epoch's products (steps x the step's, plus the evaluation's) are run again
+with torch's own GEMM at the same thread count, in the same process, right after
+the epochs. The stream-adaptive BatchNorm's float64 scan products are not the
+network's and are not counted. Prints each epoch, the medians and spreads, the
+1-minute load average before and after (2 shared cores: a busy machine slows
+everything), and as its last line ratio_to_gemm_bound=R (median epoch seconds /
+median GEMM seconds). The first epoch is a warm-up (it compiles MetaAdam's
+kernel) and is reported but not counted. Task-end extras (the BN-protocol
 comparison table) are excluded: the run stops before the first task ends.
 """
 
@@ -18,6 +25,7 @@ import argparse
 import os
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 # metabnn.train before torch: it sets OMP_WAIT_POLICY=PASSIVE, which libgomp reads only when torch loads it;
@@ -26,31 +34,117 @@ from metabnn.train.experiment import Experiment
 from metabnn.train.presets import DEFAULTS
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+GEMMS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default}
+
+
+class RecordGemms(TorchDispatchMode):
+    """Every float32 matrix product dispatched inside the block: (op, [(size, stride) of each tensor arg])."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in GEMMS and all(a.dtype == torch.float32 for a in args if isinstance(a, torch.Tensor)):
+            self.calls.append((func, [(tuple(a.shape), a.stride()) if isinstance(a, torch.Tensor) else a
+                                      for a in args]))
+        return func(*args, **(kwargs or {}))
+
+
+def recorded_products(exp: Experiment) -> tuple[list, list]:
+    """The GEMMs of one training step (on a copy of the state: the run is not changed) and of one evaluation."""
+    task = exp.seq.tasks[0]
+    x = task.train_x[: exp.cfg["batch_size"]].float().div_(255)
+    y = task.train_y[: exp.cfg["batch_size"]]
+    saved = {k: v.clone() for k, v in exp.model.state_dict().items()}
+    with RecordGemms() as step:
+        exp.model.train()
+        exp.model.zero_grad(set_to_none=True)
+        F.cross_entropy(exp.model(x), y).backward()
+    exp.model.load_state_dict(saved)
+    exp.model.zero_grad(set_to_none=True)
+    with RecordGemms() as ev:
+        exp._evaluate(0)
+    return step.calls, ev.calls
+
+
+def _operands(calls: list) -> list:
+    """Fresh random tensors with each call's sizes and strides (the same memory layout as in training)."""
+    out = []
+    for func, args in calls:
+        ts = []
+        for a in args:
+            if isinstance(a, tuple):
+                size, stride = a
+                ts.append(torch.empty_strided(size, stride).uniform_(-1, 1))
+            else:
+                ts.append(a)
+        out.append((func, ts))
+    return out
+
+
+def time_products(step_calls: list, eval_calls: list, n_steps: int) -> tuple[float, float]:
+    """Seconds for n_steps x the step's products, and for the evaluation's products, with torch's GEMM."""
+    step_ops, eval_ops = _operands(step_calls), _operands(eval_calls)
+    for func, ts in step_ops + eval_ops:  # warm: MKL's first call of a shape allocates
+        func(*ts)
+    t0 = time.perf_counter()
+    for _ in range(n_steps):
+        for func, ts in step_ops:
+            func(*ts)
+    t1 = time.perf_counter()
+    for func, ts in eval_ops:
+        func(*ts)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def spread(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.2f} s (min {min(xs):.2f}, max {max(xs):.2f}, n={len(xs)})"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
     ap.add_argument("--tasks", default="pmnist:2")
     ap.add_argument("--bn", default=DEFAULTS["bn"])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=3, help="timings of the epoch's products")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    cfg = dict(DEFAULTS, tasks=a.tasks, hidden=a.hidden, epochs=a.epochs + 1, device=a.device, bn=a.bn,
+    cfg = dict(DEFAULTS, tasks=a.tasks, hidden=a.hidden, epochs=a.epochs + 2, device=a.device, bn=a.bn,
                verbose=False)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         exp = Experiment(cfg, Path(tmp), progress=False)
+        exp.run(stop_after=1)  # warm-up
         exp.run(stop_after=a.epochs)
-        secs = exp.results["seconds_per_epoch"]
+        warm, secs = exp.results["seconds_per_epoch"][0], exp.results["seconds_per_epoch"][1:]
+        n = len(exp.seq.tasks[0].train_y)
+        n_steps = len([s for s in range(0, n, cfg["batch_size"]) if n - s >= 2])
+        step_calls, eval_calls = recorded_products(exp)
+    train_g, eval_g = [], []
+    for _ in range(a.repeats):
+        t, e = time_products(step_calls, eval_calls, n_steps)
+        train_g.append(t)
+        eval_g.append(e)
+    gemm = [t + e for t, e in zip(train_g, eval_g)]
+    load_after = os.getloadavg()[0]
+    print(f"epoch 0 (warm-up, compiles MetaAdam's kernel): {warm:.2f} s")
     for i, s in enumerate(secs, 1):
         print(f"epoch {i}: {s:.2f} s")
-    med = statistics.median(secs)
-    print(f"median: {med:.2f} s/epoch ({a.tasks}, hidden {a.hidden}, bn {a.bn}, {a.threads} threads, {a.device}); "
-          f"authors' code: ~70 s (issue 2), {70 / med:.1f}x; load average {load_before:.2f} before, "
-          f"{os.getloadavg()[0]:.2f} after")
+    print(f"{a.tasks}, hidden {a.hidden}, bn {a.bn}, {a.threads} thread(s), {a.device}, {n_steps} steps of "
+          f"{cfg['batch_size']} + evaluation of {n} training and "
+          f"{sum(len(e.y) for e in exp.seq.evals)} test images")
+    print(f"epoch: {spread(secs)}")
+    print(f"GEMMs of the epoch ({len(step_calls)} per step, {len(eval_calls)} in the evaluation): {spread(gemm)}; "
+          f"training {statistics.median(train_g):.2f} s + evaluation {statistics.median(eval_g):.2f} s")
+    print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
+    print(f"ratio_to_gemm_bound={statistics.median(secs) / statistics.median(gemm):.2f}")
 
 
 if __name__ == "__main__":

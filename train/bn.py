@@ -39,27 +39,55 @@ def load_bank(model, bank: list[dict]) -> None:
         m.load_state_dict(s)
 
 
-def stream_mean(a: torch.Tensor, mean0: torch.Tensor, shift: int, chunk: int = 128) -> torch.Tensor:
-    """Mean seen by each sample of the stream a [n, N]: m_0 = mean0, m_{t+1} = m_t + (a_t - m_t) * 2^-shift.
+def _decay_tables(alpha: float, c: int, k: int, dev) -> tuple[torch.Tensor, ...]:
+    """float64 weights of the scan m_{t+1} = beta m_t + alpha a_t (beta = 1 - alpha) over k chunks of c samples."""
+    beta = 1.0 - alpha
+    f64 = dict(device=dev, dtype=torch.float64)
+    i = torch.arange(c, **f64)
+    lag = i[:, None] - i[None, :] - 1  # t-1-s within a chunk
+    within = torch.where(lag >= 0, alpha * beta ** lag.clamp(min=0), torch.zeros((), **f64))  # [c, c]
+    j = torch.arange(k, **f64)
+    klag = j[:, None] - j[None, :] - 1
+    across = torch.where(klag >= 0, (beta**c) ** klag.clamp(min=0), torch.zeros((), **f64))  # [k, k]
+    return within, across, beta**i, (beta**c) ** j
 
-    The recurrence is linear, so a chunk of C samples is one [C, C] matmul with
-    the decay matrix (instead of n Python steps); float64 keeps it exact enough
-    that it matches the step-by-step scan to ~1e-12.
+
+def stream_mean_block(a: torch.Tensor, mean0: torch.Tensor, shift: int, chunk: int = 32):
+    """(mean seen by each sample of a [n, N], the mean after the last one), starting from mean0 [N] (float64).
+
+    The recurrence m_{t+1} = m_t + (a_t - m_t) * 2^-shift is linear, so it is
+    matmuls instead of n Python steps: within chunks of `chunk` samples (a
+    [chunk, chunk] decay matrix, batched over the chunks), then the chunks' start
+    means (a [K, K] matrix over the K chunk ends). 2 * chunk flops per value, in
+    a's row order (a transposed copy costs more than all of it). Within a chunk
+    the sums are in a's dtype: their rounding is relative to one chunk's share of
+    the mean (a fraction 1 - (1 - 2^-shift)^chunk of it), so it does not build
+    up; the means carried from chunk to chunk are float64. Float64 input: matches
+    the step-by-step scan to ~1e-12; float32: to float32 rounding.
     """
-    alpha = 2.0 ** -shift
-    n, dev = a.shape[0], a.device
-    i = torch.arange(chunk, device=dev, dtype=torch.float64)
-    lag = i[:, None] - i[None, :] - 1  # t-1-s
-    decay_in = torch.where(lag >= 0, alpha * (1 - alpha) ** lag.clamp(min=0), torch.zeros((), dtype=torch.float64, device=dev))
-    decay_m0 = (1 - alpha) ** i  # weight of the chunk's start mean
+    n, width = a.shape
+    k = n // chunk + 1  # at least one padded row: the mean after the last sample is row n
+    alpha = 2.0**-shift
+    within, across, pow_i, pow_k = _decay_tables(alpha, chunk, k, a.device)
+    blk = torch.cat([a, a.new_zeros(k * chunk - n, width)]).view(k, chunk, width)
+    means = torch.matmul(within.to(a.dtype), blk)  # [K, c, N]: each chunk's own samples, from a zero start
+    ends = torch.add(means[:, -1], blk[:, -1], alpha=alpha / (1 - alpha)).mul_(1 - alpha)  # and after it
+    starts = torch.addmm(pow_k[:, None] * mean0.to(torch.float64)[None, :], across, ends.to(torch.float64))
+    # the mean after the last real sample (= seen by padding row n), kept in float64 for the next block
+    kk, i = divmod(n, chunk)
+    m_next = means[kk, i].to(torch.float64) + pow_i[i] * starts[kk]
+    means.addcmul_(pow_i.to(a.dtype).view(1, chunk, 1), starts.to(a.dtype).view(k, 1, width))
+    means = means.view(k * chunk, width)
+    return means[:n], m_next
+
+
+def stream_mean(a: torch.Tensor, mean0: torch.Tensor, shift: int, chunk: int = 32,
+                block: int = 4096) -> torch.Tensor:
+    """Mean seen by each sample of the stream a [n, N]: m_0 = mean0, m_{t+1} = m_t + (a_t - m_t) * 2^-shift."""
     out = torch.empty_like(a)
     m = mean0.to(torch.float64)
-    for s in range(0, n, chunk):
-        blk = a[s : s + chunk].to(torch.float64)
-        c = blk.shape[0]
-        means = decay_m0[:c, None] * m[None, :] + decay_in[:c, :c] @ blk
-        out[s : s + c] = means.to(a.dtype)
-        m = means[-1] + (blk[-1] - means[-1]) * alpha  # the update after the chunk's last sample
+    for s in range(0, a.shape[0], block):
+        out[s : s + block], m = stream_mean_block(a[s : s + block], m, shift, chunk)
     return out
 
 
@@ -73,31 +101,45 @@ def stream_mean_reference(a: torch.Tensor, mean0: torch.Tensor, shift: int) -> t
     return out
 
 
-@torch.no_grad()
-def _adaptive_logits(model: MLP, x: torch.Tensor, shift: int) -> torch.Tensor:
-    h = x
-    for b in model.blocks:
-        a = b.lin(h)
-        mean = stream_mean(a, b.bn.running_mean, shift)
-        z = (a - mean) / torch.sqrt(b.bn.running_var + b.bn.eps)
-        if b.bn.affine:
-            z = z * b.bn.weight + b.bn.bias
-        h = b.act(z) if b.act is not None else z
-    return h
+EVAL_BLOCK = 4096  # rows per evaluation matmul: large enough for GEMM speed, small enough to stay in cache
 
 
 @torch.no_grad()
-def _batched(model, x: torch.Tensor, size: int) -> torch.Tensor:
-    return torch.cat([model(x[s : s + size]) for s in range(0, x.shape[0], size)])
+def _adaptive_logits(model: MLP, x_u8: torch.Tensor, shift: int) -> torch.Tensor:
+    """The stream in blocks of EVAL_BLOCK rows through every layer, each layer's mean carried from block to
+    block: the same means as one pass over the whole stream, with every intermediate in cache."""
+    means = [b.bn.running_mean.to(torch.float64) for b in model.blocks]
+    inv_std = [torch.sqrt(b.bn.running_var + b.bn.eps) for b in model.blocks]
+    out = []
+    for s in range(0, x_u8.shape[0], EVAL_BLOCK):
+        h = _pixels(x_u8[s : s + EVAL_BLOCK])
+        for i, b in enumerate(model.blocks):
+            a = b.lin(h)
+            mean, means[i] = stream_mean_block(a, means[i], shift)
+            z = (a - mean).div_(inv_std[i])
+            if b.bn.affine:
+                z = z.mul_(b.bn.weight).add_(b.bn.bias)
+            h = b.act(z) if b.act is not None else z
+        out.append(h)
+    return torch.cat(out)
+
+
+def _pixels(x_u8: torch.Tensor) -> torch.Tensor:
+    return x_u8.float().div_(255)
 
 
 @torch.no_grad()
-def _batch_stats_logits(model, x: torch.Tensor) -> torch.Tensor:
+def _batched(model, x_u8: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.cat([model(_pixels(x_u8[s : s + size])) for s in range(0, x_u8.shape[0], size)])
+
+
+@torch.no_grad()
+def _batch_stats_logits(model, x_u8: torch.Tensor) -> torch.Tensor:
     saved = bank_state(model)
     was_training = model.training
     model.train()  # BN normalizes with the batch's own statistics (running stats restored below)
     try:
-        return _batched(model, x, TEST_BATCH)
+        return _batched(model, x_u8, TEST_BATCH)
     finally:
         load_bank(model, saved)
         model.train(was_training)
@@ -110,7 +152,6 @@ def logits(model, x_u8: torch.Tensor, protocol: str, bank: list[dict] | None = N
     `bank`: the BN state to test with (task-aware*); None = the model's current one.
     For `adaptive` the rows of x_u8 are the stream, in order.
     """
-    x = x_u8.float() / 255
     saved = None
     if bank is not None and protocol.startswith("task-aware"):
         saved = bank_state(model)
@@ -121,10 +162,10 @@ def logits(model, x_u8: torch.Tensor, protocol: str, bank: list[dict] | None = N
         if protocol == "adaptive":
             if not isinstance(model, MLP):
                 raise ValueError("the adaptive protocol is defined for MLPs only")
-            return _adaptive_logits(model, x, shift)
+            return _adaptive_logits(model, x_u8, shift)
         if protocol in ("batch", "task-aware-batch"):
-            return _batch_stats_logits(model, x)
-        return _batched(model, x, 4096)
+            return _batch_stats_logits(model, x_u8)
+        return _batched(model, x_u8, EVAL_BLOCK)
     finally:
         if saved is not None:
             load_bank(model, saved)

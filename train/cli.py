@@ -12,6 +12,7 @@ from metabnn.fileio import check_output_dir, output_error
 
 from . import bn as bn_mod
 from . import tasks as tasks_mod
+from .distributed import env_rank
 from .presets import DEFAULTS, PRESETS, describe
 
 
@@ -149,30 +150,37 @@ def run(args) -> int:
         raise UsageError("--out: an empty path (give the run's folder)")  # "" would silently mean the default
     out = Path(args.out or Path("runs") / (args.preset or "train"))
     stop = _num("stop-after-epochs", args.stop_after_epochs, int, 1) if args.stop_after_epochs else None
-    has_run = (out / "checkpoint.pt").exists() or (out / "model.pt").exists()
-    if args.resume and not (out / "checkpoint.pt").is_file():
-        # a typo in --out must not silently start a fresh run that takes hours
-        raise UsageError(f"--resume: {out} holds no run to resume (no checkpoint.pt); check --out, or leave "
-                         "out --resume to start a new run")
-    if has_run and not (args.resume or args.overwrite):
-        raise UsageError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
-                         "or choose another --out")
-    check_output_dir(out)  # an unwritable --out fails now, not after the first epoch
-    if args.overwrite and not args.resume:
-        for name in ("checkpoint.pt", "model.pt", "results.json", "curves.png"):
-            try:
-                (out / name).unlink(missing_ok=True)
-            except OSError as e:
-                raise output_error(out / name, e) from None
+    # under torchrun only rank 0 checks and cleans --out (the other ranks may have no such folder), and speaks
+    main = env_rank() == 0
+    if main:
+        has_run = (out / "checkpoint.pt").exists() or (out / "model.pt").exists()
+        if args.resume and not (out / "checkpoint.pt").is_file():
+            # a typo in --out must not silently start a fresh run that takes hours
+            raise UsageError(f"--resume: {out} holds no run to resume (no checkpoint.pt); check --out, or leave "
+                             "out --resume to start a new run")
+        if has_run and not (args.resume or args.overwrite):
+            raise UsageError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
+                             "or choose another --out")
+        check_output_dir(out)  # an unwritable --out fails now, not after the first epoch
+        if args.overwrite and not args.resume:
+            for name in ("checkpoint.pt", "model.pt", "results.json", "curves.png"):
+                try:
+                    (out / name).unlink(missing_ok=True)
+                except OSError as e:
+                    raise output_error(out / name, e) from None
     exp = Experiment(cfg, out, data_dir=args.data_dir, progress=None if not args.quiet else False)
     if args.resume and exp.try_resume():
         p = exp.progress_at
-        print(f"resuming {out} at task {p['task'] + 1}, epoch {p['epoch'] + 1}", flush=True)
+        if main:
+            print(f"resuming {out} at task {p['task'] + 1}, epoch {p['epoch'] + 1}", flush=True)
         if p["task"] >= len(exp.seq.tasks):
             exp.finish()
-            print(f"run already complete: {out / 'results.json'}")
+            if main:
+                print(f"run already complete: {out / 'results.json'}")
             return 0
     results = exp.run(stop_after=stop)
+    if not main:
+        return 0
     if results is None:
         print(f"stopped as asked; continue with: metabnn train --resume --out {out} (same options)")
         return 0

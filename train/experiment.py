@@ -25,6 +25,7 @@ from metabnn.fileio import atomic_write_bytes, atomic_write_text
 
 from . import bn as bn_mod
 from . import checkpoint as ckpt_mod
+from . import distributed as dist_mod
 from . import ewc as ewc_mod
 from . import tasks as tasks_mod
 from .models import MLP, bn_modules, build
@@ -84,12 +85,17 @@ class Experiment:
         self.cfg, self.out = cfg, Path(out)
         self.progress = progress
         self.dev = resolve_device(cfg["device"])
+        # under torchrun: join the group, one GPU per rank (train/distributed.py); else a single process
+        self.world = dist_mod.init(self.dev)
+        self.dev = dist_mod.rank_device(self.dev, self.world)
         self.seq = tasks_mod.build(cfg["tasks"], cfg["seed"], data_dir)
         _subset(self.seq, cfg["train_subset"], cfg["test_subset"])
         _to(self.seq, self.dev)
         torch.manual_seed(cfg["seed"])  # the weight init
         self.model = build(cfg["model"], cfg["hidden"], cfg.get("channels"), cfg["bn_affine"],
                            cfg["bn_gamma_init"]).to(self.dev)
+        dist_mod.broadcast_model(self.model, self.world)
+        dist_mod.sync_batchnorm(bn_modules(self.model), self.world)
         try:
             groups = param_groups(self.model, cfg["meta"])
         except ValueError as e:
@@ -123,9 +129,11 @@ class Experiment:
 
     def try_resume(self) -> bool:
         path = self.out / "checkpoint.pt"
-        if not path.is_file():
+        # rank 0 reads the file and sends it to the other ranks (they need no shared file system)
+        c = ckpt_mod.read(path) if self.world.main and path.is_file() else None
+        c = dist_mod.broadcast_object(c, self.world)
+        if c is None:
             return False
-        c = ckpt_mod.read(path)
         diff = [k for k in RESULT_KEYS if c["config"].get(k, OLD_DEFAULTS.get(k)) != self.cfg.get(k)]
         if diff:
             raise UsageError(f"--resume: {path} was made with other options ({', '.join(diff)}); "
@@ -153,25 +161,34 @@ class Experiment:
         if frozen:
             for m in bn_modules(model):
                 m.eval()  # statistics stay as they were after task 1
-        n, bs = len(task.train_y), cfg["batch_size"]
+        n, bs, world = len(task.train_y), cfg["batch_size"], self.world
+        # the same order on every rank (same generator); one gather per epoch, then every batch is a view
         order = torch.randperm(n, generator=_epoch_generator(cfg["seed"], i, e)).to(self.dev)
-        total, seen = 0.0, 0
+        xs, ys = task.train_x[order], task.train_y[order]
+        total, seen = torch.zeros((), device=self.dev), 0
         starts = [s for s in range(0, n, bs) if n - s >= 2]  # BatchNorm needs 2+ samples
         bar = tqdm(starts, desc=f"task {i + 1}/{len(self.seq.tasks)} epoch {e + 1}/{cfg['epochs']}",
-                   disable=None if self.progress is None else not self.progress, leave=False, unit="batch")
+                   disable=True if not world.main else None if self.progress is None else not self.progress,
+                   leave=False, unit="batch")
+        params = list(model.parameters())
         for s in bar:
-            idx = order[s : s + bs]
-            x = task.train_x[idx].float().div_(255)
-            y = task.train_y[idx]
-            loss = F.cross_entropy(model(x), y)
-            if self.ewc:
+            nb = min(bs, n - s)  # the global batch; this rank takes its part of it
+            mine = dist_mod.part(nb, world)
+            x = xs[s + mine.start : s + mine.stop].float().div_(255)
+            y = ys[s + mine.start : s + mine.stop]
+            if world.parallel:
+                loss = dist_mod.part_loss(model(x), y, nb)
+            else:
+                loss = F.cross_entropy(model(x), y)
+            if self.ewc and world.main:  # once, not once per rank: the gradients are summed over ranks
                 loss = loss + ewc_mod.penalty(model, self.ewc, cfg["ewc_lambda"])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            dist_mod.all_reduce_grads(params, world)
             self.opt.step()
-            total += loss.detach() * len(idx)  # no host sync per step
-            seen += len(idx)
-        return float(total) / max(seen, 1)
+            total += loss.detach() * nb  # no host sync per step
+            seen += nb
+        return float(dist_mod.sum_over_ranks(total, world)) / max(seen, 1)
 
     def _acc(self, j: int, protocol: str, shift: int) -> float:
         ev = self.seq.evals[j]
@@ -191,11 +208,13 @@ class Experiment:
     def _task_end(self, i: int) -> None:
         cfg = self.cfg
         self.banks.append(bn_mod.bank_state(self.model))
-        self.results["acc"].append([self._acc(j, cfg["bn"], cfg["adapt_shift"]) for j in range(len(self.seq.evals))])
-        for name in compare_protocols(cfg, self.model):
-            proto, _, s = name.partition(":")
-            row = [self._acc(j, proto, int(s) if s else cfg["adapt_shift"]) for j in range(len(self.seq.evals))]
-            self.results["acc_by_bn"].setdefault(name, []).append(row)
+        if self.world.main:  # accuracies: rank 0 only; banks and EWC memories: every rank (they shape training)
+            self.results["acc"].append([self._acc(j, cfg["bn"], cfg["adapt_shift"])
+                                        for j in range(len(self.seq.evals))])
+            for name in compare_protocols(cfg, self.model):
+                proto, _, s = name.partition(":")
+                row = [self._acc(j, proto, int(s) if s else cfg["adapt_shift"]) for j in range(len(self.seq.evals))]
+                self.results["acc_by_bn"].setdefault(name, []).append(row)
         if cfg["ewc_lambda"] > 0 and i + 1 < len(self.seq.tasks):
             t = self.seq.tasks[i]
             gen = torch.Generator().manual_seed(cfg["seed"] + 7919 * (i + 1))
@@ -212,18 +231,21 @@ class Experiment:
                 self.opt.reset_state()  # the paper's protocol: fresh Adam moments per task
             t0 = time.perf_counter()
             loss = self._train_epoch(i, e)
-            train_acc, test_acc = self._evaluate(i)
-            c = self.results["curves"]
-            c["task"].append(i); c["epoch"].append(e + 1); c["loss"].append(loss)
-            c["train_acc"].append(train_acc); c["test_acc"].append(test_acc)
+            main = self.world.main
+            if main:  # the other ranks go on to the next epoch and wait for rank 0 at its first all-reduce
+                train_acc, test_acc = self._evaluate(i)
+                c = self.results["curves"]
+                c["task"].append(i); c["epoch"].append(e + 1); c["loss"].append(loss)
+                c["train_acc"].append(train_acc); c["test_acc"].append(test_acc)
             if e + 1 == cfg["epochs"]:
                 self._task_end(i)
                 self.progress_at = {"task": i + 1, "epoch": 0}
             else:
                 self.progress_at = {"task": i, "epoch": e + 1}
             self.results["seconds_per_epoch"].append(round(time.perf_counter() - t0, 3))
-            ckpt_mod.save(self.out / "checkpoint.pt", self._ckpt(True))
-            if self.progress or cfg.get("verbose", True):  # a forced bar comes with its epoch lines
+            if main:
+                ckpt_mod.save(self.out / "checkpoint.pt", self._ckpt(True))
+            if main and (self.progress or cfg.get("verbose", True)):  # a forced bar comes with its epoch lines
                 tests = " ".join(f"{a:.4f}" for a in test_acc)
                 print(f"task {i + 1}/{n_tasks} epoch {e + 1}/{cfg['epochs']}: loss {loss:.4f} "
                       f"train {train_acc:.4f} test [{tests}] ({self.results['seconds_per_epoch'][-1]:.1f} s)",
@@ -235,6 +257,8 @@ class Experiment:
         return self.results
 
     def finish(self) -> None:
+        if not self.world.main:
+            return
         ckpt_mod.save(self.out / "model.pt", self._ckpt(False))
         atomic_write_text(self.out / "results.json", json.dumps(self.results, indent=1))
         atomic_write_bytes(self.out / "curves.png", plot_png(self.results))
