@@ -29,7 +29,10 @@ static const uint32_t MAGIC_STEP = 0x50455453;  // "STEP"
 static const uint32_t MAGIC_DONE = 0x454e4f44;  // "DONE"
 static const uint32_t VERSION = 1;
 
-#define MBNN_MEM(l, unit, mem) top->rootp->mbnn_update_top__DOT__g_layer__BRA__##l##__KET____DOT__##unit##__DOT__##mem
+// layer l's update unit sits in the top's g_layer[l], its engine in the shared chain's (hw/rtl/mbnn_chain.sv)
+#define MBNN_UNIT_MEM(l, mem) top->rootp->mbnn_update_top__DOT__g_layer__BRA__##l##__KET____DOT__u_update__DOT__##mem
+#define MBNN_ENGINE_MEM(l, mem) \
+    top->rootp->mbnn_update_top__DOT__u_chain__DOT__g_layer__BRA__##l##__KET____DOT__u_layer__DOT__##mem
 
 struct Dims {
     uint32_t K, N, G, W, B;
@@ -190,7 +193,7 @@ int main(int argc, char** argv) {
     top->eval(); /* the counters are a combinational mux on upd_sel */                                  \
     out.u32(top->n_changed);                                                                             \
     out.u32(top->n_flipped);                                                                             \
-    dump_layer(out, dims[l], MBNN_MEM(l, u_update, hmem), MBNN_MEM(l, u_layer, wmem), MBNN_MEM(l, u_layer, mmem), l);
+    dump_layer(out, dims[l], MBNN_UNIT_MEM(l, hmem), MBNN_ENGINE_MEM(l, wmem), MBNN_ENGINE_MEM(l, mmem), l);
         MBNN_FOR_LAYERS(MBNN_DUMP)
 #undef MBNN_DUMP
         out.flush();

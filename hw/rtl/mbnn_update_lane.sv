@@ -29,7 +29,9 @@ module mbnn_update_lane #(
     localparam int TSHIFT = HB - 1 - TK;
     localparam int TMAX = (1 << TK) - 1;
     localparam logic signed [HB+17:0] HMAX = (HB + 18)'((1 << (HB - 1)) - 1);
-    localparam logic signed [HB+17:0] HMIN = -(HB + 18)'(1 << (HB - 1));
+    // -HMAX - 1, not -(HB + 18)'(1 << (HB - 1)): Yosys (0.23 to 0.70) reads that cast as +2^(HB-1), so the
+    // synthesized lane saturated every sum below it (found by the formal check, hw/formal)
+    localparam logic signed [HB+17:0] HMIN = -HMAX - 1;
 
     // ---- stage A (combinational from the inputs) ----
     // |delta| fits 16 unsigned bits even for -32768.

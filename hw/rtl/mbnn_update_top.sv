@@ -1,5 +1,5 @@
-// A whole exported MLP that keeps learning on chip: the inference engines of hw/rtl/mbnn_layer.sv,
-// chained as in mbnn_top.sv, plus one metaplastic update unit (mbnn_update.sv) per layer.
+// A whole exported MLP that keeps learning on chip: the chain of inference engines mbnn_top uses
+// (mbnn_chain.sv), plus one metaplastic update unit (mbnn_update.sv) per layer.
 //
 // Forward: exactly mbnn_top's stream interface (in_* / out_*). Every layer's update unit also
 // records the input beats its layer consumed (the stream between layers is tapped), so after an
@@ -68,46 +68,45 @@ module mbnn_update_top #(
     output logic [31:0]         n_changed,
     output logic [31:0]         n_flipped
 );
+    /* verilator lint_off UNUSEDPARAM */  // this top needs part of the shape; mbnn_chain all of it
     `include "mbnn_model.svh"   // MBNN_L, MBNN_B, MBNN_K, MBNN_N, MBNN_ADAPT, MBNN_HEXDIR
+    /* verilator lint_on UNUSEDPARAM */
 
     localparam int CPW = 32 / SIMD;  // update chunks per 32-bit weight word
 
-    logic [MBNN_L:0]           s_valid, s_ready;
-    /* verilator lint_off UNUSEDSIGNAL */
-    logic [MBNN_L:0]           s_adapt;
-    logic [8*SIMD*MBNN_L-1:0]  s_data;
-    logic [8*(MBNN_L+1)-1:0]   s_bank;
-    /* verilator lint_on UNUSEDSIGNAL */
-    logic [MBNN_L-1:0]         l_busy, u_busy, u_hrv;
+    logic [MBNN_L-1:0]         u_busy, u_hrv;
     logic [SIMD*HB-1:0]        u_hrd [MBNN_L];
     logic [31:0]               u_chg [MBNN_L];
     logic [31:0]               u_flp [MBNN_L];
+    // each layer's memory write port (the host's, or its update unit's while that one is busy) and the
+    // input beats each layer takes (the update units' x), both from the shared chain
+    logic [MBNN_L-1:0]         wr_en, l_take;
+    logic [3*MBNN_L-1:0]       wr_sel;
+    logic [32*MBNN_L-1:0]      wr_addr, wr_data, wr_mask;
+    /* verilator lint_off UNUSEDSIGNAL */  // a hidden layer's input is the low SIMD bits of its slot
+    logic [8*SIMD*MBNN_L-1:0]  l_data;
+    /* verilator lint_on UNUSEDSIGNAL */
 
-    assign s_valid[0] = in_valid;
-    assign in_ready   = s_ready[0];
-    assign s_data[8*SIMD-1:0] = in_data;
-    assign s_bank[7:0] = in_bank;
-    assign s_adapt[0] = in_adapt;
-    assign s_ready[MBNN_L] = out_ready;
-    assign out_valid  = s_valid[MBNN_L];
-    assign busy       = |l_busy;
-    assign upd_busy   = |u_busy;
+    mbnn_chain #(.SIMD(SIMD), .PE(PE), .L(MBNN_L)) u_chain (
+        .clk(clk), .rst(rst),
+        .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data), .in_bank(in_bank), .in_adapt(in_adapt),
+        .out_valid(out_valid), .out_ready(out_ready), .out_class(out_class), .out_score(out_score),
+        .busy(busy),
+        .wr_en(wr_en), .wr_sel(wr_sel), .wr_addr(wr_addr), .wr_data(wr_data), .wr_mask(wr_mask),
+        .l_take(l_take), .l_data(l_data)
+    );
+    assign upd_busy = |u_busy;
 
     for (genvar l = 0; l < MBNN_L; l++) begin : g_layer
         localparam int LK = MBNN_K[32*l +: 32];
         localparam int LN = MBNN_N[32*l +: 32];
-        localparam int LA = 32'(MBNN_ADAPT[8*l +: 8]);
         localparam int IWL = (l == 0) ? 8 : 1;
         localparam int LG = (LK + SIMD - 1) / SIMD;          // chunks (= input beats) per row
         localparam int LW = (LK + 31) / 32;                  // weight words per row
         localparam int LAW = (LN * LG > 1) ? $clog2(LN * LG) : 1;
         localparam int LGW = (LG > 1) ? $clog2(LG) : 1;
         localparam int LNW = (LN > 1) ? $clog2(LN) : 1;
-        localparam logic [7:0] DIGIT = (l < 10) ? 8'(48 + l) : 8'(87 + l);
         /* verilator lint_off UNUSEDSIGNAL */
-        logic [SIMD-1:0] o_data;
-        logic [15:0]     o_class;
-        logic [63:0]     o_score;
         logic [LAW-1:0]  sg_addr;  // chunk address: the engine wants (row, word) instead
         logic            u_done;   // upd_busy is what the host watches
         /* verilator lint_on UNUSEDSIGNAL */
@@ -117,59 +116,36 @@ module mbnn_update_top #(
         logic [LNW-1:0]  sg_row;
         logic [LGW-1:0]  sg_chunk;
         logic [SIMD-1:0] sg_data;
-        logic [31:0]     wr_addr, wr_data, wr_mask;
-        logic            wr_en;
-        logic [2:0]      wr_sel;
         logic [4:0]      off;  // bit offset of the chunk in its word
+        logic            we;   // this layer's write port into the chain
+        logic [2:0]      ws;
+        logic [31:0]     wa, wd, wm;
         assign off = (CPW > 1) ? 5'((32'(sg_chunk) % CPW) * SIMD) : 5'd0;
         always_comb begin
             if (u_busy[l]) begin
-                wr_en   = sg_we;
-                wr_sel  = 3'd0;
-                wr_addr = 32'(sg_row) * LW + 32'(sg_chunk) / CPW;
-                wr_data = 32'(sg_data) << off;
-                wr_mask = ((SIMD == 32) ? 32'hFFFF_FFFF : ((32'd1 << SIMD) - 32'd1)) << off;
+                we = sg_we;
+                ws = 3'd0;
+                wa = 32'(sg_row) * LW + 32'(sg_chunk) / CPW;
+                wd = 32'(sg_data) << off;
+                wm = ((SIMD == 32) ? 32'hFFFF_FFFF : ((32'd1 << SIMD) - 32'd1)) << off;
             end else begin
-                wr_en   = mem_we && mem_layer == 4'(l);
-                wr_sel  = mem_sel;
-                wr_addr = mem_addr;
-                wr_data = mem_wdata;
-                wr_mask = mem_wmask;
+                we = mem_we && mem_layer == 4'(l);
+                ws = mem_sel;
+                wa = mem_addr;
+                wd = mem_wdata;
+                wm = mem_wmask;
             end
         end
-
-        mbnn_layer #(
-            .K(LK), .N(LN), .SIMD(SIMD), .PE(PE),
-            .IN_PIXELS(l == 0 ? 1 : 0), .OUT_SCORES(l == MBNN_L - 1 ? 1 : 0),
-            .BANKS(MBNN_B), .ADAPT_SHIFT(LA),
-            .W_FILE({MBNN_HEXDIR, "/l", DIGIT, "_w.hex"}),
-            .M_FILE({MBNN_HEXDIR, "/l", DIGIT, "_m.hex"}),
-            .C_FILE({MBNN_HEXDIR, "/l", DIGIT, "_c.hex"}),
-            .F_FILE({MBNN_HEXDIR, "/l", DIGIT, "_f.hex"}),
-            .G_FILE({MBNN_HEXDIR, "/l", DIGIT, "_g.hex"}),
-            .B_FILE({MBNN_HEXDIR, "/l", DIGIT, "_b.hex"})
-        ) u_layer (
-            .clk(clk), .rst(rst),
-            .in_valid(s_valid[l]), .in_ready(s_ready[l]),
-            .in_data(s_data[8*SIMD*l +: IWL*SIMD]),
-            .in_bank(s_bank[8*l +: 8]), .in_adapt(s_adapt[l]),
-            .out_valid(s_valid[l+1]), .out_ready(s_ready[l+1]),
-            .out_data(o_data), .out_class(o_class), .out_score(o_score),
-            .out_bank(s_bank[8*(l+1) +: 8]), .out_adapt(s_adapt[l+1]),
-            .busy(l_busy[l]),
-            .wr_en(wr_en), .wr_sel(wr_sel), .wr_addr(wr_addr), .wr_data(wr_data), .wr_mask(wr_mask)
-        );
-        if (l < MBNN_L - 1) begin : g_bits
-            assign s_data[8*SIMD*(l+1) +: 8*SIMD] = {{(7*SIMD){1'b0}}, o_data};
-        end else begin : g_out
-            assign out_class = o_class;
-            assign out_score = o_score;
-        end
+        assign wr_en[l] = we;
+        assign wr_sel[3*l +: 3] = ws;
+        assign wr_addr[32*l +: 32] = wa;
+        assign wr_data[32*l +: 32] = wd;
+        assign wr_mask[32*l +: 32] = wm;
 
         // ---- tap: the input beats this layer consumed become the update unit's x chunks ----
         logic [LGW-1:0] xbeat;
         logic           take;
-        assign take = s_valid[l] && s_ready[l];
+        assign take = l_take[l];
         always_ff @(posedge clk) begin
             if (rst) xbeat <= '0;
             else if (take) xbeat <= (32'(xbeat) == LG - 1) ? '0 : xbeat + 1'b1;
@@ -186,7 +162,7 @@ module mbnn_update_top #(
         mbnn_update #(.K(LK), .N(LN), .PIXELS(l == 0 ? 1 : 0), .HB(HB), .TK(TK), .LANES(SIMD)) u_update (
             .clk(clk), .rst(rst), .lr_shift(lr),
             .tbl_we(tbl_we && sel), .tbl_addr(tbl_addr[((TK > 0) ? TK : 1)-1:0]), .tbl_data(tbl_data),
-            .x_we(take), .x_addr(xbeat), .x_data(s_data[8*SIMD*l +: IWL*SIMD]),
+            .x_we(take), .x_addr(xbeat), .x_data(l_data[8*SIMD*l +: IWL*SIMD]),
             .d_we(d_we && sel), .d_addr(d_addr[LNW-1:0]), .d_data(d_data),
             .h_we(h_we && sel), .h_re(h_re && sel), .h_addr(h_addr[LAW-1:0]), .h_wdata(h_wdata),
             .h_rdata(u_hrd[l]), .h_rvalid(u_hrv[l]),

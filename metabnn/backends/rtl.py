@@ -7,7 +7,7 @@
 
 One Verilator build per (SIMD, PE, model shape, sources, Verilator version) in the per-user build cache
 (metabnn/backends/cache.py; reused: the weights and normalization state are read from `$readmemh` files at
-simulation start, so another model of the same shape needs no rebuild). The testbench hw/tb/engine_top_driver.py streams the images; `run_case` exposes the driver's
+simulation start, so another model of the same shape needs no rebuild). The testbench hw/tb/mbnn_top/engine_top_driver.py streams the images; `run_case` exposes the driver's
 other options (valid gaps, back-pressure, reset, memory-port writes, latency) to the tests.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from metabnn.backends.cache import build_key, cached_build
-from metabnn.backends.sources import source_root
+from metabnn.backends.sources import file_list, source_root
 from metabnn.backends.verilator import setup_verilator, verilator_version
 from metabnn.errors import MetabnnError
 from metabnn.sim.model import Model
@@ -34,9 +34,13 @@ HW = source_root("hw")
 RTL_DIR = HW / "rtl" if HW else None
 TB_DIR = HW / "tb" if HW else None
 TOP = "mbnn_top"
-TOP_SOURCES = ("mbnn_xnor_popcount.sv", "mbnn_pixel_dot.sv", "mbnn_layer.sv", "mbnn_top.sv")
-DRIVER = "engine_top_driver"
+# the cocotb drivers live with their module's tests (hw/tb/<module>/), imported from TB_DIR as <module>.<driver>
+DRIVER = "mbnn_top.engine_top_driver"
 BUILD_ARGS = ("-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast")
+# $METABNN_RTL_COVERAGE=DIR: every cocotb build is the coverage variant (its own cache key) and every run writes
+# its coverage.dat into DIR (benchmarks/rtl_coverage.py merges them with verilator_coverage)
+COVERAGE_ENV = "METABNN_RTL_COVERAGE"
+COVERAGE_ARGS = ("--coverage-line", "--coverage-toggle")
 VALID_SIMD = (1, 2, 4, 8, 16, 32)
 
 
@@ -53,30 +57,51 @@ def cycles_formula(model: Model, simd: int, pe: int) -> int:
     return issue + 3 * len(model.layers) + 1
 
 
-def build_or_reuse(top: str, sources: list, params: dict, shape: list, model: Model):
+def coverage_dir() -> Path | None:
+    """The folder coverage runs write to ($METABNN_RTL_COVERAGE), or None for ordinary builds."""
+    d = os.environ.get(COVERAGE_ENV)
+    return Path(d) if d else None
+
+
+def coverage_plusargs(top: str) -> list[str]:
+    """The simulator argument that sends this run's coverage to its own file in coverage_dir() (none without)."""
+    d = coverage_dir()
+    if d is None:
+        return []
+    d.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"{top}-", suffix=".dat", dir=d)
+    os.close(fd)
+    return [f"+verilator+coverage+file+{name}"]
+
+
+def build_or_reuse(top: str, sources: list, params: dict, shape: list = (), model: Model | None = None):
     """A cocotb Verilator runner for `top` and its build folder in the per-user cache, built unless a finished
-    build of the same sources, parameters, build arguments, model shape and Verilator is there. The model's
-    `$readmemh` files are (re)written into the build's hex/ folder on every call (mbnn_model.svh, which the
-    build includes, depends on the shape only)."""
+    build of the same sources, parameters, build arguments, model shape and Verilator is there: the one build
+    helper of the cocotb side (the backends and every hw/tb test). With a model, its `$readmemh` files are
+    (re)written into the build's hex/ folder on every call and that folder is on the include path
+    (mbnn_model.svh, which the build includes, depends on the shape only)."""
     from cocotb_tools.runner import get_runner
 
     from metabnn.export.readmemh import write_readmemh
 
-    key = build_key(sources, [top, json.dumps([sorted(params.items()), list(BUILD_ARGS), shape]),
+    args = list(BUILD_ARGS) + (list(COVERAGE_ARGS) if coverage_dir() else [])
+    key = build_key(sources, [top, json.dumps([sorted(params.items()), args, list(shape)]),
                               verilator_version()])
     runner = get_runner("verilator")
 
     def build(bdir: Path) -> None:
-        write_readmemh(model, bdir / "hex")
+        if model is not None:
+            write_readmemh(model, bdir / "hex")
         try:
             runner.build(sources=[str(s) for s in sources], hdl_toplevel=top, parameters=params,
-                         includes=[str(bdir / "hex")], build_args=list(BUILD_ARGS), build_dir=str(bdir),
-                         timescale=("1ns", "1ps"), log_file=str(bdir / "build.log"))
+                         includes=[str(bdir / "hex")] if model is not None else [], build_args=args,
+                         build_dir=str(bdir), timescale=("1ns", "1ps"), log_file=str(bdir / "build.log"))
         except (SystemExit, Exception) as e:  # the runner exits on a failed build
             raise RTLError(f"Verilator build failed ({e}); see {bdir / 'build.log'}") from None
 
     bdir = cached_build("rtl", key, build)
-    write_readmemh(model, bdir / "hex")
+    if model is not None:
+        write_readmemh(model, bdir / "hex")
     runner.build_dir, runner.parameters = bdir, params
     return runner, bdir
 
@@ -97,7 +122,7 @@ def run_cocotb(runner, bdir: Path, top: str, driver: str, env_var: str, case: di
         os.environ[env_var] = str(tmp / "case.pkl")
         try:
             runner.test(hdl_toplevel=top, hdl_toplevel_lang="verilog", test_module=driver, build_dir=str(bdir),
-                        test_dir=str(tmp), log_file=str(log))
+                        test_dir=str(tmp), log_file=str(log), plusargs=coverage_plusargs(top))
         except SystemExit as e:
             tail = log.read_text()[-3000:] if log.exists() else ""
             raise RTLError(f"RTL simulation of {top} failed (exit {e.code}):\n{tail}") from None
@@ -128,8 +153,8 @@ class RTLBackend:
 
     # ---------------------------------------------------------------- availability
     def available(self) -> tuple[bool, str]:
-        if HW is None or not all((RTL_DIR / s).exists() for s in TOP_SOURCES) \
-                or not (TB_DIR / f"{DRIVER}.py").exists():
+        if HW is None or not (RTL_DIR / f"{TOP}.f").is_file() or not all(p.is_file() for p in file_list(TOP)) \
+                or not (TB_DIR / f"{DRIVER.replace('.', '/')}.py").exists():
             return False, "the RTL sources are missing from this installation (reinstall metabnn)"
         try:
             import cocotb  # noqa: F401
@@ -152,12 +177,12 @@ class RTLBackend:
         ok, why = self.available()
         if not ok:
             raise RTLError(why)
-        return build_or_reuse(TOP, [RTL_DIR / s for s in TOP_SOURCES], {"SIMD": self.simd, "PE": self.pe},
+        return build_or_reuse(TOP, file_list(TOP), {"SIMD": self.simd, "PE": self.pe},
                               self.shape(model), model)
 
     # ---------------------------------------------------------------- run
     def run_case(self, model: Model, images, **options) -> dict:
-        """Stream images through the top; options as in hw/tb/engine_top_driver.py.
+        """Stream images through the top; options as in hw/tb/mbnn_top/engine_top_driver.py.
         Returns classes, scores, latency (per image, cycles) and cycles (total)."""
         images = np.asarray(images)
         if images.ndim != 2 or images.shape[1] != model.input_size:
@@ -186,12 +211,10 @@ class RTLBackend:
 
 # =====================================================================================================
 # On-chip learning: hw/rtl/mbnn_update_top.sv is the engines plus one metaplastic update unit per layer
-# (hw/rtl/mbnn_update*.sv), driven by hw/tb/update/tb_onchip.py.
+# (hw/rtl/mbnn_update*.sv), driven by hw/tb/mbnn_update_top/tb_onchip.py.
 # =====================================================================================================
 UPDATE_TOP = "mbnn_update_top"
-UPDATE_SOURCES = tuple(s for s in TOP_SOURCES if s != "mbnn_top.sv") + (
-    "mbnn_update_lane.sv", "mbnn_update.sv", "mbnn_update_top.sv")
-UPDATE_DRIVER = "update.tb_onchip"
+UPDATE_DRIVER = "mbnn_update_top.tb_onchip"
 UPDATE_LATENCY = 3  # an update pass takes N * ceil(K / SIMD) + 3 cycles (docs/HARDWARE_UPDATE.md)
 
 
@@ -217,7 +240,8 @@ class RTLLearner(RTLBackend):
         return super().shape(model) + [lay0.bits, lay0.table_bits]
 
     def available(self) -> tuple[bool, str]:
-        if HW is None or not all((RTL_DIR / s).exists() for s in UPDATE_SOURCES) or not (TB_DIR / "update").is_dir():
+        if HW is None or not (RTL_DIR / f"{UPDATE_TOP}.f").is_file() \
+                or not all(p.is_file() for p in file_list(UPDATE_TOP)) or not (TB_DIR / "update").is_dir():
             return False, "the RTL sources of the update unit are missing from this installation (reinstall metabnn)"
         return super().available()
 
@@ -231,7 +255,7 @@ class RTLLearner(RTLBackend):
                            f"the model has {sorted(bits)} (bits, table_bits)")
         hb, tk = bits.pop()
         params = {"SIMD": self.simd, "PE": self.pe, "HB": hb, "TK": tk}
-        return build_or_reuse(UPDATE_TOP, [RTL_DIR / s for s in UPDATE_SOURCES], params, self.shape(model), model)
+        return build_or_reuse(UPDATE_TOP, file_list(UPDATE_TOP), params, self.shape(model), model)
 
     def run_steps(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, strict: bool = False,
               states: bool = False) -> dict:

@@ -40,17 +40,17 @@ from typing import Iterator
 import numpy as np
 
 from metabnn.backends.cache import build_key, cached_build
-from metabnn.backends.rtl import BUILD_ARGS, TOP_SOURCES, UPDATE_SOURCES, VALID_SIMD, RTLError, cycles_formula
-from metabnn.backends.sources import source_root
+from metabnn.backends.rtl import BUILD_ARGS, VALID_SIMD, RTLError, cycles_formula
+from metabnn.backends.sources import file_list, source_root
 from metabnn.backends.verilator import setup_verilator, verilator_version
 from metabnn.errors import MismatchError, UsageError
 from metabnn.sim.model import SIGN, Model
 
 INFER, LEARN = "infer", "learn"
-# per harness: the Verilog top, its sources in hw/rtl, the C++ main in hw/native
+# per harness: the Verilog top (its sources: hw/rtl/<top>.f) and the C++ main in hw/native
 HARNESS = {
-    INFER: ("mbnn_top", TOP_SOURCES, "infer_main.cpp"),
-    LEARN: ("mbnn_update_top", UPDATE_SOURCES, "learn_main.cpp"),
+    INFER: ("mbnn_top", "infer_main.cpp"),
+    LEARN: ("mbnn_update_top", "learn_main.cpp"),
 }
 SHARED = ("harness.h",)
 PUBLIC_VLT = "public.vlt"  # the learning harness reads memories the ports do not expose
@@ -176,8 +176,8 @@ class NativeRTL:
         if not ok:
             raise BackendUnavailable(f"backend rtl cannot run: {why}")
         hw = _hw()
-        top, sources, main = HARNESS[self.harness]
-        rtl = [hw / "rtl" / s for s in sources]
+        top, main = HARNESS[self.harness]
+        rtl = file_list(top)
         native = [hw / "native" / f for f in SHARED + (main,)]
         vlt = [hw / "native" / PUBLIC_VLT] if self.harness == LEARN else []
         # -O2: twice the simulation speed of Verilator's default -Os for the same build time (-O3: no faster)

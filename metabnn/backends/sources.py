@@ -23,3 +23,16 @@ def source_root(name: str) -> Path | None:
         if marker.is_file():
             return candidate
     return None
+
+
+def file_list(top: str) -> list[Path]:
+    """The RTL sources of `top` from its file list hw/rtl/<top>.f (one source a line, relative to hw/rtl, `//`
+    comment lines): the one list that the backends, Verilator's lint (`-F`), the tests and hw/synth/ all read."""
+    from metabnn.errors import MetabnnError
+
+    hw = source_root("hw")
+    listing = hw / "rtl" / f"{top}.f" if hw is not None else None
+    if listing is None or not listing.is_file():
+        raise MetabnnError(f"no file list for {top!r}: hw/rtl/{top}.f is missing from this installation")
+    names = [line.strip() for line in listing.read_text().splitlines()]
+    return [listing.parent / n for n in names if n and not n.startswith("//")]

@@ -80,14 +80,14 @@ def hidden_memory(dut, l, lay, simd, hb) -> np.ndarray:
 
 def engine_weights(dut, l, lay) -> np.ndarray:
     """The engine's packed weight memory of layer l, read through the simulator (no clock)."""
-    mem = dut.g_layer[l].u_layer.wmem
+    mem = dut.u_chain.g_layer[l].u_layer.wmem
     words = [val(mem[i]) for i in range(lay.N * lay.W)]
     return np.array(words, dtype=np.uint64).astype(np.uint32).reshape(lay.N, lay.W)
 
 
 def engine_m(dut, l, lay, banks) -> np.ndarray:
     """The engine's M memory of layer l ([banks, N] int32, bank-major), read through the simulator."""
-    mem = dut.g_layer[l].u_layer.mmem
+    mem = dut.u_chain.g_layer[l].u_layer.mmem
     return np.array([mem[i].value.to_signed() for i in range(banks * lay.N)], dtype=np.int64).reshape(banks, lay.N)
 
 
