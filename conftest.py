@@ -1,4 +1,5 @@
-"""Suite-wide options: long runs are opt-in (`pytest --runslow` or METABNN_SLOW=1)."""
+"""Suite-wide options and fixtures for tests/ and hw/tb/ (both test paths, so this file sits above them): long runs
+are opt-in (`pytest --runslow` or METABNN_SLOW=1)."""
 
 import os
 
