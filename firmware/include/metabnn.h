@@ -144,9 +144,14 @@ uint32_t mbnn_xor_popcount_portable(const uint32_t *a, const uint32_t *b, uint32
 uint32_t mbnn_and_popcount(const uint32_t *a, const uint32_t *b, uint32_t W);
 uint32_t mbnn_and_popcount_portable(const uint32_t *a, const uint32_t *b, uint32_t W);
 
-/* dense_pixels.c: acc[j] = sum_i w_ji x_i for the uint8 first layer. `planes` is scratch of
- * 8 x (W + 1) words, 8-byte aligned (the pixels' bit planes). */
+/* dense_pixels.c: acc[j] = sum_i w_ji x_i for the uint8 first layer, by the fastest kernel the
+ * build's target allows (mbnn_dense_pixels_kernel() names it: "avx512-planes", "avx2-sad",
+ * "popcount-planes" or "portable"). `planes` is scratch of 8 x (W + 1) words, 8-byte aligned,
+ * for the two bit-plane kernels; the others ignore it (NULL allowed). The _portable version is
+ * the C99 reference (and the kernel of 32-bit targets); every kernel equals it bit for bit. */
 mbnn_status mbnn_dense_pixels(const mbnn_layer *layer, const uint8_t *x, uint32_t *planes, int32_t *acc);
+mbnn_status mbnn_dense_pixels_portable(const mbnn_layer *layer, const uint8_t *x, int32_t *acc);
+const char *mbnn_dense_pixels_kernel(void);
 /* dense_bits.c: acc[j] = K - 2 popcount(x XOR w_j) for a packed +-1 input. */
 mbnn_status mbnn_dense_bits(const mbnn_layer *layer, const uint32_t *x, int32_t *acc);
 /* activation.c: d = acc*256 - M, then SIGN bits (and the straight-through window mask, if

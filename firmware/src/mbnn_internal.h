@@ -57,11 +57,39 @@ static inline int32_t mbnn_hidden_get(const mbnn_layer *l, size_t idx)
     return v;
 }
 
+/* Which first-layer kernel this build compiles (dense_pixels.c documents them), decided by the
+ * target alone, so the workspace size query and the kernel always agree:
+ *  - MBNN_PIXELS_AVX512: x86 with AVX-512 F/BW/VPOPCNTDQ: bit planes, 512-bit popcounts;
+ *  - MBNN_PIXELS_AVX2:   x86 with AVX2 (no vector popcount): byte masks and SAD;
+ *  - MBNN_PIXELS_POPCNT: other 64-bit GNU C hosts: bit planes, 64-bit popcount builtin;
+ *  - otherwise (32-bit targets such as the Cortex-M, or MBNN_PORTABLE_POPCOUNT): the portable
+ *    masked sum, which is also the reference every other kernel is tested against.
+ * The two bit-plane kernels need 8 x (W0 + 1) words of workspace for the planes (MBNN_PIXEL_PLANES). */
+#if !defined(MBNN_PORTABLE_POPCOUNT) && defined(__AVX512F__) && defined(__AVX512BW__) && \
+    defined(__AVX512VPOPCNTDQ__)
+#define MBNN_PIXELS_AVX512 1
+#elif !defined(MBNN_PORTABLE_POPCOUNT) && defined(__AVX2__)
+#define MBNN_PIXELS_AVX2 1
+#elif !defined(MBNN_PORTABLE_POPCOUNT) && defined(__GNUC__) && UINTPTR_MAX > 0xFFFFFFFFu
+#define MBNN_PIXELS_POPCNT 1
+#endif
+/* The binary layer's AVX-512 kernel needs only F and VPOPCNTDQ (dense_bits.c). */
+#if !defined(MBNN_PORTABLE_POPCOUNT) && defined(__AVX512F__) && defined(__AVX512VPOPCNTDQ__)
+#define MBNN_BITS_AVX512 1
+#endif
+#if defined(MBNN_PIXELS_AVX512) || defined(MBNN_PIXELS_POPCNT)
+#define MBNN_PIXEL_PLANES 1
+void mbnn_pixels_planes(const mbnn_layer *layer, const uint8_t *x, uint64_t *planes, int32_t *acc);
+#endif
+#ifdef MBNN_PIXELS_AVX2
+void mbnn_pixels_avx2(const mbnn_layer *layer, const uint8_t *x, int32_t *acc);
+#endif
+
 /* Workspace layout: every mode uses the same carving so the size query and the users agree. */
 typedef struct {
     int32_t *acc;        /* max N */
     int64_t *scores;     /* N of the output layer */
-    uint32_t *planes;    /* 8 x W0: bit planes of the pixels */
+    uint32_t *planes;    /* 8 x (W0 + 1) words of pixel bit planes (MBNN_PIXEL_PLANES builds), else NULL */
     uint32_t *bits[MBNN_MAX_LAYERS];   /* output bits of SIGN layer l (learn: all; infer: ping-pong) */
     uint32_t *window[MBNN_MAX_LAYERS]; /* learn only: straight-through window mask of SIGN layer l */
     int32_t *delta_a, *delta_b;        /* learn only: max N each */

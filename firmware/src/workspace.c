@@ -28,7 +28,11 @@ size_t mbnn_ws_layout(const mbnn_model *m, mbnn_mode mode, void *base, mbnn_ws *
     }
     ws->scores = (int64_t *)carve(b, &pos, sizeof(int64_t) * m->layers[L - 1].N);
     ws->acc = (int32_t *)carve(b, &pos, sizeof(int32_t) * max_n);
+#ifdef MBNN_PIXEL_PLANES /* only the bit-plane kernels of the first layer need scratch */
     ws->planes = (uint32_t *)carve(b, &pos, sizeof(uint32_t) * 8u * (m->layers[0].W + 1u));
+#else
+    ws->planes = NULL;
+#endif
     for (uint32_t l = 0; l < MBNN_MAX_LAYERS; l++) ws->bits[l] = ws->window[l] = NULL;
     ws->delta_a = ws->delta_b = NULL;
     if (mode == MBNN_MODE_INFER) {

@@ -40,3 +40,21 @@ def asan_tools(cbackend):
         pytest.skip(f"the compiler cannot build with sanitizers: {msg.splitlines()[-1]}")
     assert ok, msg
     return FIRMWARE / "build" / "asan"
+
+
+@pytest.fixture(scope="session")
+def x86_level_backends(cbackend) -> dict[str, CFirmware]:
+    """The library built for x86-64-v3 (AVX2) and x86-64-v2 (POPCNT): the kernels other x86
+    machines run, compiled and held to the reference on this one. Skipped off x86-64."""
+    import platform
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip(f"the x86-64 kernel levels need an x86-64 host, not {platform.machine()}")
+    ok, msg = build_firmware("x86-levels")
+    assert ok, msg
+    out = {}
+    for level in ("x86-64-v3", "x86-64-v2"):
+        backend = CFirmware(lib_path=FIRMWARE / "build" / level / LIB_NAME)
+        ok, reason = backend.available()
+        assert ok, reason
+        out[level] = backend
+    return out
