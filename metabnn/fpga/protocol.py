@@ -1,0 +1,56 @@
+"""The host's side of hw/fpga/mbnn_uart_top.sv's UART protocol: the bytes of each command and the length of
+its reply. Request/response: send one command, read its reply, then the next (the wrapper has no FIFO).
+
+    port.write(protocol.image(pixels, bank=0)); cls = port.read(1)[0]         # e.g. pyserial at 115200 8N1
+    port.write(protocol.mem_write(layer, sel, addr, data)); assert port.read(1) == protocol.ACK
+
+A learning step (a bitstream built with --learn), deltas from the host's golden model (metabnn.sim.learn_step,
+FORMAT.md 4.3): image(...) -> class, then delta(layer, j, d) for every neuron, then UPDATE -> ACK. Before the
+first step the host loads each layer's hidden weights (hidden(...)), f_meta table (table(...)) and lr_shift.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+ACK, UNKNOWN = b"k", b"?"
+SCORE = b"S"        # reply: 8 bytes, the last image's winning score (int64, little-endian)
+UPDATE = b"U"       # reply: ACK once every layer's update pass is done
+
+
+def image(pixels, bank: int = 0, adapt: bool = False) -> bytes:
+    """'I' bank adapt pixels: one image (uint8 pixels, K0 of them); reply: the class, one byte."""
+    px = np.asarray(pixels)
+    if px.ndim != 1 or px.min(initial=0) < 0 or px.max(initial=0) > 255:
+        raise ValueError("pixels must be one image of uint8 values")
+    return b"I" + bytes([bank & 0xFF, int(bool(adapt))]) + px.astype(np.uint8).tobytes()
+
+
+def mem_write(layer: int, sel: int, addr: int, data: int, mask: int = 0xFFFFFFFF) -> bytes:
+    """'W': the engine's memory port (docs/HARDWARE.md: sel 0 sign word, 1 M, 2 C, 3 f, 4 g, 5/6 b halves)."""
+    return b"W" + struct.pack("<BBIII", layer, sel, addr & 0xFFFFFFFF, data & 0xFFFFFFFF, mask & 0xFFFFFFFF)
+
+
+def lr_shift(layer: int, shift: int) -> bytes:
+    return b"R" + bytes([layer, shift & 0x1F])
+
+
+def table(layer: int, index: int, q15: int) -> bytes:
+    return b"T" + struct.pack("<BHH", layer, index, q15 & 0xFFFF)
+
+
+def hidden(layer: int, addr: int, word: int, simd: int, hb: int) -> bytes:
+    """'H': hidden weight word `addr` (chunk layout of docs/HARDWARE_UPDATE.md: SIMD lanes of HB bits)."""
+    n = (simd * hb + 7) // 8
+    return b"H" + struct.pack("<BI", layer, addr) + int(word).to_bytes(n, "little")
+
+
+def delta(layer: int, neuron: int, value: int) -> bytes:
+    return b"D" + struct.pack("<BHh", layer, neuron, int(value))
+
+
+def counters(layer: int) -> bytes:
+    """'C': reply n_changed, n_flipped of the layer's last update pass (two uint32, little-endian)."""
+    return b"C" + bytes([layer])

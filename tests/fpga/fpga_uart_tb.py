@@ -1,0 +1,120 @@
+"""cocotb: hw/fpga/mbnn_uart_top.sv driven through its UART pins only, as a board's host would, against
+metabnn.sim. The case is a pickle named by $FPGA_UART_CASE: model, simd, cpb (clocks per bit), learn, images,
+banks, labels (learn), out (a JSON file of what was seen, for the pytest side to compare).
+
+Inference: every image's class byte and 'S' score equal the golden model's; a 'W' memory write (a sign word
+of the output layer) changes the classes exactly as the same change to the golden model; an unknown
+command answers '?'. Learning: hidden weights, f_meta tables and lr_shift loaded with 'H'/'T'/'R'; per step
+'I' (class = golden), the golden deltas with 'D', 'U', then 'C' per layer (n_flipped = learn_step's flips).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
+
+from metabnn.backends.sources import source_root
+from metabnn.fpga import protocol
+from metabnn.sim import forward, learn_step
+
+sys.path.insert(0, str(source_root("hw") / "tb"))
+from update.chunks import hidden_to_chunks  # noqa: E402  (the update unit's hidden word layout)
+
+
+class Host:
+    """Bit-level UART on the top's pins, CPB clocks per bit, 8N1."""
+
+    def __init__(self, dut, cpb: int):
+        self.dut, self.cpb = dut, cpb
+
+    async def _send(self, data: bytes) -> None:
+        for b in data:
+            for bit in [0] + [(b >> i) & 1 for i in range(8)] + [1]:
+                self.dut.uart_rx.value = bit
+                await ClockCycles(self.dut.clk, self.cpb)
+
+    async def _recv(self, n: int) -> bytes:
+        out = bytearray()
+        for _ in range(n):
+            await with_timeout(FallingEdge(self.dut.uart_tx), 200_000, "ns")
+            await ClockCycles(self.dut.clk, self.cpb // 2)
+            assert int(self.dut.uart_tx.value) == 0, "start bit not low in its middle"
+            b = 0
+            for i in range(8):
+                await ClockCycles(self.dut.clk, self.cpb)
+                b |= int(self.dut.uart_tx.value) << i
+            await ClockCycles(self.dut.clk, self.cpb)
+            assert int(self.dut.uart_tx.value) == 1, "no stop bit"
+            out.append(b)
+        return bytes(out)
+
+    async def ask(self, data: bytes, reply: int) -> bytes:
+        # the reply may start within the last byte's stop bit: listen before sending
+        task = cocotb.start_soon(self._recv(reply))
+        await self._send(data)
+        return await task
+
+
+@cocotb.test()
+async def uart_top(dut):
+    case = pickle.loads(Path(os.environ["FPGA_UART_CASE"]).read_bytes())
+    model, simd, learn = case["model"], case["simd"], case["learn"]
+    host = Host(dut, case["cpb"])
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.uart_rx.value = 1
+    dut.rst_n.value = 1
+    await ClockCycles(dut.clk, 40)  # the power-on reset runs out
+    seen = {"classes": [], "golden": [], "scores": [], "golden_scores": [], "flips": [], "golden_flips": []}
+
+    async def image(px, bank):
+        cls = (await host.ask(protocol.image(px, bank=bank), 1))[0]
+        score = int.from_bytes(await host.ask(protocol.SCORE, 8), "little", signed=True)
+        ref = forward(model, px[None], bank=bank)[0]
+        seen["classes"].append(cls)
+        seen["golden"].append(int(np.argmax(ref)))
+        seen["scores"].append(score)
+        seen["golden_scores"].append(int(ref.max()))
+
+    if not learn:
+        for px, bank in zip(case["images"], case["banks"]):
+            await image(px, int(bank))
+        # flip the output layer's weights of the class image 0 got: the memory port, through the UART
+        last = len(model.layers) - 1
+        lay = model.layers[last]
+        j = seen["golden"][0]
+        valid = (1 << min(lay.K, 32)) - 1
+        word = int(lay.signs[j, 0]) ^ valid
+        assert await host.ask(protocol.mem_write(last, 0, j * lay.W, word, valid), 1) == protocol.ACK
+        lay.signs[j, 0] = word
+        for px, bank in zip(case["images"], case["banks"]):
+            await image(px, int(bank))
+        seen["unknown"] = (await host.ask(b"Z", 1)).decode()
+    else:
+        hb, tk = model.layers[0].bits, model.layers[0].table_bits
+        for l, lay in enumerate(model.layers):
+            for a, w in enumerate(hidden_to_chunks(lay.hidden, hb, simd)):
+                assert await host.ask(protocol.hidden(l, a, w, simd, hb), 1) == protocol.ACK
+            for i, q in enumerate(lay.table):
+                assert await host.ask(protocol.table(l, i, int(q)), 1) == protocol.ACK
+            assert await host.ask(protocol.lr_shift(l, lay.lr_shift), 1) == protocol.ACK
+        for px, label in zip(case["images"], case["labels"]):
+            await image(px, 0)
+            model, info = learn_step(model, px, int(label), bank=0)
+            for l, d in enumerate(info.deltas):
+                for j, v in enumerate(d):
+                    assert await host.ask(protocol.delta(l, j, int(v)), 1) == protocol.ACK
+            assert await host.ask(protocol.UPDATE, 1) == protocol.ACK
+            for l in range(len(model.layers)):
+                cnt = await host.ask(protocol.counters(l), 8)
+                seen["flips"].append(int.from_bytes(cnt[4:], "little"))
+                seen["golden_flips"].append(int(info.flips[l]))
+        await image(case["images"][0], 0)  # after the last update: the learned model's class
+    Path(case["out"]).write_text(json.dumps(seen))
