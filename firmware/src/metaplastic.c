@@ -35,6 +35,17 @@ static inline int32_t step_u(int32_t grad, uint32_t lr_shift)
     return (int32_t)mbnn_sat(-mbnn_rsr(grad, lr_shift), -MBNN_U_MAX, MBNN_U_MAX);
 }
 
+/* The same u for a PIXELS synapse, grad = delta * pixel with |grad| <= 32767 * 255 < 2^23, in
+ * 32-bit arithmetic (|grad| + 2^30 < 2^31): on a 32-bit core the 64-bit mbnn_rsr costs a dozen
+ * instructions per synapse. */
+static inline int32_t step_u_pixel(int32_t grad, uint32_t lr_shift)
+{
+    uint32_t mag = (uint32_t)(grad < 0 ? -grad : grad);
+    if (lr_shift) mag = (mag + (1u << (lr_shift - 1u))) >> lr_shift;
+    if (mag > (uint32_t)MBNN_U_MAX) mag = (uint32_t)MBNN_U_MAX;
+    return grad < 0 ? (int32_t)mag : -(int32_t)mag;
+}
+
 static inline int32_t load16(const uint8_t *p)
 {
     int16_t v;
@@ -48,22 +59,32 @@ static inline void store16(uint8_t *p, int32_t v)
     memcpy(p, &h, 2);
 }
 
-/* One row of one storage width: new hidden weights, new sign words, flips counted. */
+/* One row of one storage width: new hidden weights, new sign words, flips counted. A synapse
+ * with u = 0 keeps h and its sign bit exactly (h is always in range), so it is skipped: in the
+ * pixel layer every pixel 0 (most of an MNIST image) and every step that rounds to 0. */
 #define MBNN_UPDATE_ROW(LOAD, STORE)                                                                 \
     for (uint32_t w = 0; w < W; w++) {                                                               \
-        uint32_t word = 0;                                                                           \
-        const uint32_t xw = pixels ? 0u : xbits[w];                                                  \
+        const uint32_t old = row_signs[w], xw = pixels ? 0u : xbits[w];                              \
+        uint32_t word = old;                                                                         \
         const uint32_t end = (w + 1u) * 32u < K ? (w + 1u) * 32u : K;                                \
         for (uint32_t i = w * 32u; i < end; i++) {                                                   \
             int32_t u;                                                                               \
-            if (pixels) u = step_u(dj * (int32_t)pixels[i], layer->lr_shift);                        \
-            else u = ((xw >> (i & 31u)) & 1u) ? u_pos : -u_pos;                                      \
+            if (pixels) {                                                                            \
+                if (pixels[i] == 0) continue;                                                        \
+                u = step_u_pixel(dj * (int32_t)pixels[i], layer->lr_shift);                          \
+                if (u == 0) continue;                                                                \
+            } else {                                                                                 \
+                u = ((xw >> (i & 31u)) & 1u) ? u_pos : -u_pos;                                       \
+            }                                                                                        \
             const int32_t h = meta_synapse(&r, LOAD(i), u);                                          \
             STORE(i, h);                                                                             \
-            word |= (uint32_t)(h >= 0) << (i & 31u);                                                 \
+            const uint32_t bit = 1u << (i & 31u);                                                    \
+            word = h >= 0 ? word | bit : word & ~bit;                                                \
         }                                                                                            \
-        n_flips += mbnn_xor_popcount(&word, &row_signs[w], 1);                                       \
-        row_signs[w] = word;                                                                         \
+        if (word != old) {                                                                           \
+            n_flips += mbnn_xor_popcount(&word, &old, 1);                                            \
+            row_signs[w] = word;                                                                     \
+        }                                                                                            \
     }
 
 mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int32_t *delta, uint32_t *flips)
@@ -79,6 +100,7 @@ mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int3
         const int32_t dj = delta[j];
         if (dj == 0) continue; /* grad = 0 -> u = 0 -> h unchanged (h is always in range) */
         const int32_t u_pos = step_u(dj, layer->lr_shift); /* BITS: x = +1; x = -1 gives -u_pos */
+        if (!pixels && u_pos == 0) continue;                /* every u of the row is 0 */
         uint32_t *row_signs = layer->signs + (size_t)j * W;
         if (layer->bits <= 8) {
             int8_t *hrow = (int8_t *)(void *)(layer->hidden + (size_t)j * K);
