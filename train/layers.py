@@ -29,6 +29,32 @@ def in_window(x: torch.Tensor) -> torch.Tensor:
     return torch.le(w, 1, out=w)
 
 
+_SIGN = "_metabnn_sign"  # on a hidden weight: (its version and data pointer, sign(W_h)) as MetaAdam left it
+
+
+def remember_sign(w: torch.Tensor, sign: torch.Tensor) -> None:
+    """Keep sign(w), computed by the optimizer in the pass that updated w, for the next forward to use.
+
+    Valid only while w is unchanged: keyed by w's version counter (bumped by every in-place change through
+    autograd's view of w: optimizer steps, load_state_dict, copy_ under no_grad) and its data pointer.
+    A change through w.data bypasses the counter; call forget_sign(w) after one.
+    """
+    setattr(w, _SIGN, ((w._version, w.data_ptr()), sign))
+
+
+def forget_sign(w: torch.Tensor) -> None:
+    if hasattr(w, _SIGN):
+        delattr(w, _SIGN)
+
+
+def binary_weight(w: torch.Tensor) -> torch.Tensor:
+    """sign(w), from the optimizer's pass when w has not changed since (saves three passes per step)."""
+    kept = getattr(w, _SIGN, None)
+    if kept is not None and kept[0] == (w._version, w.data_ptr()):
+        return kept[1]
+    return sign_pm1(w)
+
+
 class _SignWeight(torch.autograd.Function):
     """Forward sign(W_h); backward passes the gradient straight through to W_h, unclipped."""
 
@@ -39,6 +65,23 @@ class _SignWeight(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return grad
+
+
+class _BinaryLinearFn(torch.autograd.Function):
+    """x @ sign(W_h)^T with the straight-through gradient to W_h: one autograd node, the products of F.linear."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        wb = binary_weight(w)
+        ctx.save_for_backward(x, wb)
+        return x.matmul(wb.t())
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, wb = ctx.saved_tensors
+        gx = grad.matmul(wb) if ctx.needs_input_grad[0] else None
+        gw = grad.reshape(-1, grad.shape[-1]).t().mm(x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
+        return gx, gw
 
 
 class _SignActivation(torch.autograd.Function):
@@ -75,7 +118,8 @@ class BinaryLinear(nn.Linear):
             nn.init.zeros_(self.bias)
 
     def forward(self, x):
-        return F.linear(x, binarize_weight(self.weight), self.bias)
+        out = _BinaryLinearFn.apply(x, self.weight)
+        return out + self.bias if self.bias is not None else out
 
 
 class BinaryConv2d(nn.Conv2d):

@@ -28,6 +28,8 @@ from numbers import Real
 
 import torch
 
+from .layers import remember_sign
+
 
 def _update(p, g, exp_avg, exp_avg_sq, step_size: float, beta1: float, beta2: float, eps: float, wd: float,
             meta: float) -> None:
@@ -45,15 +47,27 @@ def _update(p, g, exp_avg, exp_avg_sq, step_size: float, beta1: float, beta2: fl
     p.sub_(step_size * used / (exp_avg_sq.sqrt() + eps))
 
 
-_compiled = None  # the compiled _update; False once compiling is off or has failed in this process
+def _update_all(ps, gs, exp_avgs, exp_avg_sqs, hps) -> list:
+    """_update on every hidden weight of the step (hps: per tensor (step_size, beta1, beta2, eps, wd, meta)), in
+    one compiled call (dynamo's per-call overhead, ~0.1 ms here, is paid once per step, not once per tensor);
+    returns each new sign(W), computed in the same pass, for the binary layers' next forward."""
+    signs = []
+    for p, g, m, v, hp in zip(ps, gs, exp_avgs, exp_avg_sqs, hps):
+        _update(p, g, m, v, *hp)
+        signs.append((p >= 0).to(p.dtype) * 2 - 1)
+    return signs
+
+
+_compiled = None  # the compiled _update_all; False once compiling is off or has failed in this process
 
 
 def _compiled_update():
     global _compiled
     if _compiled is None:
         off = os.environ.get("METABNN_COMPILE", "1") == "0" or not hasattr(torch, "compile")
-        # dynamic shapes: one kernel for every layer size; floats are inputs, so a new step size never recompiles
-        _compiled = False if off else torch.compile(_update, dynamic=True, fullgraph=True)
+        # dynamic shapes: one kernel per tensor rank, whatever the layer sizes; floats are inputs, so a new
+        # step size never recompiles
+        _compiled = False if off else torch.compile(_update_all, dynamic=True, fullgraph=True)
     return _compiled
 
 
@@ -102,36 +116,46 @@ class MetaAdam(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        fused = _compiled_update()
+        if fused:  # every hidden weight in one compiled call
+            work = [(p, g) for g in self.param_groups for p in g["params"] if p.grad is not None and p.dim() >= 2]
+            fused = self._fused_step(work) if work else True
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            meta = group["meta"]
-            # m = 0 weights take the fused kernel too when it is compiled (one pass beats Adam's seven)
-            fused, plain = [], []
-            for p in params:
-                (fused if p.dim() >= 2 and (meta != 0 or _compiled_update()) else plain).append(p)
-            for p in fused:
-                self._meta_step(p, group)
+            if not fused:
+                for p in params:
+                    if p.dim() >= 2 and group["meta"] != 0:
+                        self._eager_meta_step(p, group)
+            plain = [p for p in params if p.dim() < 2 or (not fused and group["meta"] == 0)]
             if plain:
                 self._plain_steps(plain, group)
         return loss
 
-    def _meta_step(self, p: torch.Tensor, group: dict) -> None:
+    def _fused_step(self, work: list) -> bool:
+        """Every tensor in one compiled call; False (nothing changed) if compiling failed."""
+        ps, ms, vs, hps = [], [], [], []
+        for p, group in work:
+            beta1, beta2 = group["betas"]
+            exp_avg, exp_avg_sq, t = self._moments(p)
+            ps.append(p); ms.append(exp_avg); vs.append(exp_avg_sq)
+            hps.append((group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t), beta1, beta2, group["eps"],
+                        group["weight_decay"], group["meta"]))
+        try:
+            signs = _compiled(ps, [p.grad for p in ps], ms, vs, hps)
+        except Exception as e:  # compiling failed before the kernel ran: nothing was updated yet
+            for p in ps:
+                self.state[p]["step"] -= 1  # the eager step counts them again
+            _compile_failed(e)
+            return False
+        for p, s in zip(ps, signs):
+            remember_sign(p, s)
+        return True
+
+    def _eager_meta_step(self, p: torch.Tensor, group: dict) -> None:
+        """_update as in-place passes into scratch buffers (no temporaries)."""
         beta1, beta2 = group["betas"]
         exp_avg, exp_avg_sq, t = self._moments(p)
         step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-        fused = _compiled_update()
-        if fused:
-            try:
-                fused(p, p.grad, exp_avg, exp_avg_sq, step_size, beta1, beta2, group["eps"],
-                      group["weight_decay"], group["meta"])
-                return
-            except Exception as e:  # compiling failed before the kernel ran: nothing was updated yet
-                _compile_failed(e)
-        self._eager_meta_step(p, group, exp_avg, exp_avg_sq, step_size)
-
-    def _eager_meta_step(self, p, group, exp_avg, exp_avg_sq, step_size) -> None:
-        """_update as in-place passes into scratch buffers (no temporaries)."""
-        beta1, beta2 = group["betas"]
         a, d, q = self._buffers(p, 3)
         g = p.grad
         if group["weight_decay"] != 0:

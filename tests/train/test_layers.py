@@ -47,3 +47,29 @@ def test_binary_conv_uses_sign_and_straight_through():
     w2 = wb.clone().requires_grad_(True)
     torch.nn.functional.conv2d(x, w2, padding=1).sum().backward()
     assert torch.allclose(conv.weight.grad, w2.grad, atol=1e-5)
+
+
+def test_sign_kept_by_the_optimizer_is_used_only_while_the_weight_is_unchanged():
+    from metabnn.train import MetaAdam
+    from metabnn.train.layers import binary_weight, forget_sign
+
+    torch.manual_seed(2)
+    lin = BinaryLinear(20, 6)
+    opt = MetaAdam([lin.weight], lr=0.05, meta=1.0)
+    x = torch.randn(3, 20)
+    for _ in range(3):  # real steps: the compiled step leaves sign(W) on the weight (eager: recomputed)
+        lin(x).square().sum().backward()
+        opt.step()
+        assert torch.equal(lin(x), x @ torch.where(lin.weight >= 0, 1.0, -1.0).T)
+    kept = binary_weight(lin.weight)
+    from metabnn.train import optim
+    if optim._compiled:  # the kept sign really is what the forward uses
+        assert kept is lin.weight._metabnn_sign[1]
+    with torch.no_grad():
+        lin.weight.neg_()  # an in-place change through autograd's view: the kept sign is stale, and ignored
+    assert torch.equal(binary_weight(lin.weight), -kept)
+    lin.load_state_dict({"weight": torch.randn(6, 20)})
+    assert torch.equal(lin(x), x @ torch.where(lin.weight >= 0, 1.0, -1.0).T)
+    lin.weight.data.copy_(-lin.weight.data)  # through .data the version does not move: forget_sign is the way
+    forget_sign(lin.weight)
+    assert torch.equal(lin(x), x @ torch.where(lin.weight >= 0, 1.0, -1.0).T)
