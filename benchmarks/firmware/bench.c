@@ -3,7 +3,8 @@
  *
  *   bench infer MODEL.mbnn IMAGES N REPEAT    -> "ns_per_image <x>"      (mbnn_predict, batch 1)
  *   bench learn MODEL.mbnn IMAGES LABELS N    -> "ns_per_step <x>"       (mbnn_learn_step)
- *   bench binary K N REPEAT                   -> "binops_per_s <x>"      (mbnn_dense_bits, K x N layer)
+ *   bench binary K N REPEAT [OFFSET]          -> "binops_per_s <x>"      (mbnn_dense_bits, K x N layer,
+ *                                               its rows OFFSET bytes past a 64-byte boundary, default 0)
  *   bench binary_rows K N REPEAT              -> "binops_per_s <x>"      (the plain form: one
  *                                               mbnn_xor_popcount per row, what mbnn_dense_bits is held to)
  *   bench peak REPEAT                         -> "popcount_peak_binops_per_s <x>"
@@ -74,7 +75,7 @@ static void dense_bits_rows(const mbnn_layer *l, const uint32_t *x, int32_t *acc
         acc[j] = (int32_t)l->K - 2 * (int32_t)mbnn_xor_popcount(x, l->signs + (size_t)j * l->W, l->W);
 }
 
-static int binary(unsigned long K, unsigned long N, unsigned long rep, int rows)
+static int binary(unsigned long K, unsigned long N, unsigned long rep, int rows, unsigned long offset)
 {
     mbnn_layer l;
     memset(&l, 0, sizeof l);
@@ -82,7 +83,12 @@ static int binary(unsigned long K, unsigned long N, unsigned long rep, int rows)
     l.N = (uint32_t)N;
     l.W = (uint32_t)((K + 31) / 32);
     l.in_kind = MBNN_BITS;
-    l.signs = (uint32_t *)host_alloc(4u * l.W * N);
+    if (offset % 4 != 0 || offset >= 64) return 2;
+    /* the rows at a chosen distance from a cache-line boundary: a .mbnn section is only 8-byte
+     * aligned, a caller's own buffer may be 64-byte aligned; the kernel's speed differs */
+    uint8_t *raw = (uint8_t *)host_alloc(4u * l.W * N + 128u);
+    if (!raw) return 1;
+    l.signs = (uint32_t *)(void *)(raw + ((64u - ((uintptr_t)raw & 63u)) & 63u) + offset);
     uint32_t *x = (uint32_t *)host_alloc(4u * l.W);
     int32_t *acc = (int32_t *)host_alloc(4u * N);
     if (!l.signs || !x || !acc) return 1;
@@ -137,9 +143,9 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "infer") == 0) return infer(argc, argv, 0);
     if (argc >= 2 && strcmp(argv[1], "learn") == 0) return infer(argc, argv, 1);
-    if (argc == 5 && (strcmp(argv[1], "binary") == 0 || strcmp(argv[1], "binary_rows") == 0))
+    if ((argc == 5 || argc == 6) && (strcmp(argv[1], "binary") == 0 || strcmp(argv[1], "binary_rows") == 0))
         return binary(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
-                      strcmp(argv[1], "binary_rows") == 0);
+                      strcmp(argv[1], "binary_rows") == 0, argc == 6 ? strtoul(argv[5], NULL, 10) : 0ul);
     if (argc == 3 && strcmp(argv[1], "peak") == 0) return peak(strtoul(argv[2], NULL, 10));
     fprintf(stderr, "usage: bench infer|learn|binary|binary_rows|peak ...\n");
     return 2;
