@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from metabnn.backends.rtl import UPDATE_SOURCES, VALID_SIMD
-from metabnn.backends.sources import source_root
+from metabnn.backends.rtl import VALID_SIMD
+from metabnn.backends.sources import file_list, source_root
 from metabnn.errors import MetabnnError, UsageError
 from metabnn.export.readmemh import SVH_NAME, model_svh, write_readmemh
 from metabnn.fileio import atomic_write_text, ensure_dir
@@ -55,11 +55,8 @@ def rtl_sources() -> list:
     hw = source_root("hw")
     if hw is None:
         raise UsageError("the RTL sources are missing from this installation (reinstall metabnn)")
-    try:  # the tops' own file lists (hw/rtl/<top>.f), the one list simulation, lint and synthesis read
-        from metabnn.backends.sources import file_list
-        engine = list(dict.fromkeys(file_list("mbnn_update_top") + file_list("mbnn_top")))
-    except (ImportError, MetabnnError):  # an RTL tree from before the file lists
-        engine = [hw / "rtl" / s for s in list(UPDATE_SOURCES) + ["mbnn_top.sv"]]
+    # the tops' own file lists (hw/rtl/<top>.f): the one list that simulation, lint and synthesis read
+    engine = list(dict.fromkeys(file_list("mbnn_update_top") + file_list("mbnn_top")))
     paths = engine + [hw / "fpga" / s for s in WRAPPER_SOURCES]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
