@@ -17,6 +17,22 @@ static inline int32_t pre_activation(uint8_t *r, int32_t acc, uint32_t adapt_shi
     return d;
 }
 
+/* Up to 32 SIGN neurons from record r on: their output bits, and their window bits if `with_window`
+ * (a constant at both calls, so the inference loop carries no window code). Returns the next record. */
+static inline uint8_t *sign_word(uint8_t *r, const int32_t *acc, uint32_t n, uint32_t a, int with_window,
+                                 uint32_t *word, uint32_t *wmask)
+{
+    uint32_t bits = 0, win = 0;
+    for (uint32_t k = 0; k < n; k++, r += MBNN_SIGN_REC) {
+        const int32_t d = pre_activation(r, acc[k], a);
+        bits |= ((uint32_t)(d >= mbnn_rd_i32(r + 4)) ^ (uint32_t)mbnn_rd_i32(r + 16)) << k;
+        if (with_window) win |= (uint32_t)(d >= mbnn_rd_i32(r + 8) && d <= mbnn_rd_i32(r + 12)) << k;
+    }
+    *word = bits; /* padding bits stay 0 */
+    *wmask = win;
+    return r;
+}
+
 mbnn_status mbnn_activate(mbnn_layer *layer, uint32_t bank, int adapt, const int32_t *acc,
                           uint32_t *out_bits, uint32_t *window, int64_t *scores)
 {
@@ -34,14 +50,13 @@ mbnn_status mbnn_activate(mbnn_layer *layer, uint32_t bank, int adapt, const int
     }
     for (uint32_t j0 = 0; j0 < N; j0 += 32u) {
         const uint32_t n = N - j0 < 32u ? N - j0 : 32u;
-        uint32_t word = 0, wmask = 0;
-        for (uint32_t k = 0; k < n; k++, r += MBNN_SIGN_REC) {
-            const int32_t d = pre_activation(r, acc[j0 + k], a);
-            word |= ((uint32_t)(d >= mbnn_rd_i32(r + 4)) ^ (uint32_t)mbnn_rd_i32(r + 16)) << k;
-            if (window) wmask |= (uint32_t)(d >= mbnn_rd_i32(r + 8) && d <= mbnn_rd_i32(r + 12)) << k;
+        uint32_t wmask;
+        if (window) {
+            r = sign_word(r, acc + j0, n, a, 1, &out_bits[j0 >> 5], &wmask);
+            window[j0 >> 5] = wmask;
+        } else {
+            r = sign_word(r, acc + j0, n, a, 0, &out_bits[j0 >> 5], &wmask);
         }
-        out_bits[j0 >> 5] = word; /* padding bits stay 0 */
-        if (window) window[j0 >> 5] = wmask;
     }
     return MBNN_OK;
 }
