@@ -142,3 +142,29 @@ def test_threshold_and_window_equalities(cbackend, case):
         s.learn_step(images[2], int(labels[2]))
         got = s.image()
     assert got == to_bytes(golden), first_difference(golden, got)
+
+
+@pytest.mark.parametrize("case", [0, 3, 6, 9])
+def test_learning_on_sparse_images_equals_golden(cbackend, case):
+    """Images mostly 0 in runs, as MNIST's borders: the update skips every synapse whose step is 0
+    (four zero pixels at once where they are aligned), which random images never exercise. Zero
+    runs start and end at every offset mod 4, and one image has its last pixel alone non-zero."""
+    model, images, labels, bank = make_case(case)
+    rng = np.random.default_rng(50 + case)
+    K = images.shape[1]
+    sparse = np.zeros_like(images)
+    for n in range(len(sparse)):
+        for _ in range(3):  # a few non-zero strokes
+            a = int(rng.integers(0, K))
+            b = min(K, a + int(rng.integers(1, 12)))
+            sparse[n, a:b] = rng.integers(1, 256, size=b - a)
+    sparse[2] = 0
+    sparse[2, -1] = 200
+    golden = model
+    with cbackend.open(to_bytes(model), bank=bank) as s:
+        for t in range(12):
+            golden, info = learn_step(golden, sparse[t], int(labels[t]), bank=bank)
+            predicted, flips = s.learn_step(sparse[t], int(labels[t]))
+            got = s.image()
+            assert got == to_bytes(golden), f"step {t}: {first_difference(golden, got)}"
+            assert predicted == info.predicted and flips == sum(info.flips)
