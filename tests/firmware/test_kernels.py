@@ -243,3 +243,10 @@ def test_dense_pixels_rejects_bad_calls(cbackend):
     lay = _Layer(K=32, N=1, W=1, in_kind=0, signs=signs.ctypes.data)
     assert cbackend.status_str(f(ctypes.byref(lay), None, planes.ctypes.data, acc.ctypes.data)) == "null pointer"
     assert cbackend.status_str(ref(ctypes.byref(lay), x.ctypes.data, None)) == "null pointer"
+    # the planes scratch: required (8-byte aligned) by the bit-plane kernels, ignored by the others
+    lib.mbnn_dense_pixels_kernel.restype = ctypes.c_char_p
+    planes_kernel = lib.mbnn_dense_pixels_kernel().decode().endswith("planes")
+    st = cbackend.status_str(f(ctypes.byref(lay), x.ctypes.data, None, acc.ctypes.data))
+    assert st == ("null pointer" if planes_kernel else "ok")
+    st = cbackend.status_str(f(ctypes.byref(lay), x.ctypes.data, planes.ctypes.data + 4, acc.ctypes.data))
+    assert st == ("misaligned buffer (image needs 4-byte, workspace 8-byte alignment)" if planes_kernel else "ok")
