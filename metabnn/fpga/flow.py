@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from metabnn.backends.rtl import VALID_SIMD
 from metabnn.backends.sources import file_list, source_root
-from metabnn.errors import MetabnnError, UsageError
+from metabnn.errors import MetabnnError, OutputError, UsageError
 from metabnn.export.readmemh import SVH_NAME, model_svh, write_readmemh
 from metabnn.fileio import atomic_write_text, ensure_dir
 from metabnn.fpga import report, tools
@@ -33,6 +34,8 @@ from metabnn.sim.model import Model
 TOP = "mbnn_uart_top"
 WRAPPER_SOURCES = ("mbnn_uart_rx.sv", "mbnn_uart_tx.sv", "mbnn_uart_top.sv")
 BAUD = 115_200
+STAGE_OUTPUTS = ("report.json", "design.json", "stat.json", "nextpnr.json", "design.config", "design.asc",
+                 "design.bit", "design.bin")
 
 
 class DoesNotFit(MetabnnError):
@@ -135,6 +138,12 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
     for n in names:  # all of them before any work: a missing packer must not cost a synthesis first
         tools.find(n)
     out = ensure_dir(out)
+    # an earlier run's results in the same folder must not pass for this run's if a stage fails
+    for stale in STAGE_OUTPUTS:
+        try:
+            (out / stale).unlink(missing_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot replace {out / stale}: {e.strerror}") from None
     prog = Progress(opts.quiet)
     res = {"device": dev.name, "part": dev.part, "board": dev.board, "top": TOP, "learn": opts.learn,
            "simd": opts.simd, "pe": opts.pe, "model_shape": [model.input_size] + [l.N for l in model.layers],
@@ -197,16 +206,22 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
         raise tools.ToolFailed(f"nextpnr failed ({report.first_error(log) or f'exit {rc}'}); "
                                f"see {out / 'nextpnr.log'}")
     fmax = report.fmax_mhz(nreport, log)
+    res["critical_path"] = report.critical_path(nreport)
     prog.say("pnr", f"{placed.get('luts', 0):,} {bels['luts']}, Fmax {fmax:.1f} MHz "
              f"(target {freq:g} MHz)" if fmax else "no Fmax reported", secs)
 
+    # the packer writes a partial name, renamed when complete: a killed run never leaves a truncated
+    # bitstream under the name a programmer would flash
     if dev.family == "ecp5":
-        packer, pargs, bit = "yowasp-ecppack", ["--compress", "design.config", "design.bit"], "design.bit"
+        packer, bit = "yowasp-ecppack", "design.bit"
+        pargs = ["--compress", "design.config", f"{bit}.partial"]
     else:
-        packer, pargs, bit = "yowasp-icepack", ["design.asc", "design.bin"], "design.bin"
+        packer, bit = "yowasp-icepack", "design.bin"
+        pargs = ["design.asc", f"{bit}.partial"]
     rc, secs = tools.run(packer, pargs, out, "pack.log", opts.timeout_s)
-    if rc != 0 or not (out / bit).is_file():
+    if rc != 0 or not (out / f"{bit}.partial").is_file():
         raise tools.ToolFailed(f"{packer} failed (exit {rc}); see {out / 'pack.log'}")
+    os.replace(out / f"{bit}.partial", out / bit)
     prog.say("pack", f"{out / bit} ({(out / bit).stat().st_size:,} bytes)", secs)
     res = finish(fits=True, fmax_mhz=round(fmax, 2) if fmax else None,
                  timing_met=bool(fmax and fmax >= freq), bitstream=str((out / bit).resolve()),

@@ -73,6 +73,16 @@ def fmax_mhz(report: dict | None, log_text: str) -> float | None:
     return min(last.values()) if last else None
 
 
+def critical_path(report: dict | None) -> dict | None:
+    """Where the slowest register-to-register path of the clock starts and ends, and its delay (ns)."""
+    for cp in (report or {}).get("critical_paths") or []:
+        path = cp.get("path") or []
+        if path and "<async>" not in (cp.get("from", "") + cp.get("to", "")):
+            return {"from": path[0]["from"]["cell"], "to": path[-1]["to"]["cell"],
+                    "delay_ns": round(sum(p.get("delay", 0.0) for p in path), 3), "steps": len(path)}
+    return None
+
+
 def first_error(log_text: str) -> str | None:
     """The first error line of a tool's log ("src/x.sv:12: ERROR: ..." from Yosys, "ERROR: ..." from nextpnr)."""
     for line in log_text.splitlines():
