@@ -36,10 +36,11 @@
  * the hardware prefetcher follows best (measured on 4096 x 4096 on the build machine: 4
  * interleaved rows sharing each load of x reach 4.5e11 binops/s, one row at a time 7.7e11 with
  * the rows on 64-byte boundaries); x stays in L1. The words past W of the last chunk are
- * masked off: nothing is read past x or a row. Rows only 8-byte aligned (a .mbnn section's
- * guarantee) split every load across two cache lines: 6.0e11. Aligning the row loads (a masked
- * head per row, x read from a copy at the matching offset) measured slower (4.7-5.6e11), and
- * so did 4 sums per row; this plain loop is the fastest form found. */
+ * masked off: nothing is read past x or a row. Rows that start 8 bytes past a line (a .mbnn
+ * section is only 8-byte aligned) run at 6.0e11, and so they did with every load made aligned
+ * (x copied to the rows' offset, the row's first line read by an aligned masked load; 6.0e11)
+ * or realigned in registers (VALIGND, 6.4e11; VPERMT2D, 5.0e11); 4 sums per row, 4 rows per
+ * pass and software prefetch were slower. This plain loop is the fastest general form found. */
 static void dense_bits_avx512(const mbnn_layer *layer, const uint32_t *x, int32_t *acc)
 {
     const uint32_t K = layer->K, N = layer->N, W = layer->W;
