@@ -15,13 +15,20 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from metabnn.errors import UsageError
+
 
 def load(paths: list[str]) -> list[dict]:
+    """results.json of each run folder (or a .json file given directly); anything else a glob caught
+    (a run's .log beside its folder) is skipped."""
     out = []
     for p in paths:
         f = Path(p) / "results.json" if Path(p).is_dir() else Path(p)
-        if f.is_file():
-            out.append(json.loads(f.read_text()))
+        if f.is_file() and f.suffix == ".json":
+            try:
+                out.append(json.loads(f.read_text()))
+            except (OSError, ValueError) as e:
+                raise UsageError(f"{f}: not a readable results.json ({e})") from None
     return out
 
 
@@ -51,7 +58,11 @@ def table(runs: list[dict]) -> str:
 
 def main(argv=None) -> int:
     paths = sys.argv[1:] if argv is None else argv
-    runs = load(paths)
+    try:
+        runs = load(paths)
+    except UsageError as e:
+        print(f"report: error: {e}", file=sys.stderr)
+        return 2
     if not runs:
         print("no results.json in the given folders", file=sys.stderr)
         return 2
