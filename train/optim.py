@@ -67,6 +67,12 @@ def _compiled_update():
         off = os.environ.get("METABNN_COMPILE", "1") == "0" or not hasattr(torch, "compile")
         # dynamic shapes: one kernel per tensor rank, whatever the layer sizes; floats are inputs, so a new
         # step size never recompiles
+        if not off:
+            # one compile per distinct model layout (number of weight tensors, dtype); a process that trains
+            # many models (a test session) would otherwise hit dynamo's default limit of 8 and fall back
+            from torch import _dynamo
+
+            _dynamo.config.recompile_limit = max(_dynamo.config.recompile_limit, 64)
         _compiled = False if off else torch.compile(_update_all, dynamic=True, fullgraph=True)
     return _compiled
 

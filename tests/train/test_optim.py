@@ -122,6 +122,7 @@ def test_fused_step_equals_plain_step(compiled, meta, monkeypatch):
     from reference_optim import ReferenceMetaAdam
 
     monkeypatch.setattr(optim, "_compiled", None if compiled else False)
+    torch._dynamo.reset()  # a fresh compile cache: what earlier tests compiled must not decide this one
     fast, opt = _short_run(MetaAdam, meta)
     assert bool(optim._compiled) == compiled  # the path under test really ran (compiling did not fail)
     ref, ref_opt = _short_run(ReferenceMetaAdam, meta)
