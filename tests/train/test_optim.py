@@ -156,3 +156,21 @@ def test_fused_step_attenuates_like_the_rule_at_large_weights(monkeypatch):
                 opt.step()
             out.append(w.detach() - w0)
         torch.testing.assert_close(out[0], out[1], rtol=1e-9, atol=1e-15)
+
+
+def test_a_failed_compile_falls_back_to_the_eager_step(monkeypatch, capsys):
+    from metabnn.train import optim
+
+    def broken(*args):
+        raise RuntimeError("no C++ compiler\nsecond line")
+
+    monkeypatch.setattr(optim, "_compiled", False)
+    eager, eager_opt = _short_run(MetaAdam, 1.35, steps=3)
+    monkeypatch.setattr(optim, "_compiled", broken)
+    after, opt = _short_run(MetaAdam, 1.35, steps=3)
+    assert optim._compiled is False  # compiling is not tried again in this process
+    err = capsys.readouterr().err
+    assert err.count("note: MetaAdam runs without torch.compile (RuntimeError: no C++ compiler)") == 1
+    for a, b in zip(after, eager):
+        assert torch.equal(a, b)  # the failed call changed nothing: the same steps as eager from the start
+    assert all(opt.state[p]["step"] == 3 for p in opt.state)
