@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--pe", type=int, default=1, help="neurons in parallel in every layer")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="nextpnr's timing target (default: the board's clock, 25 MHz ULX3S, 12 MHz iCE40 boards)")
+    p.add_argument("--no-dsp", action="store_true",
+                   help="multipliers in LUTs instead of the part's DSP blocks (when the DSPs are what overflows)")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="give up when one tool runs longer than this many seconds")
     p.add_argument("--out", required=True, help="output folder: report.json, the bitstream, the tools' logs")
@@ -49,7 +51,7 @@ def run(args) -> int:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
     model = load(args.model)
     opts = Options(simd=args.simd, pe=args.pe, learn=args.learn, freq_mhz=args.freq, timeout_s=args.timeout,
-                   quiet=args.quiet)
+                   dsp=not args.no_dsp, quiet=args.quiet)
     res = run_flow(model, dev, args.out, opts)
     timing = "met" if res["timing_met"] else "NOT met"
     print(f"{dev.name}: fits, Fmax {res['fmax_mhz']} MHz (target {res['freq_target_mhz']:g} MHz, timing {timing}), "

@@ -50,6 +50,7 @@ class Options:
     freq_mhz: float | None = None   # nextpnr's target; None: the board's clock
     timeout_s: float | None = None  # per tool
     quiet: bool = False
+    dsp: bool = True                # False: multipliers in LUTs (when a part's DSPs are what overflows)
 
 
 def rtl_sources() -> list:
@@ -100,7 +101,10 @@ class Progress:
 def prepare(model: Model, dev: Device, out: Path) -> None:
     """Everything the tools read, inside `out`: hex/ with the memories' contents and the shape header (its
     hex folder named relative to `out`, where the tools run), src/ with the RTL, the board's constraints."""
-    write_readmemh(model, out / "hex")
+    try:
+        write_readmemh(model, out / "hex")
+    except ValueError as e:  # a model the RTL cannot take (one layer, more than 16, a bank count over 255)
+        raise UsageError(f"the RTL cannot build this model: {e}") from None
     svh = model_svh(model, out / "hex")
     absolute = str((out / "hex").resolve())
     atomic_write_text(out / "hex" / SVH_NAME, svh.replace(f'"{absolute}"', '"hex"'))
@@ -118,9 +122,11 @@ def yosys_script(dev: Device, opts: Options, hb: int, tk: int) -> str:
               "CLK_HZ": int(round(dev.clock_mhz * 1e6)), "BAUD": BAUD, "LED_LOW": int(dev.led_low)}
     chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
     sources = " ".join(f"src/{p.name}" for p in rtl_sources())
-    # -dsp: the UP5K's SB_MAC16 multipliers (the HX8K has none); synth_ecp5 infers MULT18X18D by itself
-    synth = f"synth_ecp5 -top {TOP}" if dev.family == "ecp5" else \
-        f"synth_ice40 -top {TOP}" + (" -dsp" if dev.dsps else "")
+    # -dsp: the UP5K's SB_MAC16 multipliers (the HX8K has none); synth_ecp5 infers MULT18X18D unless -nodsp
+    if dev.family == "ecp5":
+        synth = f"synth_ecp5 -top {TOP}" + ("" if opts.dsp else " -nodsp")
+    else:
+        synth = f"synth_ice40 -top {TOP}" + (" -dsp" if dev.dsps and opts.dsp else "")
     return (f"read_verilog -sv -defer -Ihex {sources}\n"
             f"chparam {chparam} {TOP}\n"   # before hierarchy: the parameters of the real build only
             f"hierarchy -top {TOP}\n"
@@ -146,7 +152,7 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
             raise OutputError(f"cannot replace {out / stale}: {e.strerror}") from None
     prog = Progress(opts.quiet)
     res = {"device": dev.name, "part": dev.part, "board": dev.board, "top": TOP, "learn": opts.learn,
-           "simd": opts.simd, "pe": opts.pe, "model_shape": [model.input_size] + [l.N for l in model.layers],
+           "simd": opts.simd, "pe": opts.pe, "dsp": opts.dsp, "model_shape": [model.input_size] + [l.N for l in model.layers],
            "banks": model.n_banks, "freq_target_mhz": freq, "board_clock_mhz": dev.clock_mhz,
            "tools": tools.versions(names), "rtl_sha256": _sources_hash(), "fits": None, "fmax_mhz": None, "timing_met": None,
            "luts": None, "ffs": None, "brams": None, "dsps": None, "bitstream": None,
@@ -180,8 +186,9 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
     over = report.overflows(synth, res["capacity"])
     if over:
         finish(fits=False, overflow=over, **synth)
+        hint = " (--no-dsp puts the multipliers in LUTs)" if any(o.startswith("dsps") for o in over) else ""
         raise DoesNotFit(f"the design does not fit {dev.name} ({dev.part}): {', '.join(over)} "
-                         f"(Yosys' counts; report in {out / 'report.json'})")
+                         f"(Yosys' counts; report in {out / 'report.json'}){hint}")
 
     family_args = (["--lpf", dev.constraints, "--textcfg", "design.config"] if dev.family == "ecp5"
                    else ["--pcf", dev.constraints, "--asc", "design.asc"])

@@ -1,6 +1,6 @@
 """cocotb: hw/fpga/mbnn_uart_top.sv driven through its UART pins only, as a board's host would, against
 metabnn.sim. The case is a pickle named by $FPGA_UART_CASE: model, simd, cpb (clocks per bit), learn, images,
-banks, labels (learn), out (a JSON file of what was seen, for the pytest side to compare).
+banks, adapts (inference), labels (learn), out (a JSON file of what was seen, for the pytest side to compare).
 
 Inference: every image's class byte and 'S' score equal the golden model's; a 'W' memory write (a sign word
 of the output layer) changes the classes exactly as the same change to the golden model; an unknown
@@ -74,18 +74,18 @@ async def uart_top(dut):
     await ClockCycles(dut.clk, 40)  # the power-on reset runs out
     seen = {"classes": [], "golden": [], "scores": [], "golden_scores": [], "flips": [], "golden_flips": []}
 
-    async def image(px, bank):
-        cls = (await host.ask(protocol.image(px, bank=bank), 1))[0]
+    async def image(px, bank, adapt=False):
+        cls = (await host.ask(protocol.image(px, bank=bank, adapt=adapt), 1))[0]
         score = int.from_bytes(await host.ask(protocol.SCORE, 8), "little", signed=True)
-        ref = forward(model, px[None], bank=bank)[0]
+        ref = forward(model, px[None], bank=bank, adapt=adapt)[0]  # adapt: M moves here as on the chip
         seen["classes"].append(cls)
         seen["golden"].append(int(np.argmax(ref)))
         seen["scores"].append(score)
         seen["golden_scores"].append(int(ref.max()))
 
     if not learn:
-        for px, bank in zip(case["images"], case["banks"]):
-            await image(px, int(bank))
+        for px, bank, adapt in zip(case["images"], case["banks"], case["adapts"]):
+            await image(px, int(bank), bool(adapt))
         # flip the output layer's weights of the class image 0 got: the memory port, through the UART
         last = len(model.layers) - 1
         lay = model.layers[last]
@@ -94,8 +94,8 @@ async def uart_top(dut):
         word = int(lay.signs[j, 0]) ^ valid
         assert await host.ask(protocol.mem_write(last, 0, j * lay.W, word, valid), 1) == protocol.ACK
         lay.signs[j, 0] = word
-        for px, bank in zip(case["images"], case["banks"]):
-            await image(px, int(bank))
+        for px, bank, adapt in zip(case["images"], case["banks"], case["adapts"]):
+            await image(px, int(bank), bool(adapt))
         seen["unknown"] = (await host.ask(b"Z", 1)).decode()
     else:
         hb, tk = model.layers[0].bits, model.layers[0].table_bits

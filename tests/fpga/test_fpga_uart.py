@@ -30,7 +30,8 @@ def tools_ok():
         pytest.skip(why)
 
 
-def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, banks=None, labels=None) -> dict:
+def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, banks=None, adapts=None,
+                labels=None) -> dict:
     from cocotb_tools.runner import get_runner
 
     hexdir = tmp_path / "hex"
@@ -44,7 +45,7 @@ def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, 
                  build_args=["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"],
                  log_file=str(tmp_path / "build.log"))
     case = {"model": model, "simd": simd, "cpb": CPB, "learn": learn, "images": np.asarray(images, np.uint8),
-            "banks": banks, "labels": labels, "out": str(tmp_path / "seen.json")}
+            "banks": banks, "adapts": adapts, "labels": labels, "out": str(tmp_path / "seen.json")}
     (tmp_path / "case.pkl").write_bytes(pickle.dumps(case))
     os.environ["FPGA_UART_CASE"] = str(tmp_path / "case.pkl")
     sys.path.insert(0, str(HERE))
@@ -60,11 +61,13 @@ def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, 
 
 
 def test_uart_inference_matches_golden(tools_ok, tmp_path):
-    # 20 pixels at SIMD 8: a padded last beat; 2 banks; PE 3 does not divide the 12 and 10 neurons
-    model = random_model((20, 12, 10), banks=2, seed=3)
+    # 20 pixels at SIMD 8: a padded last beat; 2 banks; PE 3 does not divide the 12 and 10 neurons; the
+    # stream-adaptive normalisation on for some images (M moves on the chip and in the golden model alike)
+    model = random_model((20, 12, 10), banks=2, adapt_shift=3, seed=3)
     rng = np.random.default_rng(5)
     images = rng.integers(0, 256, (6, 20))
-    seen = run_wrapper(tmp_path, model, simd=8, pe=3, learn=False, images=images, banks=[0, 1, 0, 1, 1, 0])
+    seen = run_wrapper(tmp_path, model, simd=8, pe=3, learn=False, images=images, banks=[0, 1, 0, 1, 1, 0],
+                       adapts=[0, 1, 1, 0, 1, 0])
     assert seen["classes"] == seen["golden"]
     assert seen["scores"] == seen["golden_scores"]
     assert len(seen["classes"]) == 12  # six before and six after the memory write
