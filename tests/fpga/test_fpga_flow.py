@@ -144,3 +144,16 @@ def test_missing_tool_names_the_extra(small, tmp_path, monkeypatch):
     with pytest.raises(tools.ToolMissing, match=r"pip install 'metabnn\[fpga\]'"):
         run_flow(model, device("ecp5-25k"), tmp_path / "run", Options())
     assert not (tmp_path / "run").exists()  # nothing made before the tools were found
+
+
+def test_yosys_script_follows_the_options():
+    from metabnn.fpga.devices import device
+    from metabnn.fpga.flow import Options, yosys_script
+    ecp5 = yosys_script(device("ecp5-25k"), Options(simd=16, pe=3, learn=True), 8, 4)
+    assert "synth_ecp5 -top mbnn_uart_top -json" in ecp5 and "-nodsp" not in ecp5
+    assert "-set SIMD 16 -set PE 3 -set LEARN 1 -set HB 8 -set TK 4 -set CLK_HZ 25000000" in ecp5
+    assert "-nodsp" in yosys_script(device("ecp5-25k"), Options(dsp=False), 8, 4)
+    up5k = yosys_script(device("ice40-up5k"), Options(), 8, 4)
+    assert "synth_ice40 -top mbnn_uart_top -dsp" in up5k and "-set LED_LOW 1" in up5k
+    assert " -dsp" not in yosys_script(device("ice40-up5k"), Options(dsp=False), 8, 4)
+    assert " -dsp" not in yosys_script(device("ice40-hx8k"), Options(), 8, 4)  # the HX8K has no DSPs
