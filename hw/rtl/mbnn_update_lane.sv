@@ -25,6 +25,15 @@ module mbnn_update_lane #(
     output logic signed [HB-1:0]     h_new,       // two cycles after h, x, delta
     output logic                     changed,     // h_new != h
     output logic                     flipped      // sign bit (h >= 0) changed
+`ifdef FORMAL
+    // stage A, for the lemmas of hw/formal/formal_update_lane.sv (Yosys has no hierarchical references);
+    // only `read_verilog -formal` defines FORMAL: no simulation or synthesis build has these ports
+    , output logic signed [HB-1:0]   fv_h_a,
+    output logic [15:0]              fv_umag_a,
+    output logic [15:0]              fv_f_a,
+    output logic                     fv_uneg_a,
+    output logic                     fv_toward_a
+`endif
 );
     localparam int TSHIFT = HB - 1 - TK;
     localparam int TMAX = (1 << TK) - 1;
@@ -98,6 +107,14 @@ module mbnn_update_lane #(
             toward_a <= toward;
         end
     end
+
+`ifdef FORMAL
+    assign fv_h_a = h_a;
+    assign fv_umag_a = umag_a;
+    assign fv_f_a = f_a;
+    assign fv_uneg_a = uneg_a;
+    assign fv_toward_a = toward_a;
+`endif
 
     // ---- stage B: metaplastic scaling, add, saturate ----
     logic [31:0] prod;  // |u| * F < 2^31 since |u| <= 65535, F <= 32768

@@ -7,11 +7,12 @@
 set -eu
 HEXDIR=$1; SIMD=$2; PE=$3; TARGET=${4:-ice40}
 RTL=$(cd "$(dirname "$0")/../rtl" && pwd)
+# the sources: hw/rtl/mbnn_top.f, the one file list of this top (`//` lines are comments)
+SRC=$(grep -v "^//" "$RTL/mbnn_top.f" | sed "s|^|$RTL/|" | tr "\n" " ")
 case $TARGET in
   ice40) SYNTH="synth_ice40 -top mbnn_top" ;;
   generic) SYNTH="synth -top mbnn_top" ;;
   *) echo "synth.sh: target must be ice40 or generic, got $TARGET" >&2; exit 2 ;;
 esac
-yosys -q -p "read_verilog -sv -defer -I$HEXDIR $RTL/mbnn_xnor_popcount.sv $RTL/mbnn_pixel_dot.sv \
-$RTL/mbnn_layer.sv $RTL/mbnn_top.sv; hierarchy -top mbnn_top -chparam SIMD $SIMD -chparam PE $PE; \
+yosys -q -p "read_verilog -sv -defer -I$HEXDIR $SRC; hierarchy -top mbnn_top -chparam SIMD $SIMD -chparam PE $PE; \
 $SYNTH; tee -q -o /dev/stdout stat"

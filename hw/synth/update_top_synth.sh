@@ -8,12 +8,13 @@
 set -eu
 HEXDIR=$1; SIMD=$2; PE=$3; HB=$4; TK=$5; TARGET=${6:-ice40}
 RTL=$(cd "$(dirname "$0")/../rtl" && pwd)
+# the sources: hw/rtl/mbnn_update_top.f, the one file list of this top (`//` lines are comments)
+SRC=$(grep -v "^//" "$RTL/mbnn_update_top.f" | sed "s|^|$RTL/|" | tr "\n" " ")
 case $TARGET in
   ice40) SYNTH="synth_ice40 -top mbnn_update_top" ;;
   generic) SYNTH="synth -top mbnn_update_top" ;;
   *) echo "update_top_synth.sh: target must be ice40 or generic, got $TARGET" >&2; exit 2 ;;
 esac
-yosys -q -p "read_verilog -sv -defer -I$HEXDIR $RTL/mbnn_xnor_popcount.sv $RTL/mbnn_pixel_dot.sv \
-$RTL/mbnn_layer.sv $RTL/mbnn_update_lane.sv $RTL/mbnn_update.sv $RTL/mbnn_update_top.sv; \
+yosys -q -p "read_verilog -sv -defer -I$HEXDIR $SRC; \
 chparam -set SIMD $SIMD -set PE $PE -set HB $HB -set TK $TK mbnn_update_top; hierarchy -top mbnn_update_top; \
 $SYNTH; tee -q -o /dev/stdout stat"

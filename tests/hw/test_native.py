@@ -14,7 +14,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from test_engine_top import golden_stream
+from tbtools import golden_stream
 
 from metabnn.errors import MetabnnError
 from metabnn.sim import learn_step, random_model

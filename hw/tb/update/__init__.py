@@ -1,1 +1,1 @@
-"""cocotb testbenches of the on-chip metaplastic update unit (hw/rtl/mbnn_update*.sv)."""
+"""Shared by the update unit's cocotb tests (hw/tb/mbnn_update, hw/tb/mbnn_update_top): memory packing, a driver."""

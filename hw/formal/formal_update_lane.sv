@@ -1,0 +1,82 @@
+// Formal harness: hw/rtl/mbnn_update_lane.sv equals the spec (ref_update_lane.sv) for every input.
+//
+// Every input (h, delta, x, lr_shift, the whole table, en) is free in every cycle. The spec is cut where it
+// names u, and so is the proof, on the lane's own schedule:
+//   1. stage A: one enabled cycle after a synapse is issued, the lane's stage-A registers hold the spec's h, |u|,
+//      F[idx(h)] and, where |u| > 0, sgn(u) and "toward zero" (ref_lane_u on the issue cycle's inputs, registered);
+//   2. stage B: one enabled cycle later the lane's outputs are ref_lane_apply of its stage-A registers (h' and
+//      what follows from it: changed, flipped);
+//   3. where |u| = 0, ref_lane_apply gives h whatever sgn(u) and "toward" say (formal_apply_zero.sv).
+// So the lane's output is ref_lane_apply(ref_lane_u(inputs)): the spec (ref_lane_apply is a function, equal
+// arguments give equal results). Cut there the solver never compares two different multipliers (the |u| * F of
+// step 2 is one product of the same registers on both sides); uncut, no solver from pip finished in 10 minutes.
+// The lane has no feedback (each register is fed by the inputs or by the stage before), so after two enabled
+// cycles its state is a function of the inputs alone: a bounded check from the start, as deep as the latency
+// plus cycles of `en` low in between, covers every reachable state (docs/HARDWARE.md, "Formal checks").
+module formal_update_lane #(
+    parameter int HB = 8,
+    parameter int TK = 4,
+    parameter int PIXELS = 0,
+    parameter int XB = (PIXELS != 0) ? 8 : 1
+) (
+    input  logic                     clk,
+    input  logic                     en,
+    input  logic [4:0]               lr_shift,
+    input  logic [(16 << TK) - 1:0]  table_flat,
+    input  logic signed [HB-1:0]     h,
+    input  logic [XB-1:0]            x,
+    input  logic signed [15:0]       delta
+);
+    logic signed [HB-1:0] h_new, dut_h_a;
+    logic changed, flipped, dut_uneg_a, dut_toward_a;
+    logic [15:0] dut_umag_a, dut_f_a;
+    mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS)) dut (
+        .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat), .h(h), .x(x), .delta(delta),
+        .h_new(h_new), .changed(changed), .flipped(flipped),
+        .fv_h_a(dut_h_a), .fv_umag_a(dut_umag_a), .fv_f_a(dut_f_a), .fv_uneg_a(dut_uneg_a),
+        .fv_toward_a(dut_toward_a));
+
+    // the spec, first half, on this cycle's inputs
+    logic u_neg, toward;
+    logic [15:0] u_mag, f;
+    ref_lane_u #(.HB(HB), .TK(TK), .PIXELS(PIXELS)) spec_u (
+        .lr_shift(lr_shift), .table_flat(table_flat), .h(h), .x(x), .delta(delta),
+        .u_neg(u_neg), .u_mag(u_mag), .toward(toward), .f(f));
+
+    // ... registered as the lane's stage A
+    logic signed [HB-1:0] a_h, b_h, dut_want, b_want;
+    logic a_neg, a_toward;
+    logic [15:0] a_mag, a_f;
+    logic [1:0] filled = 2'd0;  // enabled cycles since the start, up to 2
+    always_ff @(posedge clk) begin
+        if (en) begin
+            a_h <= h;
+            a_neg <= u_neg;
+            a_mag <= u_mag;
+            a_toward <= toward;
+            a_f <= f;
+            b_h <= dut_h_a;
+            b_want <= dut_want;
+            if (filled != 2'd2) filled <= filled + 2'd1;
+        end
+    end
+    // the spec's second half on the lane's stage A, registered as its stage B
+    ref_lane_apply #(.HB(HB)) spec_apply (
+        .h(dut_h_a), .u_neg(dut_uneg_a), .u_mag(dut_umag_a), .toward(dut_toward_a), .f(dut_f_a), .h_new(dut_want));
+
+    always_comb begin
+        if (filled != 2'd0) begin
+            // 1. stage A holds the spec's first half
+            assert (dut_h_a == a_h);
+            assert (dut_umag_a == a_mag);
+            assert (dut_f_a == a_f);
+            assert (a_mag == 16'd0 || (dut_uneg_a == a_neg && dut_toward_a == a_toward));
+        end
+        if (filled == 2'd2) begin
+            // 2. the outputs are the spec's second half of stage A
+            assert (h_new == b_want);
+            assert (changed == (b_want != b_h));
+            assert (flipped == ((b_want >= 0) != (b_h >= 0)));
+        end
+    end
+endmodule

@@ -1,0 +1,70 @@
+// docs/FORMAT.md 4.3 step 5 for one synapse, written from the text of the spec and nothing else (not from
+// hw/rtl/mbnn_update_lane.sv): plain signed 32-bit integers, the spec's order of operations, no pipeline.
+//
+//   grad = delta * x                                  (int32; x = pixel 0..255 or +-1, bit 1 = +1)
+//   u    = sat(-rsr(grad, lr_shift), -65535, 65535)
+//   if (h > 0 and u < 0) or (h < 0 and u > 0):  u = sgn(u) * ((|u| * F[idx(h)] + 16384) >> 15)
+//   h'   = sat(h + u, -2^(b-1), 2^(b-1) - 1)
+//   rsr(v, 0) = v, rsr(v, s) = sgn(v) * ((|v| + 2^(s-1)) >> s);  idx(h) = min(|h| >> (b-1-k), 2^k - 1)
+//
+// Two modules, cut where the spec names u: ref_lane_u gives u (as sgn(u), |u|), the table entry F[idx(h)] and
+// whether u moves h toward zero; ref_lane_apply gives h' from h, u and F. Their composition is the step above;
+// the formal harness (formal_update_lane.sv) composes them and proves the RTL lane equal to it.
+module ref_lane_u #(
+    parameter int HB = 8,
+    parameter int TK = 4,
+    parameter int PIXELS = 0,
+    parameter int XB = (PIXELS != 0) ? 8 : 1
+) (
+    input  logic [4:0]               lr_shift,
+    input  logic [(16 << TK) - 1:0]  table_flat,  // F[i] at bits [16 i +: 16]
+    input  logic signed [HB-1:0]     h,
+    input  logic [XB-1:0]            x,
+    input  logic signed [15:0]       delta,
+    output logic                     u_neg,       // u < 0
+    output logic [15:0]              u_mag,       // |u| (<= 65535 after the saturation)
+    output logic                     toward,      // (h > 0 and u < 0) or (h < 0 and u > 0)
+    output logic [15:0]              f            // F[idx(h)]
+);
+    localparam int TSHIFT = HB - 1 - TK;
+    logic signed [31:0] xi, grad, g_abs, r, u, hh, i;
+    always_comb begin
+        hh = 32'(h);  // sign-extended
+        xi = (PIXELS != 0) ? $signed({24'd0, x}) : (x[0] ? 32'sd1 : -32'sd1);
+        grad = 32'(delta) * xi;
+        g_abs = (grad < 0) ? -grad : grad;
+        r = (lr_shift == 5'd0) ? g_abs : ((g_abs + (32'sd1 <<< (lr_shift - 5'd1))) >>> lr_shift);  // |rsr|
+        u = (grad < 0) ? r : -r;  // -rsr(grad, lr_shift)
+        if (u > 32'sd65535) u = 32'sd65535;
+        if (u < -32'sd65535) u = -32'sd65535;
+        u_neg = u < 0;
+        u_mag = (u < 0) ? 16'(-u) : 16'(u);
+        toward = (hh > 0 && u < 0) || (hh < 0 && u > 0);
+        i = ((hh < 0) ? -hh : hh) >>> TSHIFT;
+        if (i > (32'sd1 <<< TK) - 1) i = (32'sd1 <<< TK) - 1;
+        f = table_flat[16 * i[11:0] +: 16];
+    end
+endmodule
+
+module ref_lane_apply #(
+    parameter int HB = 8
+) (
+    input  logic signed [HB-1:0]  h,
+    input  logic                  u_neg,
+    input  logic [15:0]           u_mag,
+    input  logic                  toward,
+    input  logic [15:0]           f,
+    output logic signed [HB-1:0]  h_new
+);
+    localparam int HMAX = (1 << (HB - 1)) - 1;
+    localparam int HMIN = -HMAX - 1;
+    logic signed [31:0] mag, sum;
+    always_comb begin
+        // |u| * F[idx(h)] + 16384 >> 15 toward zero (|u| * F < 2^31: an unsigned 32-bit product)
+        mag = toward ? $signed((32'(u_mag) * 32'(f) + 32'd16384) >> 15) : $signed(32'(u_mag));
+        sum = 32'(h) + (u_neg ? -mag : mag);
+        if (sum > HMAX) sum = HMAX;
+        if (sum < HMIN) sum = HMIN;
+        h_new = sum[HB-1:0];
+    end
+endmodule

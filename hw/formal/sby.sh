@@ -1,0 +1,13 @@
+#!/bin/sh
+# SymbiYosys with the pip (YoWASP) tools:  hw/formal/sby.sh [sby options] FILE.sby [TASK...]
+# yowasp-sby runs `yosys`, `yosys-smtbmc` and the solver by their plain names; this puts the yowasp-* programs
+# installed beside it first on PATH under those names (Debian's Yosys 0.23 is too old for this SymbiYosys).
+set -eu
+SBY=$(command -v yowasp-sby) || { echo "sby.sh: yowasp-sby not found: pip install -e '.[hw]'" >&2; exit 2; }
+BIN=$(dirname "$SBY")
+SHIM=$(mktemp -d)
+trap 'rm -rf "$SHIM"' EXIT
+for t in yosys yosys-smtbmc yosys-abc yosys-witness boolector; do
+  if [ -x "$BIN/yowasp-$t" ]; then ln -s "$BIN/yowasp-$t" "$SHIM/$t"; fi
+done
+PATH="$SHIM:$PATH" "$SBY" "$@"

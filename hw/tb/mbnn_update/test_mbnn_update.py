@@ -1,0 +1,296 @@
+"""The on-chip metaplastic update unit (hw/rtl/mbnn_update.sv) against metabnn.sim, under cocotb + Verilator.
+
+cocotb tests (first half): random states (saturation limits, every table bucket edge, rounding ties), sign
+writes under random sgn_ready back-pressure, reset in the middle of a pass, learning trajectories. Their
+parameters come from the environment, set by the pytest functions (second half): UPD_K, UPD_N, UPD_PIXELS,
+UPD_HB, UPD_TK, UPD_LANES (the build), UPD_SEED, UPD_PASSES, UPD_TRAJ_STEPS / UPD_TRAJ_SIZES / UPD_TRAJ_LAYER /
+UPD_TRAJ_MODEL for the trajectory test.
+
+Each HDL parameter set is one Verilator build (per-user cache, reused while the sources are unchanged).
+Default: four builds covering both layer kinds, b = 2/8/16, k = 1/4/5, LANES = 4/8/32 with and without row
+padding, plus a 1,000-step learning trajectory per layer of a 32-16-10 model. `--runslow` adds wider sweeps
+(k = 0, k = 12, LANES = 1/64) and longer trajectories.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+cocotb = pytest.importorskip("cocotb", reason="cocotb not installed: pip install -e '.[hw]'")
+from cocotb.clock import Clock  # noqa: E402
+
+from metabnn.sim import learn_step, metaplastic_update, random_model  # noqa: E402
+from metabnn.sim.bits import pack_bits  # noqa: E402
+from update.chunks import chunks_to_hidden, signs_to_chunks  # noqa: E402
+from update.driver import UpdateDriver  # noqa: E402
+
+LATENCY = 3  # cycles from start to done = N * ceil(K / LANES) + LATENCY (sgn_ready high)
+
+
+def env_int(name: str, default: int | None = None) -> int:
+    v = os.environ.get(name)
+    if v is None:
+        if default is None:
+            raise KeyError(f"{name} not set")
+        return default
+    return int(v)
+
+
+def params():
+    return dict(K=env_int("UPD_K"), N=env_int("UPD_N"), pixels=bool(env_int("UPD_PIXELS")), hb=env_int("UPD_HB"),
+                tk=env_int("UPD_TK"), lanes=env_int("UPD_LANES"))
+
+
+async def start(dut):
+    p = params()
+    drv = UpdateDriver(dut, **p)
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    await drv.reset()
+    return drv
+
+
+def boundary_values(hb: int, tk: int) -> list[int]:
+    """Saturation limits, 0/+-1, and |h| = i*2^tshift and i*2^tshift - 1 for every table bucket edge."""
+    hmin, hmax = -(1 << (hb - 1)), (1 << (hb - 1)) - 1
+    ts = hb - 1 - tk
+    vals = {hmin, hmax, hmin + 1, hmax - 1, 0, 1, -1}
+    for i in range(1, (1 << tk) + 1):
+        for m in (i << ts, (i << ts) - 1):
+            for v in (m, -m):
+                if hmin <= v <= hmax:
+                    vals.add(v)
+    return sorted(vals)
+
+
+# lr_shift of pass k: LR_SHIFTS[k % len]; 0 and 1 are the edge cases of rsr, small shifts
+# saturate u at +-65535 for pixel layers, 24..31 shift every gradient to zero
+LR_SHIFTS = [1, 0, 5, 2, 11, 31, 8, 3, 17, 24, 14, 6]
+# entries whose products |u| * F can land exactly on the rounding half 2^14 (mod 2^15)
+HALF_ENTRIES = [16384, 8192, 12288, 24576]
+
+
+def random_state(rng: np.random.Generator, p: dict, k: int = 0):
+    K, N, hb, tk = p["K"], p["N"], p["hb"], p["tk"]
+    hmin, hmax = -(1 << (hb - 1)), (1 << (hb - 1)) - 1
+    hidden = rng.integers(hmin, hmax + 1, size=(N, K))
+    special = np.array(boundary_values(hb, tk))
+    # about half the synapses sit on a boundary value (every one appears when N*K allows)
+    flat = hidden.reshape(-1)
+    pos = rng.permutation(flat.size)[: flat.size // 2]
+    vals = np.concatenate([special, rng.choice(special, size=max(0, pos.size - special.size))])[: pos.size]
+    flat[pos] = vals
+    kind = rng.integers(0, 3)
+    if kind == 0:  # arbitrary Q15 entries, with the extremes
+        table = rng.integers(0, 32769, size=1 << tk)
+        table[rng.integers(0, 1 << tk)] = 32768
+        table[rng.integers(0, 1 << tk)] = 0
+    elif kind == 1:  # a decreasing f_meta-like table
+        table = np.sort(rng.integers(0, 32769, size=1 << tk))[::-1].copy()
+        table[0] = 32768
+    else:  # plain BNN (m = 0)
+        table = np.full(1 << tk, 32768)
+    if kind != 2:
+        for f in HALF_ENTRIES[: max(1, (1 << tk) // 2)]:
+            table[rng.integers(0, 1 << tk)] = f
+    if p["pixels"]:
+        x = rng.integers(0, 256, size=K)
+        x[rng.integers(0, K)] = 255
+        x[rng.integers(0, K)] = 0
+    else:
+        x = rng.choice([-1, 1], size=K)
+    mode = rng.integers(0, 3)
+    if mode == 0:
+        delta = rng.integers(-32767, 32768, size=N)
+    elif mode == 1:  # small deltas: rounding ties and zero updates
+        delta = rng.integers(-300, 301, size=N)
+    else:
+        delta = rng.choice([-32767, 32767, 0, 1, -1, 16384, -16384], size=N)
+    delta[rng.integers(0, N)] = 32767
+    delta[rng.integers(0, N)] = -32767
+    lr_shift = LR_SHIFTS[k % len(LR_SHIFTS)]
+    return hidden.astype(np.int64), table, x, delta, lr_shift
+
+
+async def check_pass(drv: UpdateDriver, hidden, table, x, delta, lr_shift, ready_prob, rng, *, load_hidden=True):
+    p = drv
+    expect = metaplastic_update(hidden, x, delta, lr_shift=lr_shift, table=table, bits=p.hb,
+                                table_bits=p.tk).astype(np.int64)
+    if load_hidden:
+        await drv.load_hidden(hidden)
+    await drv.load_table(table)
+    await drv.load_x(x)
+    await drv.load_deltas(delta)
+    drv.set("lr_shift", lr_shift)
+    cycles, writes = await drv.run_pass(ready_prob, rng)
+    depth = drv.N * drv.G
+    if ready_prob >= 1.0:
+        assert cycles == depth + LATENCY, f"cycles {cycles} != N*G + {LATENCY} = {depth + LATENCY}"
+    assert sorted(writes) == list(range(depth)), "every sign chunk is written exactly once"
+    want_signs = signs_to_chunks(expect, drv.lanes)
+    bad = [a for a in range(depth) if writes[a] != want_signs[a]]
+    assert not bad, f"sign chunks differ at {bad[:8]}"
+    got = await drv.read_hidden()
+    if not np.array_equal(got, expect):
+        j, i = np.argwhere(got != expect)[0]
+        raise AssertionError(f"hidden[{j},{i}]: rtl {got[j, i]} golden {expect[j, i]} (h={hidden[j, i]}, "
+                             f"x={x[i]}, delta={delta[j]}, lr_shift={lr_shift}, F={list(table)})")
+    changed, flipped = drv.counters()
+    assert changed == int(np.count_nonzero(expect != hidden)), "n_changed"
+    assert flipped == int(np.count_nonzero((expect >= 0) != (hidden >= 0))), "n_flipped"
+    return expect, cycles, writes
+
+
+@cocotb.test()
+async def random_states(dut):
+    """Random hidden (limits and every table edge), tables, inputs, deltas, lr_shift; with back-pressure."""
+    drv = await start(dut)
+    seed = env_int("UPD_SEED", 1)
+    rng, prng = np.random.default_rng(seed), random.Random(seed)
+    for k in range(env_int("UPD_PASSES", 6)):
+        hidden, table, x, delta, lr_shift = random_state(rng, params(), k)
+        await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0 if k % 2 == 0 else 0.6, prng)
+    # a second pass on the state the first left in memory (no reload): the memory carries over
+    hidden, table, x, delta, lr_shift = random_state(rng, params(), 4)
+    after, _, _ = await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0, prng)
+    _, table, x, delta, lr_shift = random_state(rng, params(), 7)
+    await check_pass(drv, after, table, x, delta, lr_shift, 1.0, prng, load_hidden=False)
+
+
+@cocotb.test()
+async def reset_mid_pass(dut):
+    """A synchronous reset in the middle of a pass stops it and clears the counters; the next pass is exact."""
+    drv = await start(dut)
+    rng, prng = np.random.default_rng(7), random.Random(7)
+    hidden, table, x, delta, lr_shift = random_state(rng, params(), 2)
+    await drv.load_hidden(hidden)
+    await drv.load_table(table)
+    await drv.load_x(x)
+    await drv.load_deltas(delta)
+    drv.set("lr_shift", lr_shift)
+    drv.set("start", 1)
+    await drv.edge()
+    drv.set("start", 0)
+    await drv.edge(max(1, drv.N * drv.G // 2))
+    drv.set("rst", 1)
+    await drv.edge()
+    drv.set("rst", 0)
+    await drv.edge()
+    assert drv.get("busy") == 0 and drv.get("sgn_we") == 0, "reset stops the pass"
+    assert drv.counters() == (0, 0), "reset clears the counters"
+    await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0, prng)
+
+
+@cocotb.test()
+async def trajectory(dut):
+    """Consecutive learning steps of metabnn.sim.learn_step; the RTL memory carries over step to step."""
+    steps = env_int("UPD_TRAJ_STEPS", 0)
+    if steps == 0:
+        return
+    p = params()
+    layer = env_int("UPD_TRAJ_LAYER")
+    path = os.environ.get("UPD_TRAJ_MODEL", "")
+    if path:
+        from metabnn.export import load
+        model = load(path)
+    else:
+        sizes = tuple(int(s) for s in os.environ["UPD_TRAJ_SIZES"].split(","))
+        model = random_model(sizes, bits=p["hb"], table_bits=p["tk"], seed=env_int("UPD_SEED", 1))
+    lay = model.layers[layer]
+    assert (lay.K, lay.N, lay.bits, lay.table_bits, lay.in_kind == 0) == (p["K"], p["N"], p["hb"], p["tk"], p["pixels"]), \
+        "the build does not match the model layer"
+    drv = await start(dut)
+    rng = np.random.default_rng(env_int("UPD_SEED", 1) + 1000)
+    await drv.load_hidden(lay.hidden.astype(np.int64))
+    await drv.load_table(lay.table)
+    drv.set("lr_shift", lay.lr_shift)
+    total_flips = 0
+    for step in range(steps):
+        image = rng.integers(0, 256, size=model.input_size).astype(np.uint8)
+        label = int(rng.integers(0, model.n_classes))
+        model, info = learn_step(model, image, label)
+        want = model.layers[layer]
+        await drv.load_x(info.inputs[layer])
+        await drv.load_deltas(info.deltas[layer])
+        cycles, writes = await drv.run_pass()
+        signs = chunks_to_hidden([writes[a] for a in range(drv.N * drv.G)], drv.N, drv.K, 1, drv.lanes)
+        assert np.array_equal(pack_bits(signs != 0), want.signs), f"step {step}: packed signs differ"
+        got = await drv.read_hidden()
+        assert np.array_equal(got, want.hidden.astype(np.int64)), f"step {step}: hidden weights differ"
+        changed, flipped = drv.counters()
+        assert flipped == info.flips[layer], f"step {step}: flip counter {flipped} != {info.flips[layer]}"
+        total_flips += flipped
+    dut._log.info("trajectory layer %d: %d steps bit-exact, %d sign flips in all", layer, steps, total_flips)
+
+
+# ==================================================================================================== pytest: builds and runs
+TOP = "mbnn_update"
+
+# (K, N, PIXELS, HB, TK, LANES)
+FAST = [
+    (32, 16, 1, 8, 4, 8),    # first layer of the 32-16-10 trajectory model
+    (16, 10, 0, 8, 4, 8),    # its output layer (bit inputs)
+    (37, 5, 1, 16, 5, 4),    # b = 16: the +-65535 saturation of u shows (pixels), padding lanes (37 = 9 * 4 + 1)
+    (40, 3, 0, 2, 1, 32),    # b = 2, tshift = 0, LANES = 32 with 24 padding lanes
+]
+SLOW = [
+    (100, 4, 0, 12, 11, 64),  # LANES wider than a 32-bit word
+    (9, 3, 1, 16, 12, 1),     # the largest table, one synapse per cycle
+    (21, 6, 0, 5, 0, 2),      # k = 0: one table entry
+    (64, 32, 1, 8, 4, 16),
+]
+
+
+def _env(K, N, PIXELS, HB, TK, LANES, **extra):
+    env = dict(UPD_K=K, UPD_N=N, UPD_PIXELS=PIXELS, UPD_HB=HB, UPD_TK=TK, UPD_LANES=LANES)
+    env.update(extra)
+    return env
+
+
+def _run(hw_tools, cfg, testcase, **extra):
+    K, N, PIXELS, HB, TK, LANES = cfg
+    params = dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES)
+    runner, bdir = hw_tools.build(TOP, params)
+    hw_tools.run(runner, bdir, TOP, TOP, testcase=testcase, env=_env(*cfg, **extra))
+
+
+def _id(c):
+    return "K{}N{}{}b{}k{}L{}".format(c[0], c[1], "px" if c[2] else "bit", *c[3:])
+
+
+@pytest.mark.parametrize("cfg", FAST, ids=_id)
+def test_update_random_states(hw_tools, cfg):
+    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], UPD_SEED=cfg[0] * 7 + cfg[5], UPD_PASSES=8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", SLOW, ids=_id)
+def test_update_random_states_sweep(hw_tools, cfg):
+    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], UPD_SEED=cfg[0] + cfg[4], UPD_PASSES=24)
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_update_trajectory_1000_steps(hw_tools, layer):
+    """1,000 consecutive learn_step()s of a random 32-16-10 model, layer by layer (each layer's
+    update only depends on its own inputs and deltas, which the golden step supplies)."""
+    _run(hw_tools, FAST[layer], ["trajectory"], UPD_TRAJ_STEPS=1000, UPD_TRAJ_SIZES="32,16,10",
+         UPD_TRAJ_LAYER=layer, UPD_SEED=3)
+
+
+LINT_SETS = FAST + SLOW
+
+
+def test_update_lint_clean(hw_tools):
+    """`verilator --lint-only -Wall` prints nothing for every parameter set."""
+    for K, N, PIXELS, HB, TK, LANES in LINT_SETS:
+        rc, err = hw_tools.lint(TOP, dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES))
+        assert rc == 0 and "%Warning" not in err and "%Error" not in err, err
+
+
+def test_update_rejects_bad_parameters(hw_tools):
+    """TK > HB - 1 is an elaboration error, not a silently wrong table index."""
+    rc, err = hw_tools.lint(TOP, dict(HB=8, TK=8))
+    assert rc != 0 and "mbnn_update: need" in err

@@ -1,0 +1,84 @@
+"""Complete on-chip learning steps: RTL forward, golden deltas, RTL update (hw/rtl/mbnn_update_top.sv).
+
+The engines (issue 4) and one update unit per layer in one Verilator build (metabnn.backends.rtl.
+RTLLearner); the weights start from the exporter's $readmemh files, the hidden weights and tables come
+through the host port. After every step the cocotb driver next to this file (tb_onchip.py) compares the RTL
+forward's class and score, every hidden memory, every engine weight memory and every flip counter with
+metabnn.sim.learn_step, and the update's cycles with max over layers of N * ceil(K / SIMD) + 3.
+Also here: `verilator --lint-only -Wall` of the learning top over SIMD, HB and TK.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metabnn.sim import random_model
+from metabnn.backends.rtl import RTLLearner, update_cycles_formula
+
+
+def test_onchip_learning_steps(hw_tools):
+    """40 consecutive on-chip steps of a random 40-24-10 model at SIMD = LANES = 8 (padding in every layer),
+    task-aware (2 banks, learning in bank 1) with stream-adaptive normalization on, so the engines' M moves
+    while the weights learn."""
+    model = random_model((40, 24, 10), banks=2, adapt_shift=3, seed=5)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (40, 40)).astype(np.uint8)
+    labels = rng.integers(0, 10, 40)
+    res = RTLLearner(simd=8, pe=4).run_steps(model, images, labels, bank=1, adapt=True, strict=True)
+    assert res["flips"].shape == (40, 2) and res["flips"].sum() > 0, "the run must flip signs to test anything"
+    assert (res["cycles"] == update_cycles_formula(model, 8)).all()
+
+
+def test_learner_rejects_bad_input():
+    model = random_model((40, 24, 10), seed=5)
+    learner = RTLLearner(simd=8, pe=4)  # the checks come before any build
+    with pytest.raises(ValueError, match="labels"):
+        learner.run_steps(model, np.zeros((2, 40), np.uint8), np.array([0, 10]))
+    with pytest.raises(ValueError, match="expected images"):
+        learner.run_steps(model, np.zeros((2, 39), np.uint8), np.array([0, 1]))
+    with pytest.raises(ValueError, match="bank"):
+        learner.run_steps(model, np.zeros((2, 40), np.uint8), np.array([0, 1]), bank=1)
+
+
+@pytest.mark.slow
+def test_onchip_learning_trained_mnist(hw_tools, trained_model, mnist):
+    """The trained, exported 784-128-128-10 model of tests/conftest.py learning on 20 MNIST images on chip."""
+    images, labels = _mnist_train(mnist, 20)
+    res = RTLLearner(simd=32, pe=8).run_steps(trained_model, images, labels, strict=True)
+    assert len(res["cycles"]) == 20
+
+
+def _mnist_train(mnist, n):
+    x = getattr(mnist, "train_x", None)
+    y = getattr(mnist, "train_y", None)
+    return np.asarray(x[:n]).reshape(n, -1).astype(np.uint8), np.asarray(y[:n]).astype(np.int64)
+
+
+def test_chip_states_equal_golden_states(hw_tools):
+    """The memories read back from the chip after every step equal the golden model's (hidden weights, sign
+    bits and, with adaptation on, the engines' M): the comparison `metabnn verify --learn` makes."""
+    from metabnn.backends.rtl import RTLBackend
+    from metabnn.verify import compare_learning, compare_states, state_of
+    from metabnn import backends
+
+    model = random_model((40, 24, 10), banks=2, adapt_shift=3, seed=5)
+    rng = np.random.default_rng(4)
+    images, labels = rng.integers(0, 256, (6, 40)).astype(np.uint8), rng.integers(0, 10, 6)
+    chip = list(RTLLearner(simd=8, pe=4).models(model, images, labels, bank=1, adapt=True))
+    gold = list(backends.get("golden").learn(model, images, labels, bank=1, adapt=True))
+    assert [s for s, _ in chip] == [s for s, _ in gold] == [1, 2, 3, 4, 5, 6]
+    for (step, c), (_, g) in zip(chip, gold):
+        assert compare_states(state_of(g), state_of(c)) is None, f"step {step}"
+    # the protocol's learn (what verify calls), every second step
+    assert compare_learning(RTLBackend(simd=8, pe=4), model, images[:4], labels[:4], bank=0, adapt=False) is None
+
+
+@pytest.mark.parametrize("simd,hb,tk", [(8, 8, 4), (32, 16, 12), (1, 5, 0)])
+def test_update_top_lint_clean(hw_tools, tmp_path, simd, hb, tk):
+    """The on-chip learning top (chain of engines + update units) is lint clean too, for a 3-layer model."""
+    from metabnn.export.readmemh import write_readmemh
+
+    write_readmemh(random_model((40, 24, 16, 10), seed=0), tmp_path)
+    rc, err = hw_tools.lint("mbnn_update_top", {"SIMD": simd, "HB": hb, "TK": tk}, includes=[tmp_path])
+    assert rc == 0 and "%Warning" not in err and "%Error" not in err, err
