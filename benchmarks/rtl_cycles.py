@@ -8,7 +8,7 @@ Per SIMDxPE setting:
   engine   latency (cycles from an image's first beat to its result, one image in flight) next to
            formula = sum over layers of ceil(K/SIMD) * ceil(N/PE) + 3 L + 1, the steady-state interval
            between results when images stream back to back, and images/s at an assumed clock;
-  infer    both paths (cocotb: hw/tb/engine_top_driver.py; native: hw/native/infer_main.cpp) on the same
+  infer    both paths (cocotb: hw/tb/mbnn_top/engine_top_driver.py; native: hw/native/infer_main.cpp) on the same
            images: host seconds, simulated cycles per host second, images per host second;
   learn    both paths on the same learning steps (forward in RTL, golden deltas, update in RTL, every memory
            read back): host seconds and steps per host second, and the native path's cycles per host second;
