@@ -1,61 +1,63 @@
-"""Yosys synthesis of the inference engine at two SIMD/PE settings: LUTs/cells, flip-flops, block RAMs.
+"""Resources and Fmax of the engine at several SIMD/PE settings, through `metabnn fpga` (Yosys, nextpnr, the
+packer: docs/FPGA.md); it replaces the Debian Yosys 0.23 `synth_ice40` run of hw/synth/synth.sh here.
 
-    python benchmarks/rtl_synth.py [--sizes 64,32,10] [--target ice40|generic] [--settings 8x2,32x8]
+    python benchmarks/rtl_synth.py [--sizes 64,32,10] [--device ecp5-85k] [--settings 8x1,8x2] [--learn]
+                                   [--freq 50] [--keep DIR]
 
-The model shape fixes the memories and the per-layer engines; the weights do not change the logic
-(they are memory contents). Prints one row per setting, measured from Yosys' `stat`.
+The model shape fixes the memories and the per-layer engines; the weights do not change the logic (they are
+memory contents), so a random model of the shape is used. One row per setting: nextpnr's LUT sites, flip-flops,
+block RAMs, DSPs and Fmax, or what overflowed. Run it alone (`nice`): each setting is a full place and route.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from metabnn.export.readmemh import write_readmemh
+from metabnn.errors import MetabnnError
+from metabnn.fpga.devices import DEVICES, device
+from metabnn.fpga.flow import DoesNotFit, Options, run_flow
 from metabnn.sim import random_model
-
-SYNTH = Path(__file__).resolve().parent.parent / "hw" / "synth" / "synth.sh"
-
-
-def parse_stat(text: str) -> dict:
-    cells = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s+(\S+)\s+(\d+)\s*$", text, re.M)}
-    total = int(re.search(r"Number of cells:\s+(\d+)", text).group(1))
-    ff = sum(v for k, v in cells.items() if "DFF" in k.upper())
-    lut = sum(v for k, v in cells.items() if "LUT" in k.upper())
-    ram = sum(v for k, v in cells.items() if "RAM" in k.upper())
-    return {"cells": total, "lut": lut, "ff": ff, "bram": ram}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="64,32,10", help="layer sizes K0,N0,N1,... (default 64,32,10)")
-    ap.add_argument("--target", default="ice40", choices=["ice40", "generic"])
-    ap.add_argument("--settings", default="8x2,32x8", help="SIMDxPE pairs (default 8x2,32x8)")
+    ap.add_argument("--device", default="ecp5-85k", choices=list(DEVICES))
+    ap.add_argument("--settings", default="8x1,8x2", help="SIMDxPE pairs (default 8x1,8x2)")
+    ap.add_argument("--learn", action="store_true", help="the learning top (engines + update units)")
+    ap.add_argument("--freq", type=float, default=50.0, help="nextpnr's target, MHz (above the Fmax reached)")
+    ap.add_argument("--keep", metavar="DIR", help="keep each run's folder (DIR/SIMDxPE) instead of a temporary one")
     args = ap.parse_args(argv)
     try:
         sizes = tuple(int(s) for s in args.sizes.split(","))
         settings = [tuple(int(v) for v in s.split("x")) for s in args.settings.split(",")]
+        model = random_model(sizes)
     except ValueError:
         print(f"rtl_synth: bad --sizes or --settings ({args.sizes!r}, {args.settings!r})", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as hexdir:
-        write_readmemh(random_model(sizes), hexdir)
-        print(f"Yosys {args.target}, model {'-'.join(map(str, sizes))}")
-        print(f"{'SIMD':>5}{'PE':>4}{'cells':>9}{'LUT':>8}{'FF':>7}{'BRAM':>6}{'yosys s':>9}")
+    dev = device(args.device)
+    print(f"metabnn fpga on {dev.name} ({dev.part}), model {'-'.join(map(str, sizes))}"
+          f"{', learning top' if args.learn else ''}, target {args.freq:g} MHz")
+    print(f"{'SIMD':>5}{'PE':>4}{'LUT':>9}{'FF':>8}{'BRAM':>6}{'DSP':>5}{'Fmax MHz':>10}{'flow s':>8}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep) if args.keep else Path(tmp)
         for simd, pe in settings:
             t = time.time()
-            r = subprocess.run([str(SYNTH), hexdir, str(simd), str(pe), args.target], capture_output=True,
-                               text=True)
-            if r.returncode != 0:
-                print(f"rtl_synth: yosys failed for SIMD={simd} PE={pe}:\n{r.stderr[-2000:]}", file=sys.stderr)
-                return 1
-            s = parse_stat(r.stdout)
-            print(f"{simd:>5}{pe:>4}{s['cells']:>9}{s['lut']:>8}{s['ff']:>7}{s['bram']:>6}{time.time() - t:>9.0f}")
+            opts = Options(simd=simd, pe=pe, learn=args.learn, freq_mhz=args.freq, quiet=True)
+            try:
+                r = run_flow(model, dev, root / f"{simd}x{pe}", opts)
+            except DoesNotFit as e:
+                print(f"{simd:>5}{pe:>4}  {e}", flush=True)
+                continue
+            except MetabnnError as e:
+                print(f"rtl_synth: {e}", file=sys.stderr)
+                return e.exit_code
+            print(f"{simd:>5}{pe:>4}{r['luts']:>9,}{r['ffs']:>8,}{r['brams']:>6}{r['dsps']:>5}"
+                  f"{r['fmax_mhz']:>10.1f}{time.time() - t:>8.0f}", flush=True)
     return 0
 
 
