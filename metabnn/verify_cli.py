@@ -115,6 +115,28 @@ def _wave(folder, model, images, bank: int, adapt: bool, rtl, row) -> str:
     i = row.first_mismatch[0] if row.first_mismatch else 0
     path = Path(folder) / f"image{i}.fst"
     print(f"  tracing image {i} through the RTL ...", file=sys.stderr)
-    rtl.run_case(model, images[i:i + 1], banks=[bank], adapt=[int(adapt)], trace_fst=path)
+    res = rtl.run_case(model, images[i:i + 1], banks=[bank], adapt=[int(adapt)], trace_fst=path)
     why = "the first image the RTL got wrong" if row.first_mismatch else "every image agreed; image 0"
-    return f"waveform of image {i} ({why}): {path}"
+    return f"waveform of image {i} ({why}): {path}\n" + first_layer_difference(model, images[i], bank, adapt, res)
+
+
+def first_layer_difference(model, image, bank: int, adapt: bool, res: dict) -> str:
+    """Which layer's output first differs between the golden model and the RTL's taps for one image."""
+    import numpy as np
+
+    from metabnn.sim.forward import forward
+
+    record: list = []
+    scores = forward(model.copy(), np.asarray(image)[None], bank=bank, adapt=adapt, record=record)[0]
+    for l in range(1, len(model.layers)):
+        want = (np.asarray(record[l][0])[0] > 0).astype(np.uint8)  # layer l's input = layer l-1's output bits
+        got = res["taps"][l][0]
+        if not np.array_equal(want, got):
+            j = int(np.flatnonzero(want != got)[0])
+            return (f"layer {l - 1} output differs first at neuron {j} (golden {'+1' if want[j] else '-1'}, "
+                    f"rtl {'+1' if got[j] else '-1'}); every earlier layer agrees")
+    c = int(np.argmax(scores))
+    if int(res["classes"][0]) != c or int(res["scores"][0]) != int(scores[c]):
+        return (f"every hidden layer's output agrees; the output layer {len(model.layers) - 1} differs (golden "
+                f"class {c} score {int(scores[c])}, rtl class {int(res['classes'][0])} score {int(res['scores'][0])})")
+    return "every layer's output agrees with the golden model on this image"

@@ -8,12 +8,17 @@
 //   u32 n_images, u32 serial, u64 max_cycles
 //   n_images x (u8 bank, u8 adapt, K0 x u8 pixels)
 // OUT: u32 magic "MBNO", u32 version, u64 n, u64 cycles, then int64 [n] classes, [n] scores, [n] latency.
+// The trace build (MBNN_TRACE) appends the layer taps: u64 count, then count x (u32 layer, u32 beat), every beat
+// a hidden layer l >= 1 takes in (the SIMD output bits of layer l-1), in order (hw/native/taps.vlt).
 //
 // The streaming loop is hw/tb/engine_top_driver.py's without gaps or back-pressure (those protocol cases
 // stay with cocotb), cycle for cycle: `cycles` counts falling edges from the first streaming cycle,
 // `latency` is the cycles from an image's first accepted beat to its result; serial keeps one image in
 // flight (pure latency). tests/hw/test_native.py holds the two equal.
 #include "Vmbnn_top.h"
+#ifdef MBNN_TRACE
+#include "Vmbnn_top___024root.h"  // the layer taps (hw/native/taps.vlt)
+#endif
 #include "harness.h"
 
 using namespace mbnn;
@@ -62,9 +67,23 @@ int main(int argc, char** argv) {
     uint64_t cycle = 0;
     uint32_t img = 0, beat = 0;
     bool holding = false;  // a beat is offered and not yet taken: it stays (the stream rule)
+#ifdef MBNN_TRACE
+    std::vector<uint32_t> taps;  // (layer, beat) pairs
+    uint32_t tap_words[sizeof(top->rootp->mbnn_top__DOT__l_data) / 4 + 2] = {0};
+#endif
     while (classes.size() < n) {
         sim.tick();
         cycle++;
+#ifdef MBNN_TRACE
+        // after the falling edge: the internal streams' valid & ready as the next rising edge will see them
+        for (uint32_t l = 1; l < MBNN_L; l++) {
+            if ((uint64_t(top->rootp->mbnn_top__DOT__l_take) >> l) & 1) {
+                get(top->rootp->mbnn_top__DOT__l_data, tap_words);
+                taps.push_back(l);
+                taps.push_back(bits_at(tap_words, 8 * MBNN_SIMD * l, MBNN_SIMD));
+            }
+        }
+#endif
         if (cycle > limit)
             fail(EXIT_SIM, "no result after %llu cycles (%zu/%u images done)", (unsigned long long)limit,
                  classes.size(), n);
@@ -104,6 +123,10 @@ int main(int argc, char** argv) {
     out.bytes(classes.data(), 8 * size_t(n));
     out.bytes(scores.data(), 8 * size_t(n));
     out.bytes(latency.data(), 8 * size_t(n));
+#ifdef MBNN_TRACE
+    out.u64(taps.size() / 2);
+    out.bytes(taps.data(), 4 * taps.size());
+#endif
     out.close();
     return 0;
 }

@@ -54,6 +54,7 @@ HARNESS = {
 }
 SHARED = ("harness.h",)
 PUBLIC_VLT = "public.vlt"  # the learning harness reads memories the ports do not expose
+TAPS_VLT = "taps.vlt"  # the inference trace build also records every hidden layer's output beats
 EXE = "mbnn_native"
 MAGIC = {"infer_in": 0x494E424D, "infer_out": 0x4F4E424D, "learn_in": 0x4C4E424D,
          "step": 0x50455453, "done": 0x454E4F44}
@@ -179,7 +180,8 @@ class NativeRTL:
         top, main = HARNESS[self.harness]
         rtl = file_list(top)
         native = [hw / "native" / f for f in SHARED + (main,)]
-        vlt = [hw / "native" / PUBLIC_VLT] if self.harness == LEARN else []
+        vlt = ([hw / "native" / PUBLIC_VLT] if self.harness == LEARN
+               else [hw / "native" / TAPS_VLT] if trace else [])
         # -O2: twice the simulation speed of Verilator's default -Os for the same build time (-O3: no faster)
         flags = list(BUILD_ARGS) + ["-CFLAGS", "-O2"] + (["--trace-fst", "-CFLAGS", "-DMBNN_TRACE"] if trace else [])
         key = build_key(rtl + native + vlt, [top, json.dumps(sorted(params.items())), shape,
@@ -250,10 +252,15 @@ class NativeRTL:
                     raise RTLError(_failure(r.stdout, r.returncode))
             out = (tmp / "out.bin").read_bytes()
         magic, version, count, cycles = struct.unpack_from("<IIQQ", out)
-        if (magic, version, count) != (MAGIC["infer_out"], VERSION, n) or len(out) != 24 + 24 * n:
+        end = 24 + 24 * n
+        if (magic, version, count) != (MAGIC["infer_out"], VERSION, n) or len(out) < end \
+                or (trace_fst is None and len(out) != end):
             raise RTLError("the native harness wrote an unexpected result file")
-        res = np.frombuffer(out, "<i8", offset=24).reshape(3, n).astype(np.int64)
-        return {"classes": res[0], "scores": res[1], "latency": res[2], "cycles": int(cycles)}
+        res = np.frombuffer(out, "<i8", offset=24, count=3 * n).reshape(3, n).astype(np.int64)
+        result = {"classes": res[0], "scores": res[1], "latency": res[2], "cycles": int(cycles)}
+        if trace_fst is not None:
+            result["taps"] = _layer_taps(out[end:], model, self.simd, n)
+        return result
 
     def predict(self, model, images, bank: int = 0, adapt: bool = False) -> np.ndarray:
         """Labels (int64 [n]) for uint8 images [n, K0] in bank `bank` (adapt: the engines move M)."""
@@ -400,6 +407,27 @@ class NativeRTLLearner(NativeRTL):
 
     def learn(self, model, images, labels, bank: int = 0, adapt: bool = False, every: int = 1):
         return self.models(model, images, labels, bank=bank, adapt=adapt, every=every)
+
+
+def _layer_taps(blob: bytes, model: Model, simd: int, n: int) -> dict:
+    """The trace build's taps: {l: bits uint8 [n, K_l]} for every hidden layer l >= 1, the output bits of layer
+    l-1 as layer l took them in (beat b, element i = input b * SIMD + i)."""
+    if len(blob) < 8:
+        raise RTLError("the native harness's trace build wrote no layer taps")
+    (count,) = struct.unpack_from("<Q", blob)
+    if len(blob) != 8 + 8 * count:
+        raise RTLError("the native harness wrote truncated layer taps")
+    pairs = np.frombuffer(blob, "<u4", offset=8).reshape(-1, 2)
+    taps = {}
+    for l in range(1, len(model.layers)):
+        K = model.layers[l].K
+        beats = pairs[pairs[:, 0] == l, 1]
+        per_image = -(-K // simd)
+        if len(beats) != n * per_image:
+            raise RTLError(f"layer {l} took {len(beats)} beats for {n} images ({per_image} each expected)")
+        bits = (beats[:, None] >> np.arange(simd, dtype=np.uint32)) & 1
+        taps[l] = bits.reshape(n, per_image * simd)[:, :K].astype(np.uint8)
+    return taps
 
 
 def _parse_step(rec: bytes, model: Model, sizes, s: int) -> Step:
