@@ -1,4 +1,5 @@
-"""The on-device learning step (docs/FORMAT.md 4.3), batch 1, integers only."""
+"""The on-device learning step (docs/FORMAT.md 4.3, with 4.4 on layers whose rounding is stochastic), batch 1,
+integers only."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from metabnn.sim.bits import pack_bits
 from metabnn.sim.fixedpoint import rsr, sat
 from metabnn.sim.forward import argmax_first, forward
 from metabnn.sim.metaplastic import metaplastic_update
-from metabnn.sim.model import Q15_ONE, Model
+from metabnn.sim.model import Q15_ONE, STOCHASTIC, Model
+from metabnn.sim.threefry import synapse_draws
 
 DELTA_MAX = 32767
 
@@ -69,11 +71,14 @@ def learn_step(model: Model, image: np.ndarray, label: int, bank: int = 0, adapt
         # a neuron with delta 0 has a zero gradient on every synapse: only the others can change
         rows = np.flatnonzero(delta)
         h_new = lay.hidden.copy()
+        draws = synapse_draws(rows, lay.K, lay.sr_seed, lay.sr_step) if lay.rounding == STOCHASTIC else None
         h_new[rows] = metaplastic_update(lay.hidden[rows], xv, delta[rows], lr_shift=lay.lr_shift,
-                                         table=lay.table, bits=lay.bits, table_bits=lay.table_bits)
+                                         table=lay.table, bits=lay.bits, table_bits=lay.table_bits, draws=draws)
         flips.append(int(np.count_nonzero((h_new >= 0) != (lay.hidden >= 0))))
         lay.hidden = h_new
         lay.signs = pack_bits(h_new >= 0)
         inputs.append(xv)
+        if lay.rounding == STOCHASTIC:  # every step counts, whether or not a synapse changed (4.4)
+            lay.sr_step = (lay.sr_step + 1) & 0xFFFFFFFF
     info = StepInfo(predicted=int(argmax_first(scores)), error=e, deltas=deltas, inputs=inputs, flips=flips)
     return new, info

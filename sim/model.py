@@ -16,6 +16,7 @@ from metabnn.sim.bits import n_words, to_pm1, unpack_bits
 
 PIXELS, BITS = 0, 1  # input kinds
 SIGN, SCORES = 0, 1  # output kinds
+NEAREST, STOCHASTIC = 0, 1  # rounding of the learning step
 
 SOFTMAX_TABLE_SIZE = 256
 Q15_ONE = 32768
@@ -51,6 +52,11 @@ class Layer:
     flip: np.ndarray | None = None  # int32 [B, N] 0/1 (SIGN)
     g: np.ndarray | None = None  # int32 [B, N]  (SCORES)
     b: np.ndarray | None = None  # int64 [B, N]  (SCORES)
+    # rounding of the learning step (FORMAT.md 4.4): 0 to nearest, 1 stochastic from Threefry draws keyed by
+    # sr_seed on the counter (synapse, sr_step); sr_step counts this layer's learning steps (saved state).
+    rounding: int = 0
+    sr_seed: int = 0
+    sr_step: int = 0
 
     @property
     def W(self) -> int:

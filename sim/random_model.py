@@ -12,12 +12,15 @@ import numpy as np
 
 from metabnn.sim.bits import pack_bits
 from metabnn.sim.metaplastic import f_meta_table
-from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, Layer, Model
+from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, STOCHASTIC, Layer, Model
+from metabnn.sim.threefry import layer_seed
 
 
 def random_model(sizes=(64, 32, 10), *, bits: int = 8, table_bits: int = 4, banks: int = 1,
                  adapt_shift: int = 0, meta: float = 1.0, lr_shift: int = 6, bshift: int = 2,
-                 seed: int = 0) -> Model:
+                 seed: int = 0, rounding: int = 0, sr_step: int = 0) -> Model:
+    """rounding = 1: every layer rounds stochastically (FORMAT.md 4.4), seeds as the exporter derives them from
+    `seed`, all starting at step `sr_step`; the other fields do not depend on it."""
     rng = np.random.default_rng(seed)
     layers = []
     for l, (K, N) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -37,6 +40,8 @@ def random_model(sizes=(64, 32, 10), *, bits: int = 8, table_bits: int = 4, bank
                     adapt_shift=adapt_shift, score_frac=20 if out_kind == SCORES else 0,
                     meta=meta, scale=scale, signs=pack_bits(hidden >= 0), hidden=hidden,
                     table=f_meta_table(meta, scale, bits, table_bits), M=M)
+        if rounding:
+            lay.rounding, lay.sr_seed, lay.sr_step = STOCHASTIC, layer_seed(seed, l), sr_step
         if out_kind == SIGN:
             lay.C = rng.integers(-spread, spread + 1, size=(banks, N)).astype(np.int32)
             lay.flip = (rng.random((banks, N)) < 0.3).astype(np.int32)

@@ -25,6 +25,41 @@ def sgn(x: int) -> int:
     return (x > 0) - (x < 0)
 
 
+MASK32 = 0xFFFFFFFF
+
+
+def threefry2x32_20(c0: int, c1: int, k0: int, k1: int) -> tuple[int, int]:
+    """FORMAT.md 4.4, line by line, on Python ints masked to 32 bits."""
+    R = (13, 15, 26, 6, 17, 29, 16, 24)
+    ks = (k0, k1, k0 ^ k1 ^ 0x1BD11BDA)
+    x0, x1 = (c0 + ks[0]) & MASK32, (c1 + ks[1]) & MASK32
+    for r in range(20):
+        x0 = (x0 + x1) & MASK32
+        x1 = ((x1 << R[r % 8]) | (x1 >> (32 - R[r % 8]))) & MASK32
+        x1 ^= x0
+        if r % 4 == 3:
+            s = (r + 1) // 4
+            x0 = (x0 + ks[s % 3]) & MASK32
+            x1 = (x1 + ks[(s + 1) % 3] + s) & MASK32
+    return x0, x1
+
+
+def update_one(h: int, grad: int, lay, draw=None) -> int:
+    """One synapse's step 5: 4.3 (draw None) or 4.4 (draw = (r0, r1))."""
+    s = lay.lr_shift
+    if draw is None:
+        u = sat(-rsr(grad, s), -65535, 65535)
+    else:
+        q = (abs(grad) + (draw[0] & ((1 << s) - 1))) >> s
+        u = sat(-sgn(grad) * q, -65535, 65535)
+    if (h > 0 and u < 0) or (h < 0 and u > 0):
+        tshift = lay.bits - 1 - lay.table_bits
+        f = int(lay.table[min(abs(h) >> tshift, (1 << lay.table_bits) - 1)])
+        c = 16384 if draw is None else draw[1] & 0x7FFF
+        u = sgn(u) * ((abs(u) * f + c) >> 15)
+    return sat(h + u, -(1 << (lay.bits - 1)), (1 << (lay.bits - 1)) - 1)
+
+
 def bit(words, i: int) -> int:
     return (int(words[i // 32]) >> (i % 32)) & 1
 
@@ -75,7 +110,7 @@ def predict_one(model: Model, image, bank: int = 0, adapt: bool = False) -> int:
 
 
 def learn_step_one(model: Model, image, label: int, bank: int = 0, adapt: bool = False) -> Model:
-    """FORMAT.md 4.3, synapse by synapse. Returns a new model."""
+    """FORMAT.md 4.3 (and 4.4 where a layer's rounding is 1), synapse by synapse. Returns a new model."""
     m = model.copy()
     scores, record = forward_one(m, image, bank, adapt)
     L = len(m.layers)
@@ -100,22 +135,20 @@ def learn_step_one(model: Model, image, label: int, bank: int = 0, adapt: bool =
             s = -1 if lay.flip[bank][i] else 1
             dl.append(sat(s * rsr(back, lay.bshift), -32767, 32767))
         deltas[l] = dl
-    # step 5: the metaplastic update, synapse by synapse
+    # step 5: the metaplastic update, synapse by synapse (every synapse drawn when rounding = 1: no skipping here)
     for l, lay in enumerate(m.layers):
         xin = record[l][0]
-        tshift = lay.bits - 1 - lay.table_bits
-        hmin, hmax = -(1 << (lay.bits - 1)), (1 << (lay.bits - 1)) - 1
         for j in range(lay.N):
             for i in range(lay.K):
                 xi = xin[i] if lay.in_kind == PIXELS else (1 if xin[i] else -1)
-                h = int(lay.hidden[j][i])
-                u = sat(-rsr(deltas[l][j] * xi, lay.lr_shift), -65535, 65535)
-                if (h > 0 and u < 0) or (h < 0 and u > 0):
-                    f = int(lay.table[min(abs(h) >> tshift, (1 << lay.table_bits) - 1)])
-                    u = sgn(u) * ((abs(u) * f + 16384) >> 15)
-                h = sat(h + u, hmin, hmax)
+                draw = None
+                if lay.rounding == 1:
+                    draw = threefry2x32_20((j * lay.K + i) & MASK32, lay.sr_step, lay.sr_seed, 0)
+                h = update_one(int(lay.hidden[j][i]), deltas[l][j] * xi, lay, draw)
                 lay.hidden[j][i] = h
                 w = int(lay.signs[j][i // 32])
                 w = (w | (1 << (i % 32))) if h >= 0 else (w & ~(1 << (i % 32)))
                 lay.signs[j][i // 32] = w & 0xFFFFFFFF
+        if lay.rounding == 1:
+            lay.sr_step = (lay.sr_step + 1) & MASK32
     return m
