@@ -30,6 +30,12 @@ def add_parser(sub) -> None:
                    help="m of the on-device f_meta tables (default: the m the model was trained with). "
                    "Short trainings leave hidden weights small; a larger device m consolidates them "
                    "(README: on-device learning)")
+    p.add_argument("--rounding", choices=("nearest", "stochastic"), default="nearest",
+                   help="rounding of the on-device learning step: to nearest (FORMAT.md 4.3) or stochastic "
+                   "(4.4: unbiased, so updates below half an LSB still count; what narrow hidden weights need)")
+    p.add_argument("--sr-seed", type=int, default=None, metavar="S",
+                   help="seed of the stochastic rounding (0..2^32-1, default 0); each layer draws its own "
+                   "stream derived from it")
     p.add_argument("--onnx", metavar="FILE", help="also write an ONNX model (standard opset, integer-exact)")
     p.add_argument("--qonnx", metavar="FILE",
                    help="also write a QONNX-annotated model (BipolarQuant, MultiThreshold) for FINN users")
@@ -53,6 +59,11 @@ def run(args) -> int:
     if args.batch is not None and (not args.qonnx or args.batch < 1):
         raise UsageError(f"--batch {args.batch}: the --qonnx graph's batch size, an integer >= 1 "
                          "(give it with --qonnx FILE)")
+    if args.sr_seed is not None and args.rounding != "stochastic":
+        raise UsageError("--sr-seed seeds stochastic rounding: give it with --rounding stochastic")
+    sr_seed = 0 if args.sr_seed is None else args.sr_seed
+    if not 0 <= sr_seed < 1 << 32:
+        raise UsageError(f"--sr-seed {sr_seed} outside 0..4294967295")
     if not Path(args.checkpoint).is_file():
         raise UsageError(f"{args.checkpoint}: no such checkpoint file")
     if args.device_meta is not None and not args.device_meta >= 0:
@@ -64,7 +75,8 @@ def run(args) -> int:
         check_output_dir(args.hex_dir)
     net = load_floatnet(args.checkpoint)
     model = from_floatnet(net, hidden_bits=args.hidden_bits, table_bits=args.table_bits,
-                          lr_shift_base=args.lr_shift, device_meta=args.device_meta)
+                          lr_shift_base=args.lr_shift, device_meta=args.device_meta,
+                          stochastic=args.rounding == "stochastic", sr_seed=sr_seed)
     save(model, args.out)
     written = [f"{args.out} ({len(to_bytes(model)):,} bytes)"]
     if args.onnx:
@@ -85,7 +97,7 @@ def run(args) -> int:
         written.append(args.hex_dir + "/")
     sizes = "-".join(str(s) for s in [model.input_size] + [lay.N for lay in model.layers])
     print(f"exported {sizes} network, {model.n_banks} bank(s), {args.hidden_bits}-bit hidden weights, "
-          f"adapt_shift {model.layers[0].adapt_shift}")
+          f"adapt_shift {model.layers[0].adapt_shift}, {args.rounding} rounding")
     if args.summary:
         print(model.summary())
     for w in written:

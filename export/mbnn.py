@@ -21,12 +21,12 @@ from metabnn.export import metadata
 from metabnn.export.errors import FormatError
 from metabnn.fileio import atomic_write_bytes
 from metabnn.sim.bits import n_words, pack_bits
-from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, SOFTMAX_TABLE_SIZE, Layer, Model
+from metabnn.sim.model import BITS, NEAREST, PIXELS, SCORES, SIGN, SOFTMAX_TABLE_SIZE, STOCHASTIC, Layer, Model
 
 MAGIC = b"MBNN"
 VERSION = 1
 HEADER = struct.Struct("<4sHHHHII I")  # magic, version, L, B, reserved, size, exp offset, metadata offset
-DESC = struct.Struct("<IIBBBBBBBBffIIII24s")
+DESC = struct.Struct("<IIBBBBBBBBffIIIIB3sII12s")  # ... offsets, rounding, reserved, sr_seed, sr_step, reserved
 assert HEADER.size == 24 and DESC.size == 64
 
 MAX_LAYERS, MAX_BANKS = 16, 255
@@ -78,7 +78,7 @@ def to_bytes(model: Model) -> bytes:
         descs.append(DESC.pack(lay.K, lay.N, lay.in_kind, lay.out_kind, lay.bits, lay.table_bits,
                                lay.lr_shift, lay.bshift, lay.adapt_shift, lay.score_frac,
                                float(lay.meta), float(lay.scale), o_signs, o_hidden, o_table, o_norm,
-                               b"\0" * 24))
+                               lay.rounding, b"\0" * 3, lay.sr_seed, lay.sr_step, b"\0" * 12))
     meta_off = 0  # 0: no metadata section (FORMAT.md 6.1); written last, so old layouts do not move
     if model.meta is not None:
         blob = metadata.encode(model.meta)
@@ -166,8 +166,12 @@ def from_bytes(data: bytes) -> Model:
     for l in range(L):
         where = f"layer {l}"
         (K, N, in_kind, out_kind, bits, tbits, lr_shift, bshift, adapt, qfrac, meta, scale,
-         o_signs, o_hidden, o_table, o_norm, res) = DESC.unpack_from(data, HEADER.size + DESC.size * l)
-        _check(res == b"\0" * 24, f"{where}: reserved descriptor bytes are not zero")
+         o_signs, o_hidden, o_table, o_norm, rounding, res1, sr_seed, sr_step, res2) = \
+            DESC.unpack_from(data, HEADER.size + DESC.size * l)
+        _check(res1 == b"\0" * 3 and res2 == b"\0" * 12, f"{where}: reserved descriptor bytes are not zero")
+        _check(rounding in (NEAREST, STOCHASTIC), f"{where}: rounding {rounding} must be 0 (nearest) or 1 (stochastic)")
+        _check(rounding == STOCHASTIC or sr_seed == sr_step == 0,
+               f"{where}: sr_seed {sr_seed} and sr_step {sr_step} must be 0 when rounding is nearest")
         want_in = PIXELS if l == 0 else BITS
         want_out = SCORES if l == L - 1 else SIGN
         _check(in_kind == want_in, f"{where}: input kind {in_kind}, expected {want_in} ({'pixels' if want_in == PIXELS else 'bits'})")
@@ -208,7 +212,8 @@ def from_bytes(data: bytes) -> Model:
         lay = Layer(K=K, N=N, in_kind=in_kind, out_kind=out_kind, bits=bits, table_bits=tbits,
                     lr_shift=lr_shift, bshift=bshift, adapt_shift=adapt, score_frac=qfrac,
                     meta=float(meta), scale=float(scale), signs=signs.astype(np.uint32).copy(),
-                    hidden=hidden.copy(), table=table.copy(), M=rec["M"].astype(np.int32))
+                    hidden=hidden.copy(), table=table.copy(), M=rec["M"].astype(np.int32),
+                    rounding=rounding, sr_seed=sr_seed, sr_step=sr_step)
         if out_kind == SIGN:
             for name in ("C", "lo", "hi"):
                 _range(name, rec[name], -D - 1, D + 1, where)

@@ -13,8 +13,9 @@ import numpy as np
 from metabnn.export.errors import FormatError
 from metabnn.export.floatnet import BNState, FloatNet
 from metabnn.sim.bits import pack_bits
-from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, Layer, Model, default_exp_table
+from metabnn.sim.model import BITS, NEAREST, PIXELS, SCORES, SIGN, STOCHASTIC, Layer, Model, default_exp_table
 from metabnn.sim.metaplastic import f_meta_table
+from metabnn.sim.threefry import layer_seed
 
 ACOSH_256 = math.acosh(256.0)  # m|W| past this: f_meta < 2^-16, fully consolidated
 Q_MIN, Q_MAX = 4, 40
@@ -100,11 +101,13 @@ def _fold_scores(bns: list[BNState], s_in: int, R: int):
 
 def from_floatnet(net: FloatNet, hidden_bits: int = 8, table_bits: int | None = None,
                   lr_shift_base: int = 14, lr_shifts: list[int] | None = None,
-                  bshifts: list[int] | None = None, device_meta: float | None = None) -> Model:
+                  bshifts: list[int] | None = None, device_meta: float | list[float] | None = None,
+                  stochastic: bool = False, sr_seed: int = 0) -> Model:
     """The integer model of a trained network. Raises FormatError for shapes the format cannot hold.
 
     `device_meta` builds the f_meta tables (and the hidden range) from another m than training's:
-    the consolidation strength of on-device learning, a deployment choice (None: the trained m)."""
+    the consolidation strength of on-device learning, a deployment choice (None: the trained m).
+    `stochastic`: every layer learns with stochastic rounding (FORMAT.md 4.4), seeds derived from `sr_seed`."""
     if not 2 <= hidden_bits <= 16:
         raise FormatError(f"hidden bits {hidden_bits} outside 2..16")
     tb = default_table_bits(hidden_bits) if table_bits is None else table_bits
@@ -120,7 +123,9 @@ def from_floatnet(net: FloatNet, hidden_bits: int = 8, table_bits: int | None = 
         out_kind = SCORES if l == L - 1 else SIGN
         s_in = 255 if in_kind == PIXELS else 1
         R = K * s_in
-        meta = float(fl.meta if device_meta is None else device_meta)
+        # one m for every layer, or one per layer (the device-m rule picks per layer: export/device_meta.py)
+        dm = device_meta[l] if isinstance(device_meta, (list, tuple)) else device_meta
+        meta = float(fl.meta if dm is None else dm)
         if not (math.isfinite(meta) and meta >= 0):
             raise FormatError(f"metaplasticity m = {meta} must be finite and >= 0")
         h, scale = quantize_hidden(fl.weight, meta, hidden_bits)
@@ -142,7 +147,20 @@ def from_floatnet(net: FloatNet, hidden_bits: int = 8, table_bits: int | None = 
             lay.b = np.stack(bs).astype(np.int64)
             lay.score_frac = Q
         layers.append(lay)
-    return Model(layers=layers, exp_table=default_exp_table(), meta=file_metadata(net))
+    model = Model(layers=layers, exp_table=default_exp_table(), meta=file_metadata(net))
+    return set_rounding(model, stochastic, sr_seed)
+
+
+def set_rounding(model: Model, stochastic: bool, sr_seed: int = 0) -> Model:
+    """The model (changed in place) with every layer's rounding set: stochastic layers get the per-layer seeds
+    of FORMAT.md 4.4 and start at step 0; nearest layers keep seed and step 0 (the loader insists)."""
+    if not 0 <= sr_seed < 1 << 32:
+        raise FormatError(f"sr_seed {sr_seed} outside 0..2^32-1")
+    for l, lay in enumerate(model.layers):
+        lay.rounding = STOCHASTIC if stochastic else NEAREST
+        lay.sr_seed = layer_seed(sr_seed, l) if stochastic else 0
+        lay.sr_step = 0
+    return model
 
 
 def file_metadata(net: FloatNet) -> dict | None:
