@@ -54,13 +54,21 @@ def compare_states(a: list, b: list) -> str | None:
     return None
 
 
+def compare_sr_steps(golden: Model, other: Model) -> str | None:
+    """None if every layer's stochastic-rounding step counter (FORMAT.md 4.4, saved state) agrees."""
+    for l, (a, b) in enumerate(zip(golden.layers, other.layers)):
+        if a.sr_step != b.sr_step:
+            return f"layer {l} sr_step: golden {a.sr_step}, backend {b.sr_step}"
+    return None
+
+
 def compare_learning(backend, model: Model, images, labels, bank: int, adapt: bool) -> str | None:
     """None when `backend` ends every learning step in the golden model's state, else what differed first."""
     gold = backends.get("golden").learn(model, images, labels, bank=bank, adapt=adapt)
     seen = 0
     for (step, g), (_, b) in zip(gold, backend.learn(model, images, labels, bank=bank, adapt=adapt)):
         seen = step
-        where = compare_states(state_of(g), state_of(b))
+        where = compare_states(state_of(g), state_of(b)) or compare_sr_steps(g, b)
         if where:
             return f"step {step}: {where}"
     return None if seen == len(labels) else f"only {seen} of {len(labels)} steps came back"

@@ -12,6 +12,12 @@ import numpy as np
 ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
 PARITY = 0x1BD11BDA  # Threefish key-schedule constant (ks[2] = k0 ^ k1 ^ PARITY)
 ROUNDS = 20
+# FORMAT.md 4.4's known-answer vectors ((c0, c1), (k0, k1), (x0, x1)), which every backend's tests check
+KNOWN_ANSWERS = (
+    ((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
+    ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+    ((0x243F6A88, 0x85A308D3), (0x13198A2E, 0x03707344), (0xC4923A9C, 0x483DF7A0)),
+)
 
 
 def _rotl(x: np.ndarray, r: int) -> np.ndarray:

@@ -79,6 +79,9 @@ typedef struct {
     const uint16_t *table;       /* 2^k Q15 f_meta entries */
     uint8_t *norm;               /* B x N records: SIGN 20 bytes, SCORES 16 bytes */
     uint8_t *desc;               /* this layer's 64-byte descriptor in the image */
+    uint32_t sr_seed;            /* stochastic rounding seed (FORMAT.md 4.4); the step counter sr_step is
+                                    run-time state and lives in the image (descriptor offset 48) */
+    uint8_t rounding;            /* 0 nearest (4.3), 1 stochastic (4.4) */
 } mbnn_layer;
 
 /* A loaded model. Declare it anywhere (static, stack); mbnn_load* fills it. */
@@ -132,7 +135,8 @@ mbnn_status mbnn_predict(mbnn_model *model, const uint8_t *pixels, size_t n_pixe
                          void *workspace, size_t ws_size, uint32_t *label);
 
 /* ---- learning (learn.c) ---------------------------------------------------------------------- */
-/* One on-device learning step, docs/FORMAT.md 4.3. `info` may be NULL. Needs a writable model. */
+/* One on-device learning step, docs/FORMAT.md 4.3 (4.4 in layers with stochastic rounding, whose
+ * step counter sr_step then advances in the image). `info` may be NULL. Needs a writable model. */
 mbnn_status mbnn_learn_step(mbnn_model *model, const uint8_t *pixels, size_t n_pixels, uint32_t label,
                             void *workspace, size_t ws_size, mbnn_step_info *info);
 
@@ -165,9 +169,12 @@ mbnn_status mbnn_output_delta(const mbnn_model *model, const int64_t *scores, ui
 /* backward.c: deltas of SIGN layer l from the deltas of layer l+1 (4.3 step 4). */
 mbnn_status mbnn_backward(const mbnn_model *model, uint32_t layer, const int32_t *delta_above,
                           const uint32_t *window, int32_t *delta);
-/* metaplastic.c: THE rule (4.3 step 5) for every synapse of one layer; x is the layer input
- * (uint8 pixels or packed bits). Writes hidden weights and sign bits; adds the flips to *flips. */
+/* metaplastic.c: THE rule (4.3 step 5; 4.4 when the layer's rounding is stochastic, with the draws
+ * of its current sr_step) for every synapse of one layer; x is the layer input (uint8 pixels or
+ * packed bits). Writes hidden weights and sign bits; adds the flips to *flips. */
 mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int32_t *delta, uint32_t *flips);
+/* threefry.c: (out[0], out[1]) = threefry2x32_20(ctr = (c0, c1), key = (k0, k1)), FORMAT.md 4.4. */
+void mbnn_threefry2x32_20(uint32_t c0, uint32_t c1, uint32_t k0, uint32_t k1, uint32_t out[2]);
 
 #ifdef __cplusplus
 }

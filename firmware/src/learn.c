@@ -1,4 +1,4 @@
-/* One on-device learning step (FORMAT.md 4.3), batch 1, integers only.
+/* One on-device learning step (FORMAT.md 4.3; 4.4 in stochastic layers), batch 1, integers only.
  *
  * Forward (keeping every layer's input bits and window mask; adaptation moves M if on), the
  * output deltas, then top-down: deltas of layer l from layer l+1 (old weights), and only then
@@ -32,6 +32,11 @@ mbnn_status mbnn_learn_step(mbnn_model *model, const uint8_t *pixels, size_t n_p
         below = t;
     }
     if (st == MBNN_OK) st = mbnn_metaplastic_update(&model->layers[0], pixels, cur, &flips);
+    /* every stochastic layer counts the step, changed or not (FORMAT.md 4.4); u32 wraps */
+    for (uint32_t l = 0; l < L && st == MBNN_OK; l++) {
+        uint8_t *d = model->layers[l].desc;
+        if (model->layers[l].rounding) mbnn_wr_u32(d + MBNN_DESC_SR_STEP, mbnn_rd_u32(d + MBNN_DESC_SR_STEP) + 1u);
+    }
     if (st == MBNN_OK && info != NULL) {
         info->predicted = predicted;
         info->flips = flips;

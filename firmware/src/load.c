@@ -99,7 +99,9 @@ static mbnn_status parse_descriptor(mbnn_model *m, uint32_t idx, span *sec, uint
     uint8_t *d = m->image + MBNN_HEADER_BYTES + MBNN_DESC_BYTES * idx;
     mbnn_layer *l = &m->layers[idx];
     const uint32_t L = m->n_layers;
-    for (uint32_t i = 40; i < 64; i++)
+    for (uint32_t i = MBNN_DESC_ROUNDING + 1u; i < MBNN_DESC_SR_SEED; i++) /* reserved 41..43 */
+        if (d[i] != 0) return MBNN_ERR_RESERVED;
+    for (uint32_t i = MBNN_DESC_SR_STEP + 4u; i < MBNN_DESC_BYTES; i++) /* reserved 52..63 */
         if (d[i] != 0) return MBNN_ERR_RESERVED;
     l->K = mbnn_rd_u32(d);
     l->N = mbnn_rd_u32(d + 4);
@@ -112,6 +114,11 @@ static mbnn_status parse_descriptor(mbnn_model *m, uint32_t idx, span *sec, uint
     l->adapt_shift = d[14];
     l->score_frac = d[15];
     l->desc = d;
+    l->rounding = d[MBNN_DESC_ROUNDING];
+    l->sr_seed = mbnn_rd_u32(d + MBNN_DESC_SR_SEED);
+    /* stochastic rounding (4.4): 0 or 1; a nearest layer carries neither seed nor step */
+    if (l->rounding > 1) return MBNN_ERR_FIELD;
+    if (l->rounding == 0 && (l->sr_seed != 0 || mbnn_rd_u32(d + MBNN_DESC_SR_STEP) != 0)) return MBNN_ERR_FIELD;
     if (l->in_kind != (idx == 0 ? MBNN_PIXELS : MBNN_BITS)) return MBNN_ERR_CHAIN;
     if (l->out_kind != (idx == L - 1 ? MBNN_SCORES : MBNN_SIGN)) return MBNN_ERR_CHAIN;
     if (l->K < 1 || l->K > (idx == 0 ? 16384u : 65536u) || l->N < 1 || l->N > 65536u) return MBNN_ERR_FIELD;

@@ -15,6 +15,9 @@
 #define MBNN_Q15_ONE 32768
 #define MBNN_DELTA_MAX 32767
 #define MBNN_U_MAX 65535
+#define MBNN_DESC_ROUNDING 40u /* descriptor offsets of stochastic rounding (FORMAT.md 4.4, 6) */
+#define MBNN_DESC_SR_SEED 44u
+#define MBNN_DESC_SR_STEP 48u
 
 static inline uint32_t mbnn_words(uint32_t k) { return (k + 31u) >> 5; }
 

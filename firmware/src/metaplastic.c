@@ -1,4 +1,4 @@
-/* THE metaplastic update rule (FORMAT.md 4.2 and 4.3 step 5), mirroring sim/metaplastic.py.
+/* THE metaplastic update rule (FORMAT.md 4.2, 4.3 step 5 and 4.4), mirroring sim/metaplastic.py.
  *
  * For every synapse, with x_i the layer input (+-1 for BITS, the pixel for PIXELS):
  *   grad = delta_j x_i                          (int32)
@@ -7,7 +7,12 @@
  *   h'   = sat(h + u, -2^(b-1), 2^(b-1) - 1);   sign bit' = h' >= 0
  * with idx(h) = min(|h| >> (b-1-k), 2^k - 1). An update that pushes a hidden weight toward
  * a sign flip is shrunk by f_meta(|h|); one that consolidates it passes unchanged.
- * |u| <= 65535 and F <= 32768 keep the product in an unsigned 32-bit multiply. */
+ * |u| <= 65535 and F <= 32768 keep the product in an unsigned 32-bit multiply.
+ *
+ * A layer with stochastic rounding (4.4) replaces the two roundings by draws (r0, r1) of
+ * Threefry-2x32-20 on the counter (j K + i, sr_step), key (sr_seed, 0):
+ *   u = sat(-sgn(grad) ((|grad| + (r0 & (2^s - 1))) >> s));   the product adds r1 & 0x7FFF, not 16384.
+ * The rule itself is the same function; only its rounding constants differ. */
 #include "mbnn_internal.h"
 
 typedef struct {
@@ -16,14 +21,14 @@ typedef struct {
     int32_t hmin, hmax;
 } rule;
 
-/* One synapse: the rule itself. */
-static inline int32_t meta_synapse(const rule *r, int32_t h, int32_t u)
+/* One synapse: the rule itself; `c` rounds the f_meta product (16384: half up; r1 & 0x7FFF: stochastic). */
+static inline int32_t meta_synapse(const rule *r, int32_t h, int32_t u, uint32_t c)
 {
     if ((h > 0 && u < 0) || (h < 0 && u > 0)) {
         const uint32_t ah = (uint32_t)(h < 0 ? -h : h), au = (uint32_t)(u < 0 ? -u : u);
         uint32_t idx = ah >> r->tshift;
         if (idx > r->kmax) idx = r->kmax;
-        const int32_t mag = (int32_t)((au * r->F[idx] + 16384u) >> 15);
+        const int32_t mag = (int32_t)((au * r->F[idx] + c) >> 15); /* < 2^31 + 2^15: fits u32 */
         u = u < 0 ? -mag : mag;
     }
     h += u; /* |h| < 2^15, |u| <= 65535: no overflow */
@@ -42,6 +47,16 @@ static inline int32_t step_u_pixel(int32_t grad, uint32_t lr_shift)
 {
     uint32_t mag = (uint32_t)(grad < 0 ? -grad : grad);
     if (lr_shift) mag = (mag + (1u << (lr_shift - 1u))) >> lr_shift;
+    if (mag > (uint32_t)MBNN_U_MAX) mag = (uint32_t)MBNN_U_MAX;
+    return grad < 0 ? (int32_t)mag : -(int32_t)mag;
+}
+
+/* u of 4.4: the shift rounded up with probability (|grad| mod 2^s) / 2^s. |grad| <= 32767 * 255 < 2^23
+ * and r0 & (2^s - 1) < 2^31, so the sum fits 32 bits (the spec's 64-bit intermediate is not needed). */
+static inline int32_t step_u_sr(int32_t grad, uint32_t lr_shift, uint32_t r0)
+{
+    uint32_t mag = (uint32_t)(grad < 0 ? -grad : grad);
+    mag = (mag + (r0 & ((1u << lr_shift) - 1u))) >> lr_shift; /* 1u << 31 is defined for u32 */
     if (mag > (uint32_t)MBNN_U_MAX) mag = (uint32_t)MBNN_U_MAX;
     return grad < 0 ? (int32_t)mag : -(int32_t)mag;
 }
@@ -87,7 +102,7 @@ static inline void store16(uint8_t *p, int32_t v)
             } else {                                                                                 \
                 u = ((xw >> (i & 31u)) & 1u) ? u_pos : -u_pos;                                       \
             }                                                                                        \
-            const int32_t h = meta_synapse(&r, LOAD(i), u);                                          \
+            const int32_t h = meta_synapse(&r, LOAD(i), u, 16384u);                                  \
             STORE(i, h);                                                                             \
             const uint32_t bit = 1u << (i & 31u);                                                    \
             word = h >= 0 ? word | bit : word & ~bit;                                                \
@@ -97,6 +112,43 @@ static inline void store16(uint8_t *p, int32_t v)
             row_signs[w] = word;                                                                     \
         }                                                                                            \
     }
+
+/* One row j with stochastic rounding: one draw per synapse with a non-zero gradient (a zero one gives
+ * u = 0 whatever the draw, 4.4, so pixels 0 are skipped as in the nearest path). Plain loads and stores:
+ * the 20 Threefry rounds, not the access, are the cost here. */
+static uint32_t update_row_sr(mbnn_layer *layer, const rule *r, uint32_t j, int32_t dj, const uint8_t *pixels,
+                              const uint32_t *xbits, uint32_t step)
+{
+    const uint32_t K = layer->K, base = j * K; /* j K + i < 2^32: K, N <= 65536 */
+    uint32_t *row_signs = layer->signs + (size_t)j * layer->W;
+    uint32_t n_flips = 0;
+    for (uint32_t i = 0; i < K; i++) {
+        int32_t grad;
+        if (pixels) {
+            if (pixels[i] == 0) continue;
+            grad = dj * (int32_t)pixels[i];
+        } else {
+            grad = ((xbits[i >> 5] >> (i & 31u)) & 1u) ? dj : -dj;
+        }
+        uint32_t draw[2];
+        mbnn_threefry2x32_20(base + i, step, layer->sr_seed, 0u, draw);
+        const int32_t u = step_u_sr(grad, layer->lr_shift, draw[0]);
+        if (u == 0) continue; /* h and its sign bit stay */
+        const size_t at = (size_t)j * K + i;
+        const int32_t h_old = mbnn_hidden_get(layer, at);
+        const int32_t h = meta_synapse(r, h_old, u, draw[1] & 0x7FFFu);
+        if (layer->bits <= 8) {
+            layer->hidden[at] = (uint8_t)(int8_t)h;
+        } else {
+            store16(layer->hidden + 2u * at, h);
+        }
+        if ((h >= 0) != (h_old >= 0)) {
+            row_signs[i >> 5] ^= 1u << (i & 31u);
+            n_flips++;
+        }
+    }
+    return n_flips;
+}
 
 mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int32_t *delta, uint32_t *flips)
 {
@@ -110,6 +162,10 @@ mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int3
     for (uint32_t j = 0; j < layer->N; j++) {
         const int32_t dj = delta[j];
         if (dj == 0) continue; /* grad = 0 -> u = 0 -> h unchanged (h is always in range) */
+        if (layer->rounding) {
+            n_flips += update_row_sr(layer, &r, j, dj, pixels, xbits, mbnn_rd_u32(layer->desc + MBNN_DESC_SR_STEP));
+            continue;
+        }
         const int32_t u_pos = step_u(dj, layer->lr_shift); /* BITS: x = +1; x = -1 gives -u_pos */
         if (!pixels && u_pos == 0) continue;                /* every u of the row is 0 */
         uint32_t *row_signs = layer->signs + (size_t)j * W;

@@ -24,10 +24,13 @@ CONFIGS = [
 ]
 
 
-def make_case(i: int):
+def make_case(i: int, rounding: int = 0):
+    """Case i; rounding = 1: the same model with stochastic rounding, its step counter starting near the u32
+    wrap in odd cases (FORMAT.md 4.4)."""
     sizes, bits, tb, banks, adapt, meta, lr, bs = CONFIGS[i]
     model = random_model(sizes, bits=bits, table_bits=tb, banks=banks, adapt_shift=adapt, meta=meta,
-                         lr_shift=lr, bshift=bs, seed=100 + i)
+                         lr_shift=lr, bshift=bs, seed=100 + i, rounding=rounding,
+                         sr_step=0xFFFFFFFA if i % 2 else 0)
     rng = np.random.default_rng(i)
     images = rng.integers(0, 256, size=(24, sizes[0]), dtype=np.uint8)
     images[0] = 0  # extremes of the pixel range

@@ -30,6 +30,8 @@ def base_images() -> list[bytes]:
         to_bytes(random_model((40, 20, 5), bits=8, table_bits=3, seed=1)),
         to_bytes(random_model((33, 9, 7, 3), bits=12, table_bits=6, banks=2, adapt_shift=3, seed=2)),
         to_bytes(random_model((8, 40, 2), bits=2, table_bits=0, banks=3, seed=3)),
+        # stochastic rounding: the descriptor's rounding, sr_seed and sr_step fields are live (FORMAT.md 4.4)
+        to_bytes(random_model((24, 12, 4), bits=4, table_bits=2, seed=4, rounding=1, sr_step=77)),
     ]
 
 

@@ -148,6 +148,19 @@ def test_wide_hidden_random_model_on_cortex_m4(tools, tmp_path):
     check_against_golden(model, images, labels, 5, False, run)
 
 
+def test_stochastic_rounding_on_cortex_m4(tools, tmp_path):
+    """Stochastic rounding (FORMAT.md 4.4) on the 32-bit core: 4-bit hidden weights, the step counter
+    crossing the u32 wrap; every state's CRC and the final image (sr_step included) equal golden."""
+    model = random_model((120, 40, 10), bits=4, table_bits=3, lr_shift=4, bshift=1, seed=8, rounding=1,
+                         sr_step=0xFFFFFFFE)
+    rng = np.random.default_rng(8)
+    images = rng.integers(0, 256, size=(3, 120), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=3)
+    run = build_and_run(tmp_path, to_bytes(model), images, labels, steps=5)
+    check_against_golden(model, images, labels, 5, False, run)
+    assert from_bytes(bytes.fromhex(parse(run.stdout)["state"])).layers[0].sr_step == 3
+
+
 def test_library_error_gives_message_and_exit_status(tools, tmp_path):
     """A workspace too small for the model: the library's status reaches the host as a line and exit 1."""
     model = random_model((64, 32, 10), seed=1)

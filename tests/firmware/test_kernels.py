@@ -64,7 +64,8 @@ class _Layer(ctypes.Structure):
                 ("table_bits", ctypes.c_uint8), ("lr_shift", ctypes.c_uint8), ("bshift", ctypes.c_uint8),
                 ("adapt_shift", ctypes.c_uint8), ("score_frac", ctypes.c_uint8),
                 ("signs", ctypes.c_void_p), ("hidden", ctypes.c_void_p), ("table", ctypes.c_void_p),
-                ("norm", ctypes.c_void_p), ("desc", ctypes.c_void_p)]
+                ("norm", ctypes.c_void_p), ("desc", ctypes.c_void_p), ("sr_seed", ctypes.c_uint32),
+                ("rounding", ctypes.c_uint8)]
 
 
 def _packed(rng, rows, K):

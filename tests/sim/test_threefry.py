@@ -5,16 +5,9 @@ import numpy as np
 import pytest
 
 import scalar_reference as ref  # tests/sim/scalar_reference.py
-from metabnn.sim.threefry import layer_seed, synapse_draws, threefry2x32_20
+from metabnn.sim.threefry import KNOWN_ANSWERS, layer_seed, synapse_draws, threefry2x32_20
 
-KAT = [  # (ctr, key) -> (x0, x1), FORMAT.md 4.4
-    ((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
-    ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
-    ((0x243F6A88, 0x85A308D3), (0x13198A2E, 0x03707344), (0xC4923A9C, 0x483DF7A0)),
-]
-
-
-@pytest.mark.parametrize("ctr,key,want", KAT)
+@pytest.mark.parametrize("ctr,key,want", KNOWN_ANSWERS)
 def test_known_answers(ctr, key, want):
     x0, x1 = threefry2x32_20(*ctr, *key)
     assert (int(x0), int(x1)) == want
