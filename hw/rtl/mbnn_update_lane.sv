@@ -9,10 +9,18 @@
 // (symmetric around zero) and keeps the table multiply unsigned 16 x 16 bits.
 // Two pipeline registers (A: |u|, direction, F; B: h'), both advanced by `en`.
 // Reset: none needed; the unit's valid bits say which stage holds a synapse.
+//
+// SR = 1: the two roundings are stochastic (FORMAT.md 4.4) with the synapse's draw (r0, r1), given with
+// h, x and delta:  |u| = (|grad| + (r0 & (2^s - 1))) >> s,  toward zero |u| = (|u| F + (r1 & 0x7FFF)) >> 15.
+// Nearest rounding is the same datapath with r0 = 2^(s-1) (0 for s = 0) and r1 = 16384, which is how the
+// update unit runs a layer whose rounding is 0 on SR hardware. Cost: a 33-bit add instead of a bit select
+// and an increment, 15 flip-flops for r1 in register A. SR = 0 (default): the nearest-only lane, r0/r1
+// unused (the formal proof, hw/formal, is of this one).
 module mbnn_update_lane #(
     parameter int HB = 8,      // hidden weight bits b (2..16)
     parameter int TK = 4,      // f_meta table bits k (0..min(HB-1, 12))
     parameter int PIXELS = 0,  // 1: x is an 8-bit pixel; 0: x is one bit (+-1)
+    parameter int SR = 0,      // 1: stochastic rounding from r0/r1; 0: to nearest, r0/r1 ignored
     parameter int XB = (PIXELS != 0) ? 8 : 1  // derived, do not override
 ) (
     input  logic                     clk,
@@ -22,6 +30,10 @@ module mbnn_update_lane #(
     input  logic signed [HB-1:0]     h,
     input  logic [XB-1:0]            x,
     input  logic signed [15:0]       delta,
+    /* verilator lint_off UNUSEDSIGNAL */  // SR = 0 reads neither; SR = 1 bits 30:0 of r0, 14:0 of r1
+    input  logic [31:0]              r0,          // the synapse's draw (SR = 1), with h, x and delta
+    input  logic [31:0]              r1,
+    /* verilator lint_on UNUSEDSIGNAL */
     output logic signed [HB-1:0]     h_new,       // two cycles after h, x, delta
     output logic                     changed,     // h_new != h
     output logic                     flipped      // sign bit (h >= 0) changed
@@ -63,13 +75,23 @@ module mbnn_update_lane #(
         assign gneg = x[0] ? dneg : dpos;
     end
 
-    // rsr on the magnitude: (m + 2^(s-1)) >> s == (m >> s) + bit s-1 of m.
-    logic [31:0] g32;
-    logic [24:0] rmag;
-    logic        rbit;
-    assign g32 = {8'd0, gmag};
-    assign rbit = (lr_shift != 5'd0) && g32[lr_shift - 5'd1];
-    assign rmag = 25'(gmag >> lr_shift) + 25'(rbit);
+    logic [24:0] rmag;  // |grad| >> lr_shift, rounded
+    if (SR == 0) begin : g_nearest
+        // rsr on the magnitude: (m + 2^(s-1)) >> s == (m >> s) + bit s-1 of m.
+        logic [31:0] g32;
+        logic        rbit;
+        assign g32 = {8'd0, gmag};
+        assign rbit = (lr_shift != 5'd0) && g32[lr_shift - 5'd1];
+        assign rmag = 25'(gmag >> lr_shift) + 25'(rbit);
+    end else begin : g_stochastic
+        // (|grad| + (r0 & (2^s - 1))) >> s: |grad| < 2^23 and the noise < 2^31, so 33 bits hold the sum, and
+        // the quotient is at most |grad| (s = 0, no noise) or |grad| / 2 + 1: 25 bits
+        logic [30:0] noise;
+        logic [32:0] radd;
+        assign noise = r0[30:0] & 31'((32'd1 << lr_shift) - 32'd1);
+        assign radd = 33'(gmag) + 33'(noise);
+        assign rmag = 25'(radd >> lr_shift);
+    end
 
     logic [15:0] umag;  // |u| after the +-65535 saturation
     assign umag = (rmag > 25'd65535) ? 16'hFFFF : rmag[15:0];
@@ -120,7 +142,16 @@ module mbnn_update_lane #(
     logic [31:0] prod;  // |u| * F < 2^31 since |u| <= 65535, F <= 32768
     assign prod = 32'(umag_a) * 32'(f_a);
     logic [16:0] scaled;
-    assign scaled = 17'((prod + 32'd16384) >> 15);
+    if (SR == 0) begin : g_half_up
+        assign scaled = 17'((prod + 32'd16384) >> 15);
+    end else begin : g_r1
+        // r1 & 0x7FFF travels in register A with its synapse; prod + 2^15 - 1 < 2^32 still
+        logic [14:0] r1_a;
+        always_ff @(posedge clk) begin
+            if (en) r1_a <= r1[14:0];
+        end
+        assign scaled = 17'((prod + 32'(r1_a)) >> 15);
+    end
     logic [16:0] mag;
     assign mag = toward_a ? scaled : 17'(umag_a);
     logic signed [HB+17:0] hx, ux, sum;

@@ -4,8 +4,11 @@ The lane is a two-stage pipeline advanced by `en` (no valid/ready, no reset: the
 stage holds a synapse). cocotb drives a new synapse on every enabled cycle with random `en` gaps (the stall
 the unit applies under back-pressure) and checks h_new, changed and flipped two enabled cycles later; inputs:
 the saturation limits of h, every table bucket edge, |delta| up to 32767, pixels 0 and 255, lr_shift 0..31,
-table entries 0, 32768 and the rounding half. HDL parameters (b, k, pixel or bit input) swept below; the proof
-of the same for every input is hw/formal/update_lane.sby (hw/tb/formal/test_formal.py).
+table entries 0, 32768 and the rounding half. With SR = 1 every synapse comes with a draw (r0, r1) and the
+golden step is FORMAT.md 4.4's (draw corners: r = 0, all ones, the nearest constants, with lr_shift 0 and
+31); with SR = 0 the draws are random too and must change nothing. HDL parameters (b, k, pixel or bit input,
+SR) swept below; the proof of the nearest lane for every input is hw/formal/update_lane.sby
+(hw/tb/formal/test_formal.py).
 """
 
 from __future__ import annotations
@@ -42,42 +45,103 @@ def synapse(rng: random.Random, hb: int, tk: int, pixels: bool):
     return h, x, delta, lr
 
 
-@cocotb.test()
-async def random_synapses_with_en_gaps(dut):
-    hb, tk, pixels = int(os.environ["LANE_HB"]), int(os.environ["LANE_TK"]), os.environ["LANE_PIXELS"] == "1"
-    rng = random.Random(hb * 100 + tk * 10 + pixels)
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+def draw(rng: random.Random, lr: int) -> tuple[int, int]:
+    """(r0, r1): the corners of 4.4's masks (0, all ones, exactly the nearest constants, the mask itself) or random."""
+    r0 = rng.choice([0, 0xFFFFFFFF, (1 << lr) >> 1, (1 << lr) - 1, 1 << lr, rng.getrandbits(32), rng.getrandbits(32)])
+    r1 = rng.choice([0, 0xFFFFFFFF, 0x7FFF, 0x8000, 16384, rng.getrandbits(32), rng.getrandbits(32)])
+    return r0, r1
+
+
+def golden(h, x, delta, lr, r0, r1, table, hb, tk, sr):
+    draws = (np.array([[r0]], np.uint32), np.array([[r1]], np.uint32)) if sr else None
+    return int(metaplastic_update(np.array([[h]]), np.array([x]), np.array([delta]), lr_shift=lr,
+                                  table=np.array(table), bits=hb, table_bits=tk, draws=draws)[0, 0])
+
+
+async def drive(dut, synapses, rng: random.Random, hb: int, tk: int, pixels: bool, sr: bool) -> int:
+    """Issue (h, x, delta, lr, r0, r1, table) on enabled cycles with random en gaps; check each output two
+    enabled cycles later against metabnn.sim (4.4 with the draw when sr, else 4.3: r0/r1 must not matter)."""
     pipe = []  # synapses issued, oldest first: (h, want, label)
     checked = 0
-    for n in range(1500):
-        if n % 300 == 0:  # a fresh table now and then: arbitrary Q15, with 0, 32768 and rounding halves
-            table = [rng.choice([0, 32768, 16384, 8192, rng.randint(0, 32768)]) for _ in range(1 << tk)]
+    table_now = None
+    for h, x, delta, lr, r0, r1, table in synapses:
+        if table is not table_now:
             dut.table_flat.value = sum(f << (16 * i) for i, f in enumerate(table))
-        h, x, delta, lr = synapse(rng, hb, tk, pixels)
-        en = rng.random() < 0.7
-        dut.en.value = int(en)
-        dut.h.value = h & ((1 << hb) - 1)
-        dut.x.value = x if pixels else int(x > 0)
-        dut.delta.value = delta & 0xFFFF
-        dut.lr_shift.value = lr
-        await FallingEdge(dut.clk)  # the rising edge in between took them when en
-        if not en:
-            continue
-        want = int(metaplastic_update(np.array([[h]]), np.array([x]), np.array([delta]), lr_shift=lr,
-                                      table=np.array(table), bits=hb, table_bits=tk)[0, 0])
-        pipe.append((h, want, (h, x, delta, lr)))
+            table_now = table
+        while True:
+            en = rng.random() < 0.7
+            dut.en.value = int(en)
+            dut.h.value = h & ((1 << hb) - 1)
+            dut.x.value = x if pixels else int(x > 0)
+            dut.delta.value = delta & 0xFFFF
+            dut.lr_shift.value = lr
+            dut.r0.value, dut.r1.value = r0, r1
+            await FallingEdge(dut.clk)  # the rising edge in between took them when en
+            if en:
+                break
+        want = golden(h, x, delta, lr, r0, r1, table, hb, tk, sr)
+        pipe.append((h, want, (h, x, delta, lr, hex(r0), hex(r1))))
         if len(pipe) == 2:  # the edge that took this one moved the one before into the output register
             h0, w0, label = pipe.pop(0)
             got = dut.h_new.value.to_signed()
-            assert got == w0, f"h, x, delta, lr_shift = {label}: rtl {got}, golden {w0}"
+            assert got == w0, f"h, x, delta, lr_shift, r0, r1 = {label}: rtl {got}, golden {w0}"
             assert int(dut.changed.value) == int(w0 != h0), f"changed, {label}"
             assert int(dut.flipped.value) == int((w0 >= 0) != (h0 >= 0)), f"flipped, {label}"
             checked += 1
-    assert checked > 900
+    return checked
 
 
-@pytest.mark.parametrize("hb,tk,pixels", [(8, 4, 0), (8, 4, 1), (16, 12, 1), (2, 0, 0), (5, 1, 1)],
+def lane_env():
+    return (int(os.environ["LANE_HB"]), int(os.environ["LANE_TK"]), os.environ["LANE_PIXELS"] == "1",
+            os.environ.get("LANE_SR", "0") == "1")
+
+
+@cocotb.test()
+async def random_synapses_with_en_gaps(dut):
+    hb, tk, pixels, sr = lane_env()
+    rng = random.Random(hb * 100 + tk * 10 + pixels + 1000 * sr)
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    synapses = []
+    for n in range(1500):
+        if n % 300 == 0:  # a fresh table now and then: arbitrary Q15, with 0, 32768 and rounding halves
+            table = [rng.choice([0, 32768, 16384, 8192, rng.randint(0, 32768)]) for _ in range(1 << tk)]
+        h, x, delta, lr = synapse(rng, hb, tk, pixels)
+        synapses.append((h, x, delta, lr, *draw(rng, lr), table))
+    assert await drive(dut, synapses, rng, hb, tk, pixels, sr) > 1400
+
+
+@cocotb.test()
+async def draw_corners(dut):
+    """Every pairing of the draw corners (r = 0, all ones, the nearest constants) with lr_shift 0, 1, 15, 31,
+    the largest |grad| and the f_meta entries 0, 1, 32767 and 32768, on both sides of zero."""
+    hb, tk, pixels, sr = lane_env()
+    rng = random.Random(7 + hb)
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    hmax = (1 << (hb - 1)) - 1
+    synapses = []
+    for f in (0, 1, 32767, 32768):
+        table = [f] * (1 << tk)
+        for lr in (0, 1, 15, 31):
+            for r0 in (0, 0xFFFFFFFF, (1 << lr) >> 1):
+                for r1 in (0, 0xFFFFFFFF, 16384):
+                    for h, delta in ((hmax, 32767), (-hmax - 1, -32767), (1, 3), (-1, -1), (0, 32767)):
+                        x = 255 if pixels else 1
+                        synapses.append((h, x, delta, lr, r0, r1, table))
+    assert await drive(dut, synapses, rng, hb, tk, pixels, sr) == len(synapses) - 1
+
+
+@pytest.mark.parametrize("hb,tk,pixels,sr", [(8, 4, 0, 0), (8, 4, 1, 0), (16, 12, 1, 0), (2, 0, 0, 0), (5, 1, 1, 0),
+                                             (8, 4, 0, 1), (8, 4, 1, 1), (16, 12, 1, 1), (4, 2, 1, 1), (2, 0, 0, 1)],
                          ids=lambda v: str(v))
-def test_mbnn_update_lane(hw_tools, hb, tk, pixels):
-    runner, bdir = hw_tools.build(TOP, {"HB": hb, "TK": tk, "PIXELS": pixels})
-    hw_tools.run(runner, bdir, TOP, TOP, env={"LANE_HB": hb, "LANE_TK": tk, "LANE_PIXELS": pixels})
+def test_mbnn_update_lane(hw_tools, hb, tk, pixels, sr):
+    """SR = 0 builds without the SR parameter: the default lane, exactly as the formal proof sees it."""
+    runner, bdir = hw_tools.build(TOP, {"HB": hb, "TK": tk, "PIXELS": pixels, **({"SR": 1} if sr else {})})
+    hw_tools.run(runner, bdir, TOP, TOP, env={"LANE_HB": hb, "LANE_TK": tk, "LANE_PIXELS": pixels, "LANE_SR": sr})
+
+
+def test_mbnn_update_lane_lint_clean(hw_tools):
+    """`verilator --lint-only -Wall` prints nothing, nearest and stochastic."""
+    for params in ({"HB": 8, "TK": 4, "PIXELS": 1}, {"HB": 8, "TK": 4, "PIXELS": 0, "SR": 1},
+                   {"HB": 16, "TK": 12, "PIXELS": 1, "SR": 1}, {"HB": 2, "TK": 0, "PIXELS": 0, "SR": 1}):
+        rc, err = hw_tools.lint(TOP, params)
+        assert rc == 0 and "%Warning" not in err and "%Error" not in err, (params, err)
