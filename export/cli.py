@@ -26,10 +26,15 @@ def add_parser(sub) -> None:
     p.add_argument("--lr-shift", type=int, default=14,
                    help="on-device learning rate: right shift of the hidden-layer gradients at 8 hidden bits "
                    "(adjusted for other widths and +8 for the pixel layer)")
-    p.add_argument("--device-meta", type=float, default=None, metavar="M",
-                   help="m of the on-device f_meta tables (default: the m the model was trained with). "
-                   "Short trainings leave hidden weights small; a larger device m consolidates them "
-                   "(README: on-device learning)")
+    p.add_argument("--device-meta", default="auto", metavar="auto|M",
+                   help="m of the on-device f_meta tables: auto picks one per layer from the hidden weights and a "
+                   "probe of the learning step's update sizes (docs/ONDEVICE.md); a number sets it for every "
+                   "layer (0: a plain BNN on the device)")
+    p.add_argument("--device-horizon", type=int, default=None, metavar="N",
+                   help="for auto: samples a new task takes on the device (default 3000)")
+    p.add_argument("--device-quantile", type=float, default=None, metavar="Q",
+                   help="for auto: consolidate the synapses with |W| at or above this quantile of their layer "
+                   "(default 0.5)")
     p.add_argument("--rounding", choices=("nearest", "stochastic"), default="nearest",
                    help="rounding of the on-device learning step: to nearest (FORMAT.md 4.3) or stochastic "
                    "(4.4: unbiased, so updates below half an LSB still count; what narrow hidden weights need)")
@@ -66,16 +71,22 @@ def run(args) -> int:
         raise UsageError(f"--sr-seed {sr_seed} outside 0..4294967295")
     if not Path(args.checkpoint).is_file():
         raise UsageError(f"{args.checkpoint}: no such checkpoint file")
-    if args.device_meta is not None and not args.device_meta >= 0:
-        raise UsageError(f"--device-meta {args.device_meta} must be >= 0")
+    from metabnn.export.device_meta import parse_option
+    device_meta = parse_option(args.device_meta, args.device_horizon, args.device_quantile)
     for path in [args.out, args.onnx, args.qonnx, args.c_header]:
         if path is not None:
             check_output(path)  # an unwritable output fails before the work, and before the other files
     if args.hex_dir is not None:
         check_output_dir(args.hex_dir)
     net = load_floatnet(args.checkpoint)
+    if device_meta == "auto":
+        from metabnn.ondevice import device_meta_or_trained
+        device_meta = device_meta_or_trained(net, args.device_horizon, args.device_quantile,
+                                             hidden_bits=args.hidden_bits, table_bits=args.table_bits,
+                                             lr_shift_base=args.lr_shift,
+                                             stochastic=args.rounding == "stochastic")
     model = from_floatnet(net, hidden_bits=args.hidden_bits, table_bits=args.table_bits,
-                          lr_shift_base=args.lr_shift, device_meta=args.device_meta,
+                          lr_shift_base=args.lr_shift, device_meta=device_meta,
                           stochastic=args.rounding == "stochastic", sr_seed=sr_seed)
     save(model, args.out)
     written = [f"{args.out} ({len(to_bytes(model)):,} bytes)"]

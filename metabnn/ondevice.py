@@ -61,3 +61,79 @@ def pick_engine(engine: str = "auto") -> tuple[str, str]:
         if engine == "c":
             raise UsageError(f"the C firmware is not available: {why}")
     return "golden", "golden model (metabnn.sim.learn_step)"
+
+
+def update_stats(model: Model, images: np.ndarray, labels: np.ndarray, bank: int = 0, adapt: bool = False,
+                 quiet: bool = True) -> list:
+    """How often and by how much each layer's synapses are updated while `model` learns the stream
+    (golden learning step, FORMAT.md 4.3): per layer an export.device_meta.UpdateStats, the measured input
+    of the device-m rule. |u| is the step before f_meta, so it does not depend on the table being probed."""
+    from metabnn.export.device_meta import UpdateStats
+    from metabnn.sim.fixedpoint import rsr, sat
+    from metabnn.sim.learn import learn_step
+    from metabnn.sim.metaplastic import U_MAX
+
+    counts = [np.zeros(U_MAX + 1, dtype=np.int64) for _ in model.layers]
+    m = model
+    for x, y in tqdm(zip(images, labels), total=len(labels), desc="probing the device's updates",
+                     disable=True if quiet else None, leave=False):
+        new, info = learn_step(m, x, int(y), bank=bank, adapt=adapt)
+        for c, lay, delta, xin in zip(counts, m.layers, info.deltas, info.inputs):
+            rows, cols = np.flatnonzero(delta), np.flatnonzero(xin)
+            if rows.size and cols.size:  # the other synapses have a zero gradient
+                u = np.abs(sat(rsr(np.outer(delta[rows], xin[cols]), lay.lr_shift), -U_MAX, U_MAX))
+                c += np.bincount(u.ravel(), minlength=U_MAX + 1)
+        m = new
+    n = len(labels)
+    return [UpdateStats.from_counts(c, n * lay.N * lay.K) for c, lay in zip(counts, model.layers)]
+
+
+def probe_stream(train_x: np.ndarray, train_y: np.ndarray, samples: int, seed: int = 0):
+    """A stand-in for the unseen task the device will learn: `samples` of the model's own training images under
+    a pixel permutation it was never trained on (same input statistics, an error as large as a new task's)."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(train_x.shape[1])
+    order = rng.permutation(len(train_y))[:samples]
+    return np.ascontiguousarray(train_x[order][:, perm]), train_y[order]
+
+
+def auto_device_meta(net, horizon: int, quantile: float, probe_samples: int = 100, data_dir=None,
+                     seed: int = 0, quiet: bool = True, stochastic: bool = False, **export_options) -> list:
+    """The device m of every layer by the rule of export/device_meta.py, from a probe of the learning step.
+
+    The probe learns `probe_samples` of a new task (`probe_stream` of the model's training data, rebuilt from its
+    metadata) on the model exported with m = 0 (|u| before f_meta does not depend on the table). Returns per
+    layer (m, reached, UpdateStats). Raises DataMissingError / UsageError when the data cannot be had."""
+    from metabnn.export import device_meta as rule
+    from metabnn.export.quantize import file_metadata, from_floatnet
+    from metabnn.train.task_data import for_model
+
+    plain = from_floatnet(net, device_meta=0.0, **export_options)
+    data = for_model(file_metadata(net), data_dir=data_dir)
+    xs, ys = probe_stream(data.train_x, data.train_y, probe_samples, seed)
+    stats = update_stats(plain, xs, ys, bank=data.bank, adapt=plain.layers[0].adapt_shift > 0, quiet=quiet)
+    picks = []
+    for fl, lay, st in zip(net.layers, plain.layers, stats):
+        m, reached = rule.pick(np.abs(np.asarray(fl.weight, dtype=np.float64)), lay.bits, lay.table_bits, st,
+                               horizon, quantile, stochastic)
+        picks.append((m, reached, st))
+    return picks
+
+
+def device_meta_or_trained(net, horizon: int | None = None, quantile: float | None = None, stochastic: bool = False,
+                           say=print, **export_options):
+    """`metabnn export --device-meta auto`: the rule's m per layer, said in one line. Where the training data
+    cannot be had for the probe (not installed, a sequence this metabnn cannot rebuild) the trained m, said why."""
+    from metabnn.errors import DataMissingError
+    from metabnn.export import device_meta as rule
+
+    try:
+        picks = auto_device_meta(net, rule.DEFAULT_HORIZON if horizon is None else horizon,
+                                 rule.DEFAULT_QUANTILE if quantile is None else quantile, stochastic=stochastic,
+                                 **export_options)
+    except (DataMissingError, UsageError) as e:
+        say(f"device m: the trained m (no data to probe the device's updates: {e}); --device-meta M sets one")
+        return None
+    say("device m (the rule, docs/ONDEVICE.md): " + ", ".join(
+        f"layer {l} {m:g}" + ("" if ok else " (the most this width allows)") for l, (m, ok, _) in enumerate(picks)))
+    return [m for m, _, _ in picks]

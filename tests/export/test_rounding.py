@@ -80,15 +80,16 @@ def test_writer_refuses_a_seed_on_a_nearest_layer():
 
 def test_export_cli_rounding(tmp_path, capsys, trained_checkpoint):
     out = tmp_path / "s.mbnn"
+    # one device m for both exports: the default (auto) picks m by a rule that knows the rounding
     assert main(["export", str(trained_checkpoint), "--out", str(out), "--rounding", "stochastic",
-                 "--sr-seed", "4000000000"]) == 0
+                 "--sr-seed", "4000000000", "--device-meta", "16"]) == 0
     assert "stochastic rounding" in capsys.readouterr().out
     m = load(out)
     assert [(l.rounding, l.sr_seed, l.sr_step) for l in m.layers] == \
         [(1, layer_seed(4000000000, l), 0) for l in range(len(m.layers))]
     assert len({l.sr_seed for l in m.layers}) == len(m.layers)
     near = tmp_path / "n.mbnn"
-    assert main(["export", str(trained_checkpoint), "--out", str(near)]) == 0
+    assert main(["export", str(trained_checkpoint), "--out", str(near), "--device-meta", "16"]) == 0
     n = load(near)
     assert all((l.rounding, l.sr_seed, l.sr_step) == (0, 0, 0) for l in n.layers)
     # the rounding changes only the three descriptor fields

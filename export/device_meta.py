@@ -1,0 +1,167 @@
+"""The device's consolidation strength: which m the f_meta table of each layer is built from.
+
+The rule (derived in docs/ONDEVICE.md): a new task learned on the device pushes every synapse toward zero about
+`horizon * rate / 2` times (rate: how often a synapse gets a non-zero update `u`, half of them pointing toward
+zero), each push of the size `|u|` the device's learning rate gives, scaled by f_meta and rounded as the learning
+step rounds it. A synapse at |h| LSBs survives the new task if walking it down to zero takes more pushes than that.
+The device m is the smallest m at which the synapses training made important (|W| at or above the `quantile` of
+the layer's |W|) survive: they are consolidated, everything below stays as plastic as it can.
+
+m acts on two things at once (docs/FORMAT.md 4.1, 4.2): the table (f_meta at |W| is 1 - tanh^2(m |W|)) and, once
+m |W|max passes acosh(256), the hidden range, so the same |W| sits on more LSBs of h. Both make the walk to zero
+longer, so the survival test is monotone in m and a bisection finds the smallest m. Pure: the same inputs give the
+same m, no data, no randomness.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from metabnn.errors import UsageError
+from metabnn.export.quantize import ACOSH_256, quantize_hidden
+from metabnn.sim.metaplastic import U_MAX, f_meta_table, table_index
+
+DEFAULT_QUANTILE = 0.5  # synapses at or above the median |W| are the ones training made important
+DEFAULT_HORIZON = 3000  # samples a new task takes on the device (the README's protocol)
+M_FLOOR = 1e-3  # below this the table is 1.0 to Q15 precision: no consolidation at all
+BISECTIONS = 48
+
+
+@dataclass(frozen=True)
+class UpdateStats:
+    """How a layer's synapses are updated on the device, measured (metabnn.ondevice.update_stats).
+
+    rate:  the fraction of (synapse, step) pairs with a non-zero u
+    sizes: the distinct non-zero |u| (LSBs of h), and probs: how often each occurs among the non-zero ones
+    """
+
+    rate: float
+    sizes: tuple[int, ...]
+    probs: tuple[float, ...]
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, total: int) -> "UpdateStats":
+        """counts[s] = how many (synapse, step) pairs had |u| = s (s >= 1; counts[0] ignored), of `total`."""
+        counts = np.asarray(counts, dtype=np.int64)
+        nz = np.flatnonzero(counts[1:]) + 1
+        n = int(counts[nz].sum())
+        if total <= 0 or n == 0:
+            return cls(0.0, (), ())
+        return cls(n / total, tuple(int(s) for s in nz), tuple(float(counts[s] / n) for s in nz))
+
+    @property
+    def mean_size(self) -> float:
+        return float(np.dot(self.sizes, self.probs)) if self.sizes else 0.0
+
+
+def _hidden_range(abs_w: np.ndarray, meta: float, bits: int) -> tuple[np.ndarray, float]:
+    h, scale = quantize_hidden(abs_w, meta, bits)  # the exporter's own quantization: same h, same scale
+    return np.abs(h.astype(np.int64)), scale
+
+
+def push_size(table: np.ndarray, bits: int, table_bits: int, stats: UpdateStats,
+              stochastic: bool = False) -> np.ndarray:
+    """Mean move toward zero of one push on a synapse at |h| = 0..hmax, in LSBs, rounded as FORMAT.md 4.3
+    step 5 rounds it (|u| F + 16384 >> 15): a push whose scaled size rounds to 0 does not move it at all.
+    With stochastic rounding (4.4) the mean move is |u| F / 2^15 exactly: nothing freezes outright."""
+    hmax = (1 << (bits - 1)) - 1
+    F = np.asarray(table, dtype=np.int64)[table_index(np.arange(hmax + 1), bits, table_bits)]
+    s = np.minimum(np.asarray(stats.sizes, dtype=np.int64), U_MAX)
+    if stochastic:
+        moved = s[None, :] * F[:, None] / 32768.0
+    else:
+        moved = (s[None, :] * F[:, None] + 16384) >> 15
+    return moved @ np.asarray(stats.probs, dtype=np.float64)
+
+
+def pushes_to_zero(table: np.ndarray, bits: int, table_bits: int, stats: UpdateStats,
+                   stochastic: bool = False) -> np.ndarray:
+    """T[h]: pushes that walk a synapse from |h| down to 0 (T[0] = 0; inf where some LSB on the way is frozen).
+
+    Each LSB at height j costs 1 / push_size(j) pushes; the sum over j = 1..h is the walk."""
+    move = push_size(table, bits, table_bits, stats, stochastic)[1:]
+    with np.errstate(divide="ignore"):
+        cost = np.where(move > 0, 1.0 / np.where(move > 0, move, 1.0), np.inf)
+    return np.concatenate([[0.0], np.cumsum(cost)])
+
+
+def budget(stats: UpdateStats, horizon: int) -> float:
+    """Pushes toward zero one synapse gets while the device learns `horizon` samples of a new task."""
+    return horizon * stats.rate / 2.0
+
+
+def survivors(meta: float, abs_w: np.ndarray, bits: int, table_bits: int, stats: UpdateStats,
+              horizon: int, stochastic: bool = False) -> float:
+    """The fraction of the layer's synapses that a new task of `horizon` samples does not walk to zero."""
+    h, scale = _hidden_range(abs_w, meta, bits)
+    T = pushes_to_zero(f_meta_table(meta, scale, bits, table_bits), bits, table_bits, stats, stochastic)
+    return float(np.mean(T[h] >= budget(stats, horizon))) if h.size else 0.0
+
+
+def _survives(meta: float, w_q: float, wmax: float, bits: int, table_bits: int, stats: UpdateStats,
+              need: float, stochastic: bool) -> bool:
+    h, scale = _hidden_range(np.array([w_q, wmax]), meta, bits)
+    T = pushes_to_zero(f_meta_table(meta, scale, bits, table_bits), bits, table_bits, stats, stochastic)
+    return bool(T[h[0]] >= need)
+
+
+def pick(abs_w: np.ndarray, bits: int, table_bits: int, stats: UpdateStats, horizon: int = DEFAULT_HORIZON,
+         quantile: float = DEFAULT_QUANTILE, stochastic: bool = False) -> tuple[float, bool]:
+    """(device m, reached) for one layer: the smallest m at which |W| >= the quantile survives `horizon`
+    samples. reached is False where no m does (the learning rate outruns the hidden range): then the m that
+    puts the quantile on the top of the range, the most consolidation the width allows it."""
+    w = np.abs(np.asarray(abs_w, dtype=np.float64)).ravel()
+    if w.size == 0 or not np.all(np.isfinite(w)):
+        raise UsageError("device m: the layer's hidden weights are empty or not finite")
+    if not 0.0 < quantile < 1.0:
+        raise UsageError(f"device m: quantile {quantile} outside (0, 1)")
+    if horizon < 1:
+        raise UsageError(f"device m: horizon {horizon} must be >= 1 sample")
+    need = budget(stats, horizon)
+    wmax = float(w.max())
+    w_q = float(np.quantile(w, quantile))
+    if need == 0 or wmax == 0:
+        return 0.0, True  # nothing moves on the device (or nothing to keep): no consolidation needed
+    w_q = max(w_q, wmax * 2.0 ** -(bits - 1))  # below one LSB the weight is the sign bit alone
+    # past this m the quantile sits at the top of the hidden range: more m saturates more, consolidates no more
+    m_top = ACOSH_256 / w_q
+    if _survives(M_FLOOR, w_q, wmax, bits, table_bits, stats, need, stochastic):
+        return 0.0, True
+    if not _survives(m_top, w_q, wmax, bits, table_bits, stats, need, stochastic):
+        return _tidy(m_top), False
+    lo, hi = math.log(M_FLOOR), math.log(m_top)  # lo fails, hi survives
+    for _ in range(BISECTIONS):
+        mid = (lo + hi) / 2
+        if _survives(math.exp(mid), w_q, wmax, bits, table_bits, stats, need, stochastic):
+            hi = mid
+        else:
+            lo = mid
+    return _tidy(math.exp(hi)), True
+
+
+def _tidy(m: float) -> float:
+    """Four significant digits, rounded up so the survival test still holds: a readable, stable m."""
+    digits = 3 - int(math.floor(math.log10(m)))
+    return math.ceil(m * 10 ** digits) / 10 ** digits
+
+
+def parse_option(text: str, horizon: int | None = None, quantile: float | None = None):
+    """--device-meta: "auto" or a finite m >= 0; horizon and quantile go with auto only. UsageError otherwise."""
+    if text != "auto":
+        try:
+            m = float(text)
+        except ValueError:
+            raise UsageError(f"--device-meta {text!r}: auto or a number >= 0") from None
+        if not (math.isfinite(m) and m >= 0):
+            raise UsageError(f"--device-meta {text}: must be finite and >= 0")
+        if horizon is not None or quantile is not None:
+            raise UsageError("--device-horizon and --device-quantile tune --device-meta auto, not a given m")
+        return m
+    if horizon is not None and horizon < 1:
+        raise UsageError(f"--device-horizon {horizon} must be >= 1 sample")
+    if quantile is not None and not 0 < quantile < 1:
+        raise UsageError(f"--device-quantile {quantile} outside (0, 1)")
+    return text

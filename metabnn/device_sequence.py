@@ -1,0 +1,214 @@
+"""A task sequence on the device: models trained in PyTorch on permuted-MNIST tasks 1..K learn the next tasks on
+the device, one after another, one sample at a time, with no boundary signal (one stream), with the integer
+learning step of docs/FORMAT.md 4.3 (the C firmware when it builds, bit-exact with metabnn.sim, else the golden
+model). Every `--eval-every` samples each task is measured on its test images; the accuracy matrix (every task
+after each device task), the retention of the earlier tasks and the gap to the plain BNN on each new task are
+reported, with a plot.
+
+    python -m metabnn.device_sequence --meta-ckpt P2_m1.35/model.pt --plain-ckpt P2_m0/model.pt --out seq/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from metabnn.device_tradeoff import run_main, write_results
+from metabnn.errors import UsageError
+from metabnn.fileio import check_output_dir
+
+MODELS = (("meta", "metaplastic"), ("plain", "plain BNN (m = 0)"))
+KEEP, GAP = 0.80, 0.05  # the goal: earlier tasks keep >= 80 % of their accuracy, new ones within 5 points
+
+
+def parse_args(argv):
+    from metabnn.cli import _Parser  # bad options: one line, exit 2
+    from metabnn.export.device_meta import DEFAULT_HORIZON, DEFAULT_QUANTILE, parse_option
+
+    p = _Parser(prog="python -m metabnn.device_sequence", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--meta-ckpt", required=True, help="model.pt trained with m > 0 on pmnist:K (metabnn train)")
+    p.add_argument("--plain-ckpt", required=True, help="model.pt trained with m = 0 on the same tasks and seed")
+    p.add_argument("--out", default="runs/device_sequence", help="output folder (table, JSON, plot)")
+    p.add_argument("--device-tasks", type=int, default=3, help="new permuted tasks learned on the device in turn")
+    p.add_argument("--samples", type=int, default=3000, help="samples of each device task, one at a time")
+    p.add_argument("--eval-every", type=int, default=500, help="evaluate every N samples (divides --samples)")
+    p.add_argument("--eval-size", type=int, default=1000, help="test images per task")
+    p.add_argument("--lr-shift", type=int, default=12, help="on-device learning-rate shift (see metabnn export)")
+    p.add_argument("--device-meta", default="auto", metavar="auto|M",
+                   help="device m of the metaplastic model: auto (the rule, export/device_meta.py) or a number")
+    p.add_argument("--horizon", type=int, default=DEFAULT_HORIZON, help="samples a new task takes, for the rule")
+    p.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
+                   help="the rule consolidates synapses with |W| at or above this quantile of their layer")
+    p.add_argument("--probe-samples", type=int, default=100, help="learning steps the rule's probe measures")
+    p.add_argument("--engine", choices=("auto", "c", "golden"), default="auto")
+    p.add_argument("--seed", type=int, default=0, help="seed of the device streams' sample order")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    a = p.parse_args(argv)
+    for name in ("device_tasks", "samples", "eval_every", "eval_size", "horizon", "probe_samples"):
+        if getattr(a, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    if a.samples % a.eval_every:
+        raise UsageError(f"--eval-every {a.eval_every} must divide --samples {a.samples} (each task's end is "
+                         "measured)")
+    if not 0 <= a.lr_shift <= 31:
+        raise UsageError("--lr-shift must lie in 0..31")
+    if not 0 < a.quantile < 1:
+        raise UsageError("--quantile must lie in (0, 1)")
+    a.device_meta = parse_option(a.device_meta)
+    for ck in (a.meta_ckpt, a.plain_ckpt):
+        if not Path(ck).is_file():
+            raise UsageError(f"{ck}: no such checkpoint file")
+    return a
+
+
+def trained_tasks(net, ck) -> tuple[int, int]:
+    """(K, seed) of a checkpoint trained on pmnist:K: the sequence goes on with tasks K+1, K+2, ..."""
+    from metabnn.export.quantize import file_metadata
+    from metabnn.train.tasks import parse
+
+    meta = file_metadata(net)
+    if not meta or "spec" not in meta or parse(meta["spec"])[0] != "pmnist":
+        raise UsageError(f"{ck}: not trained on permuted MNIST (pmnist:K); the device sequence continues one")
+    return parse(meta["spec"])[2], int(meta["seed"])
+
+
+def build_streams(a, k_trained: int, seed: int, fingerprint: str | None):
+    """Every task's test set and the device stream (tasks K+1.. one after another, no marker between them)."""
+    from metabnn.train import tasks as tasks_mod
+
+    seq = tasks_mod.build(f"pmnist:{k_trained + a.device_tasks}", seed)
+    # the same generator draws the trained tasks' permutations first: check it still draws what training drew
+    if fingerprint is not None and tasks_mod.build(f"pmnist:{k_trained}", seed).fingerprint != fingerprint:
+        raise UsageError("this installation draws other permutations than training did (torch changed its "
+                         "random generator): the earlier tasks cannot be rebuilt")
+    rng = np.random.default_rng(a.seed)
+    xs, ys = [], []
+    for t in seq.tasks[k_trained:]:
+        order = rng.permutation(len(t.train_y))[: a.samples]
+        xs.append(t.train_x.numpy()[order])
+        ys.append(t.train_y.numpy()[order])
+    evals = {e.name: (e.x[: a.eval_size].numpy(), e.y[: a.eval_size].numpy()) for e in seq.evals}
+    return np.concatenate(xs), np.concatenate(ys), evals
+
+
+def run_sequence(a) -> dict:
+    from metabnn.export.quantize import file_metadata, from_floatnet
+    from metabnn.ondevice import auto_device_meta, learn_stream, pick_engine
+    from metabnn.train.checkpoint import load_floatnet
+
+    nets = {label: load_floatnet(ck) for label, ck in (("meta", a.meta_ckpt), ("plain", a.plain_ckpt))}
+    (k, seed), other = trained_tasks(nets["meta"], a.meta_ckpt), trained_tasks(nets["plain"], a.plain_ckpt)
+    if other != (k, seed):
+        raise UsageError(f"the two checkpoints were trained on different tasks (pmnist:{k} seed {seed} vs "
+                         f"pmnist:{other[0]} seed {other[1]})")
+    xs, ys, evals = build_streams(a, k, seed, file_metadata(nets["meta"]).get("fingerprint"))
+    engine, described = pick_engine(a.engine)
+    if a.device_meta == "auto":
+        picks = auto_device_meta(nets["meta"], a.horizon, a.quantile, a.probe_samples, lr_shift_base=a.lr_shift,
+                                 quiet=a.quiet)
+        device_m = [m for m, _, _ in picks]
+    else:
+        device_m = [a.device_meta] * len(nets["meta"].layers)
+    print(f"device m of the metaplastic model: {' / '.join(f'{m:g}' for m in device_m)} (per layer); "
+          f"learning tasks {k + 1}-{k + a.device_tasks} on the {described}", flush=True)
+    curves = {}
+    for label, net in nets.items():
+        model = from_floatnet(net, lr_shift_base=a.lr_shift, device_meta=device_m if label == "meta" else 0.0)
+        _, curves[label], _ = learn_stream(model, xs, ys, evals, a.eval_every, adapt=model.layers[0].adapt_shift > 0,
+                                           engine=engine, desc=f"{label}: {len(ys):,} device samples",
+                                           quiet=a.quiet)
+    names = list(evals)
+    return {"engine": described, "trained_tasks": k, "device_tasks": a.device_tasks, "samples": a.samples,
+            "device_m": device_m, "task_names": names, "curves": curves,
+            "matrix": {label: accuracy_matrix(c, names, a.samples, a.device_tasks) for label, c in curves.items()},
+            "args": vars(a)}
+
+
+def accuracy_matrix(curve: list, names: list, samples: int, device_tasks: int) -> list:
+    """Row 0: at the start of on-device learning; row t: after device task t. Columns: every task."""
+    at = {c["step"]: c for c in curve}
+    return [[at[t * samples][n] for n in names] for t in range(device_tasks + 1)]
+
+
+def goals(res: dict) -> dict:
+    """Per device task t, the worst kept fraction over the tasks before it (each against its accuracy at the start
+    of on-device learning, or for a device task at the end of its own learning) and the new task's gap to plain."""
+    k, T = res["trained_tasks"], res["device_tasks"]
+    A, P = (np.array(res["matrix"][x]) for x in ("meta", "plain"))
+    out = []
+    for t in range(1, T + 1):
+        ref = [A[0, j] if j < k else A[j - k + 1, j] for j in range(k + t - 1)]
+        kept = [A[t, j] / r if r > 0 else 1.0 for j, r in enumerate(ref)]
+        new = k + t - 1
+        out.append({"after": res["task_names"][new], "worst_kept": float(min(kept)),
+                    "worst_task": res["task_names"][int(np.argmin(kept))], "new_meta": float(A[t, new]),
+                    "new_plain": float(P[t, new]), "gap": float(P[t, new] - A[t, new])})
+    return {"rows": out, "kept_ok": all(r["worst_kept"] >= KEEP for r in out),
+            "gap_ok": all(r["gap"] <= GAP for r in out)}
+
+
+def report(res: dict) -> str:
+    names, k = res["task_names"], res["trained_tasks"]
+    head = "| model, after | " + " | ".join(names) + " |"
+    lines = [head, "|---" * (len(names) + 1) + "|"]
+    for label, title in MODELS:
+        for t, row in enumerate(res["matrix"][label]):
+            when = "start" if t == 0 else f"device task {names[k + t - 1]}"
+            lines.append(f"| {title}, {when} | " + " | ".join(f"{100 * v:.1f} %" for v in row) + " |")
+    g = goals(res)
+    lines += ["", "| after | worst earlier task kept (metaplastic) | new task: metaplastic | plain | gap |",
+              "|---|---|---|---|---|"]
+    for r in g["rows"]:
+        lines.append(f"| {r['after']} | {100 * r['worst_kept']:.1f} % ({r['worst_task']}) | "
+                     f"{100 * r['new_meta']:.1f} % | {100 * r['new_plain']:.1f} % | {100 * r['gap']:+.1f} points |")
+    lines += ["", f"goal: earlier tasks keep >= {KEEP:.0%}: {'met' if g['kept_ok'] else 'MISSED'}; "
+              f"new tasks within {100 * GAP:.0f} points of the plain BNN: {'met' if g['gap_ok'] else 'MISSED'}"]
+    return "\n".join(lines)
+
+
+def plot(res: dict):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, S, k = res["task_names"], res["samples"], res["trained_tasks"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, (label, title) in zip(axes, MODELS):
+        curve = res["curves"][label]
+        steps = [c["step"] for c in curve]
+        for j, n in enumerate(names):
+            ax.plot(steps, [100 * c[n] for c in curve], "-o", markersize=2.5, color=f"C{j}", label=n)
+        for t in range(1, res["device_tasks"]):
+            ax.axvline(t * S, color="0.6", lw=0.8, ls="--")
+        ax.set_title(title + (" (device m " + " / ".join(f"{m:g}" for m in res["device_m"]) + ")"
+                              if label == "meta" else ""), fontsize=10)
+        ax.set_xlabel(f"device samples (tasks {names[k]}..{names[-1]}, {S:,} each, no boundary signal)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_ylim(0, 100)
+    axes[1].legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def _main(argv) -> int:
+    a = parse_args(argv)
+    out = check_output_dir(a.out)  # an unwritable --out fails now, not after the streams
+    res = run_sequence(a)
+    text = report(res)
+    res["goals"] = goals(res)
+    print(text)
+    write_results(out, "device_sequence", f"Engine: {res['engine']}; {a.samples} samples per device task, "
+                  f"lr_shift {a.lr_shift}, {a.eval_size} test images per task.", text, res, plot(res))
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_main("device_sequence", _main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

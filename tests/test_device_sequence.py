@@ -1,0 +1,78 @@
+"""`python -m metabnn.device_sequence` on tiny models: the bookkeeping of a task sequence learned on the device,
+and the device commands' bad options (one line, exit 2)."""
+
+import json
+
+import pytest
+
+from metabnn import device_sequence, device_tradeoff
+from metabnn.cli import main as metabnn_main
+
+
+@pytest.fixture(scope="module")
+def pmnist_pair(tmp_path_factory, mnist):
+    """model.pt of a tiny m = 1.35 and m = 0 BNN trained on pmnist:2 (seconds)."""
+    out = tmp_path_factory.mktemp("seq")
+    cks = {}
+    for label, m in (("meta", "1.35"), ("plain", "0")):
+        rc = metabnn_main(["train", "--tasks", "pmnist:2", "--hidden", "32", "32", "--epochs", "1", "--meta", m,
+                           "--train-subset", "3000", "--test-subset", "500", "--seed", "0", "--quiet",
+                           "--out", str(out / label), "--overwrite"])
+        assert rc == 0
+        cks[label] = out / label / "model.pt"
+    return cks
+
+
+def test_tiny_sequence_bookkeeping(pmnist_pair, tmp_path, capsys):
+    out = tmp_path / "seq"
+    argv = ["--meta-ckpt", str(pmnist_pair["meta"]), "--plain-ckpt", str(pmnist_pair["plain"]), "--out", str(out),
+            "--device-tasks", "2", "--samples", "200", "--eval-every", "100", "--eval-size", "300",
+            "--probe-samples", "10", "--engine", "golden", "--quiet"]
+    assert device_sequence.main(argv) == 0
+    assert "device m of the metaplastic model" in capsys.readouterr().out
+    for f in ("device_sequence.md", "device_sequence.json", "device_sequence.png"):
+        assert (out / f).stat().st_size > 0
+    res = json.loads((out / "device_sequence.json").read_text())
+    assert res["task_names"] == ["pmnist1", "pmnist2", "pmnist3", "pmnist4"]
+    for label in ("meta", "plain"):
+        A = res["matrix"][label]
+        assert len(A) == 3 and all(len(row) == 4 for row in A)  # start + after each device task, every task
+        assert [c["step"] for c in res["curves"][label]] == [0, 100, 200, 300, 400]
+        # a permuted task the model has not learned yet is near chance (10 classes); its own samples lift it
+        assert A[0][2] < 0.3 and A[0][3] < 0.3 and A[1][3] < 0.3
+        assert A[1][2] > A[0][2] + 0.1
+        assert A[0][1] > 0.6  # the last task trained in PyTorch is known at the start
+    g = res["goals"]
+    assert [r["after"] for r in g["rows"]] == ["pmnist3", "pmnist4"]
+    # the gap is the plain BNN's accuracy minus the metaplastic one on the new task, from the same matrix
+    assert g["rows"][0]["gap"] == pytest.approx(res["matrix"]["plain"][1][2] - res["matrix"]["meta"][1][2])
+    assert len(res["device_m"]) == 3
+
+
+def test_sequence_needs_a_pmnist_checkpoint(trained_checkpoint, pmnist_pair, tmp_path, capsys):
+    rc = device_sequence.main(["--meta-ckpt", str(trained_checkpoint), "--plain-ckpt", str(pmnist_pair["plain"]),
+                               "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not trained on permuted MNIST" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command, extra, needle", [
+    (device_sequence, ["--samples", "100", "--eval-every", "30"], "must divide"),
+    (device_sequence, ["--device-tasks", "0"], "--device-tasks must be >= 1"),
+    (device_sequence, ["--device-meta", "lots"], "auto or a number"),
+    (device_sequence, ["--quantile", "0"], "--quantile"),
+    (device_tradeoff, ["--ms", "0", "-1"], "--ms"),
+    (device_tradeoff, ["--samples", "0"], "--samples"),
+    (device_tradeoff, ["--lr-shift", "40"], "--lr-shift"),
+])
+def test_bad_options(tmp_path, capsys, command, extra, needle):
+    ck = tmp_path / "x.pt"
+    ck.write_bytes(b"")
+    assert command.main(["--meta-ckpt", str(ck), "--plain-ckpt", str(ck), *extra]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_tradeoff_missing_checkpoint(tmp_path, capsys):
+    assert device_tradeoff.main(["--meta-ckpt", str(tmp_path / "none.pt"), "--plain-ckpt", "x"]) == 2
+    assert "no such checkpoint file" in capsys.readouterr().err
