@@ -24,6 +24,18 @@
 //
 // Reset: synchronous, active high (`rst`), clears the control state and the counters;
 // memories keep their contents.
+//
+// Stochastic rounding (SR = 1, FORMAT.md 4.4): the unit holds the layer's rounding bit, sr_seed and
+// sr_step (host port sr_*, written while idle; sr_step_q reads the step back, it is saved state) and
+// gives every lane its synapse's draw (r0, r1) = Threefry-2x32-20(ctr = (j K + i, sr_step),
+// key = (sr_seed, 0)) from one mbnn_threefry per lane. The counters come from a second walk of the
+// rows, a feed pointer that starts with the pass and runs TLAT - 1 chunks ahead of the issue (TLAT =
+// 20 / TF_STAGE, the generator's latency): its base j K + g LANES steps by LANES, or LANES - PADL at a
+// row end, so no multiplier; lane l adds l. The issue waits those TLAT - 1 cycles at the start, so a
+// pass takes N * G + 3 + TLAT - 1 cycles. Draws of padding lanes alias the next row's indices and
+// are discarded with their lane. With rounding 0 the lanes get the nearest constants (r0 = 2^(s-1),
+// r1 = 16384): 4.3 exactly, on the same hardware. After every pass (one learning step) a layer with
+// rounding 1 does sr_step += 1; a reset clears the three registers. SR = 0: none of this exists.
 module mbnn_update #(
     parameter int K = 64,       // inputs of the layer
     parameter int N = 32,       // neurons of the layer
@@ -31,6 +43,8 @@ module mbnn_update #(
     parameter int HB = 8,       // hidden weight bits b (2..16)
     parameter int TK = 4,       // f_meta table bits k (0..min(HB-1, 12))
     parameter int LANES = 8,    // synapses per cycle
+    parameter int SR = 0,       // 1: stochastic rounding hardware (a Threefry generator per lane)
+    parameter int TF_STAGE = 4, // SR: Threefry rounds per pipeline stage (mbnn_threefry.sv)
     // derived, do not override
     parameter int XB = (PIXELS != 0) ? 8 : 1,
     parameter int G = (K + LANES - 1) / LANES,
@@ -43,6 +57,14 @@ module mbnn_update #(
     input  logic                    rst,
     // run-time setting of the layer (FORMAT.md 6: 0..31)
     input  logic [4:0]              lr_shift,
+    // stochastic rounding state (SR = 1; FORMAT.md 4.4, ignored while busy): rounding bit, seed, step
+    /* verilator lint_off UNUSEDSIGNAL */  // SR = 0 has no such state
+    input  logic                    sr_we,
+    input  logic                    sr_rnd_d,
+    input  logic [31:0]             sr_seed_d,
+    input  logic [31:0]             sr_step_d,
+    /* verilator lint_on UNUSEDSIGNAL */
+    output logic [31:0]             sr_step_q,  // the layer's sr_step now (0 when SR = 0)
     // f_meta table, Q15
     input  logic                    tbl_we,
     input  logic [TW-1:0]           tbl_addr,
@@ -84,6 +106,9 @@ module mbnn_update #(
     begin : g_bad_params
         $error("mbnn_update: need 2 <= HB <= 16, 0 <= TK <= min(HB-1, 12), LANES, K, N >= 1");
     end
+    if (SR < 0 || SR > 1) begin : g_bad_sr
+        $error("mbnn_update: SR must be 0 or 1");
+    end
 
     // ---------------- memories ----------------
     logic [LANES*HB-1:0] hmem [DEPTH];
@@ -107,7 +132,8 @@ module mbnn_update #(
     assign busy = running || v1 || v2 || v3;
 
     logic issue;
-    assign issue = running && en;
+    logic pre_done;  // SR: the draws of the first chunk are on their way (always 1 without SR)
+    assign issue = running && en && pre_done;
 
     always_ff @(posedge clk) begin
         if (rst) begin
@@ -193,15 +219,80 @@ module mbnn_update #(
         assign table_flat[16 * t +: 16] = ftab[t];
     end
 
+    // ---------------- draws (SR) ----------------
+    logic [LANES*32-1:0] r0s, r1s;  // lane l's (r0, r1) at [32 l +: 32], with the chunk in stage 1
+    if (SR == 0) begin : g_nearest
+        assign pre_done = 1'b1;
+        assign r0s = '0;
+        assign r1s = '0;
+        assign sr_step_q = '0;
+    end else begin : g_sr
+        localparam int TLAT = 20 / TF_STAGE;
+        localparam logic [4:0] PRE = 5'(TLAT - 1);
+        logic        rnd;
+        logic [31:0] seed, step;
+        always_ff @(posedge clk) begin
+            if (rst) begin
+                rnd <= 1'b0;
+                seed <= '0;
+                step <= '0;
+            end else if (sr_we && !busy) begin
+                rnd <= sr_rnd_d;
+                seed <= sr_seed_d;
+                step <= sr_step_d;
+            end else if (rnd && v3 && sgn_ready && !v2 && !v1 && !running) begin
+                step <= step + 32'd1;  // the pass's last write: the step is over (done rises now)
+            end
+        end
+        assign sr_step_q = step;
+
+        logic [4:0] pre;  // pre-roll cycles left before the first issue
+        always_ff @(posedge clk) begin
+            if (rst) pre <= '0;
+            else if (start && !busy) pre <= PRE;
+            else if (en && pre != 5'd0) pre <= pre - 5'd1;
+        end
+        assign pre_done = pre == 5'd0;
+
+        // the feed pointer: chunk (fj, fg) at synapse base j K + g LANES, TLAT - 1 chunks ahead of the issue
+        logic [31:0]   fbase;
+        logic [GW-1:0] fg;
+        always_ff @(posedge clk) begin
+            if (start && !busy) begin
+                fbase <= '0;
+                fg <= '0;
+            end else if (running && en) begin
+                if (32'(fg) == G - 1) begin
+                    fg <= '0;
+                    fbase <= fbase + 32'(LANES - PADL);
+                end else begin
+                    fg <= fg + 1'b1;
+                    fbase <= fbase + 32'(LANES);
+                end
+            end
+        end
+
+        logic [31:0] near0;  // nearest rounding as a draw: r0 & (2^s - 1) = 2^(s-1), r1 & 0x7FFF = 16384
+        assign near0 = (32'd1 << lr_shift) >> 1;
+        for (genvar l = 0; l < LANES; l++) begin : g_draw
+            logic [31:0] x0, x1;
+            mbnn_threefry #(.STAGE(TF_STAGE)) u_tf (
+                .clk(clk), .en(en), .c0(fbase + 32'(l)), .c1(step), .k0(seed), .k1(32'd0), .x0(x0), .x1(x1));
+            assign r0s[32 * l +: 32] = rnd ? x0 : near0;
+            assign r1s[32 * l +: 32] = rnd ? x1 : 32'd16384;
+        end
+    end
+
     // ---------------- lanes ----------------
     logic [LANES-1:0] chg, flp, pad3;
     for (genvar l = 0; l < LANES; l++) begin : g_lane
         logic signed [HB-1:0] hn;
         logic signed [HB-1:0] hold;  // the input h, delayed to line up with hn (kept on padding)
         logic signed [HB-1:0] hold_a;
-        mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS)) u_lane (
+        mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS), .SR(SR)) u_lane (
             .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat),
             .h(hrd[l*HB +: HB]), .x(xrd[l*XB +: XB]), .delta(drd),
+            .r0(r0s[32 * l +: 32]), .r1(r1s[32 * l +: 32]),
             .h_new(hn), .changed(chg[l]), .flipped(flp[l]));
         always_ff @(posedge clk) begin
             if (en) begin

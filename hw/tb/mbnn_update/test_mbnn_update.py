@@ -3,13 +3,19 @@
 cocotb tests (first half): random states (saturation limits, every table bucket edge, rounding ties), sign
 writes under random sgn_ready back-pressure, reset in the middle of a pass, learning trajectories. Their
 parameters come from the environment, set by the pytest functions (second half): UPD_K, UPD_N, UPD_PIXELS,
-UPD_HB, UPD_TK, UPD_LANES (the build), UPD_SEED, UPD_PASSES, UPD_TRAJ_STEPS / UPD_TRAJ_SIZES / UPD_TRAJ_LAYER /
+UPD_HB, UPD_TK, UPD_LANES, UPD_SR, UPD_TF_STAGE (the build), UPD_SEED, UPD_PASSES, UPD_TRAJ_STEPS / UPD_TRAJ_SIZES / UPD_TRAJ_LAYER /
 UPD_TRAJ_MODEL for the trajectory test.
 
 Each HDL parameter set is one Verilator build (per-user cache, reused while the sources are unchanged).
 Default: four builds covering both layer kinds, b = 2/8/16, k = 1/4/5, LANES = 4/8/32 with and without row
 padding, plus a 1,000-step learning trajectory per layer of a 32-16-10 model. `--runslow` adds wider sweeps
 (k = 0, k = 12, LANES = 1/64) and longer trajectories.
+
+Stochastic rounding (SR = 1 builds, FORMAT.md 4.4): every pass loads the layer's rounding bit, sr_seed and
+sr_step (steps near the 2^32 wrap among them), the golden pass draws with metabnn.sim.threefry.synapse_draws,
+the pass takes TLAT - 1 cycles more (the draws' pre-roll) and sr_step_q must have counted it; rounding 0 on
+the same hardware must be the nearest pass and count nothing. The trajectory runs learn_step on a model whose
+layers round stochastically.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from cocotb.clock import Clock  # noqa: E402
 
 from metabnn.sim import learn_step, metaplastic_update, random_model  # noqa: E402
 from metabnn.sim.bits import pack_bits  # noqa: E402
+from metabnn.sim.threefry import synapse_draws  # noqa: E402
 from update.chunks import chunks_to_hidden, signs_to_chunks  # noqa: E402
 from update.driver import UpdateDriver  # noqa: E402
 
@@ -43,6 +50,35 @@ def env_int(name: str, default: int | None = None) -> int:
 def params():
     return dict(K=env_int("UPD_K"), N=env_int("UPD_N"), pixels=bool(env_int("UPD_PIXELS")), hb=env_int("UPD_HB"),
                 tk=env_int("UPD_TK"), lanes=env_int("UPD_LANES"))
+
+
+def sr_build() -> bool:
+    return env_int("UPD_SR", 0) == 1
+
+
+def pre_roll() -> int:
+    """Extra cycles of a pass on SR hardware: the Threefry latency minus one (mbnn_update.sv)."""
+    return 20 // env_int("UPD_TF_STAGE", 4) - 1 if sr_build() else 0
+
+
+def sr_state(rng: np.random.Generator, k: int):
+    """(rounding, sr_seed, sr_step) for pass k on SR hardware (None without): mostly stochastic, steps at
+    0, random, and just below the 2^32 wrap; every fourth pass rounds to nearest on the same hardware."""
+    if not sr_build():
+        return None
+    step = [0, 0xFFFFFFFF, int(rng.integers(0, 1 << 32)), 0xFFFFFFFE][k % 4]
+    return (0 if k % 4 == 3 else 1), int(rng.integers(0, 1 << 32)), step
+
+
+async def load_sr(drv: UpdateDriver, sr) -> None:
+    rnd, seed, step = sr
+    drv.set("sr_rnd_d", rnd)
+    drv.set("sr_seed_d", seed)
+    drv.set("sr_step_d", step)
+    drv.set("sr_we", 1)
+    await drv.edge()
+    drv.set("sr_we", 0)
+    assert drv.get("sr_step_q") == step, "sr_step_q reads back what was written"
 
 
 async def start(dut):
@@ -115,20 +151,28 @@ def random_state(rng: np.random.Generator, p: dict, k: int = 0):
     return hidden.astype(np.int64), table, x, delta, lr_shift
 
 
-async def check_pass(drv: UpdateDriver, hidden, table, x, delta, lr_shift, ready_prob, rng, *, load_hidden=True):
+async def check_pass(drv: UpdateDriver, hidden, table, x, delta, lr_shift, ready_prob, rng, *, load_hidden=True,
+                     sr=None):
+    """One pass against metaplastic_update; sr = (rounding, sr_seed, sr_step) is loaded first (SR builds)."""
     p = drv
+    draws = synapse_draws(range(p.N), p.K, sr[1], sr[2]) if sr is not None and sr[0] else None
     expect = metaplastic_update(hidden, x, delta, lr_shift=lr_shift, table=table, bits=p.hb,
-                                table_bits=p.tk).astype(np.int64)
+                                table_bits=p.tk, draws=draws).astype(np.int64)
     if load_hidden:
         await drv.load_hidden(hidden)
     await drv.load_table(table)
     await drv.load_x(x)
     await drv.load_deltas(delta)
     drv.set("lr_shift", lr_shift)
+    if sr is not None:
+        await load_sr(drv, sr)
     cycles, writes = await drv.run_pass(ready_prob, rng)
     depth = drv.N * drv.G
     if ready_prob >= 1.0:
-        assert cycles == depth + LATENCY, f"cycles {cycles} != N*G + {LATENCY} = {depth + LATENCY}"
+        want = depth + LATENCY + pre_roll()
+        assert cycles == want, f"cycles {cycles} != N*G + {LATENCY} + {pre_roll()} = {want}"
+    if sr is not None:
+        assert drv.get("sr_step_q") == (sr[2] + sr[0]) & 0xFFFFFFFF, "sr_step counts the pass when stochastic"
     assert sorted(writes) == list(range(depth)), "every sign chunk is written exactly once"
     want_signs = signs_to_chunks(expect, drv.lanes)
     bad = [a for a in range(depth) if writes[a] != want_signs[a]]
@@ -152,12 +196,13 @@ async def random_states(dut):
     rng, prng = np.random.default_rng(seed), random.Random(seed)
     for k in range(env_int("UPD_PASSES", 6)):
         hidden, table, x, delta, lr_shift = random_state(rng, params(), k)
-        await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0 if k % 2 == 0 else 0.6, prng)
+        await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0 if k % 2 == 0 else 0.6, prng,
+                         sr=sr_state(rng, k))
     # a second pass on the state the first left in memory (no reload): the memory carries over
     hidden, table, x, delta, lr_shift = random_state(rng, params(), 4)
-    after, _, _ = await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0, prng)
+    after, _, _ = await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0, prng, sr=sr_state(rng, 0))
     _, table, x, delta, lr_shift = random_state(rng, params(), 7)
-    await check_pass(drv, after, table, x, delta, lr_shift, 1.0, prng, load_hidden=False)
+    await check_pass(drv, after, table, x, delta, lr_shift, 1.0, prng, load_hidden=False, sr=sr_state(rng, 1))
 
 
 @cocotb.test()
@@ -181,7 +226,9 @@ async def reset_mid_pass(dut):
     await drv.edge()
     assert drv.get("busy") == 0 and drv.get("sgn_we") == 0, "reset stops the pass"
     assert drv.counters() == (0, 0), "reset clears the counters"
-    await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0, prng)
+    if sr_build():
+        assert drv.get("sr_step_q") == 0, "reset clears sr_step"
+    await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0, prng, sr=sr_state(rng, 2))
 
 
 @cocotb.test()
@@ -198,7 +245,8 @@ async def trajectory(dut):
         model = load(path)
     else:
         sizes = tuple(int(s) for s in os.environ["UPD_TRAJ_SIZES"].split(","))
-        model = random_model(sizes, bits=p["hb"], table_bits=p["tk"], seed=env_int("UPD_SEED", 1))
+        model = random_model(sizes, bits=p["hb"], table_bits=p["tk"], seed=env_int("UPD_SEED", 1),
+                             rounding=int(sr_build()), sr_step=env_int("UPD_SR_STEP", 0))
     lay = model.layers[layer]
     assert (lay.K, lay.N, lay.bits, lay.table_bits, lay.in_kind == 0) == (p["K"], p["N"], p["hb"], p["tk"], p["pixels"]), \
         "the build does not match the model layer"
@@ -207,6 +255,9 @@ async def trajectory(dut):
     await drv.load_hidden(lay.hidden.astype(np.int64))
     await drv.load_table(lay.table)
     drv.set("lr_shift", lay.lr_shift)
+    if sr_build():
+        assert lay.rounding == 1, "an SR trajectory needs a model whose layers round stochastically"
+        await load_sr(drv, (lay.rounding, lay.sr_seed, lay.sr_step))
     total_flips = 0
     for step in range(steps):
         image = rng.integers(0, 256, size=model.input_size).astype(np.uint8)
@@ -223,6 +274,8 @@ async def trajectory(dut):
         changed, flipped = drv.counters()
         assert flipped == info.flips[layer], f"step {step}: flip counter {flipped} != {info.flips[layer]}"
         total_flips += flipped
+        if sr_build():
+            assert drv.get("sr_step_q") == want.sr_step, f"step {step}: sr_step {drv.get('sr_step_q')} != {want.sr_step}"
     dut._log.info("trajectory layer %d: %d steps bit-exact, %d sign flips in all", layer, steps, total_flips)
 
 
@@ -250,9 +303,13 @@ def _env(K, N, PIXELS, HB, TK, LANES, **extra):
     return env
 
 
-def _run(hw_tools, cfg, testcase, **extra):
+def _run(hw_tools, cfg, testcase, tf_stage=None, **extra):
+    """tf_stage: an SR = 1 build with Threefry stages of that many rounds (None: the default unit, no SR)."""
     K, N, PIXELS, HB, TK, LANES = cfg
     params = dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES)
+    if tf_stage is not None:
+        params.update(SR=1, TF_STAGE=tf_stage)
+        extra.update(UPD_SR=1, UPD_TF_STAGE=tf_stage)
     runner, bdir = hw_tools.build(TOP, params)
     hw_tools.run(runner, bdir, TOP, TOP, testcase=testcase, env=_env(*cfg, **extra))
 
@@ -280,6 +337,27 @@ def test_update_trajectory_1000_steps(hw_tools, layer):
          UPD_TRAJ_LAYER=layer, UPD_SEED=3)
 
 
+# stochastic rounding: (cfg, Threefry rounds per stage): pre-roll 4, 19 (longer than a row here) and 0 cycles
+SR_FAST = [(FAST[0], 4), ((37, 5, 1, 16, 5, 4), 1), ((40, 3, 0, 2, 1, 32), 20)]
+
+
+@pytest.mark.parametrize("cfg,tf_stage", SR_FAST, ids=lambda v: _id(v) if isinstance(v, tuple) else f"tf{v}")
+def test_update_sr_random_states(hw_tools, cfg, tf_stage):
+    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], tf_stage, UPD_SEED=cfg[0] * 5 + cfg[5], UPD_PASSES=8)
+
+
+# (layer of the 32-16-10 model, cfg at b = 8 and at b = 4)
+SR_TRAJ = [(0, FAST[0]), (1, FAST[1]), (0, (32, 16, 1, 4, 2, 8)), (1, (16, 10, 0, 4, 2, 8))]
+
+
+@pytest.mark.parametrize("layer,cfg", SR_TRAJ, ids=lambda v: _id(v) if isinstance(v, tuple) else f"layer{v}")
+def test_update_sr_trajectory_1000_steps(hw_tools, layer, cfg):
+    """1,000 learn_step()s of a 32-16-10 model rounding stochastically (sr_step from just below the 2^32 wrap),
+    at b = 8 and b = 4, layer by layer: hidden weights, signs, flips and sr_step equal after every step."""
+    _run(hw_tools, cfg, ["trajectory"], 4, UPD_TRAJ_STEPS=1000, UPD_TRAJ_SIZES="32,16,10", UPD_TRAJ_LAYER=layer,
+         UPD_SEED=5, UPD_SR_STEP=0xFFFFFF00)
+
+
 LINT_SETS = FAST + SLOW
 
 
@@ -287,6 +365,9 @@ def test_update_lint_clean(hw_tools):
     """`verilator --lint-only -Wall` prints nothing for every parameter set."""
     for K, N, PIXELS, HB, TK, LANES in LINT_SETS:
         rc, err = hw_tools.lint(TOP, dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES))
+        assert rc == 0 and "%Warning" not in err and "%Error" not in err, err
+    for (K, N, PIXELS, HB, TK, LANES), tf in SR_FAST:
+        rc, err = hw_tools.lint(TOP, dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES, SR=1, TF_STAGE=tf))
         assert rc == 0 and "%Warning" not in err and "%Error" not in err, err
 
 
