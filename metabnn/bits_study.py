@@ -2,12 +2,14 @@
 
 Start from models trained on task A (MNIST) with m > 0 and with m = 0, export each at b hidden bits, then learn
 task B (a fixed pixel permutation of MNIST) on the device, one sample at a time, with the integer learning step of
-docs/FORMAT.md 4.3. Report what is kept of A and what is reached on B, per width.
+docs/FORMAT.md 4.3, rounded to nearest or stochastically (4.4). Report what is kept of A and what is reached on B,
+per width and rounding.
 
 The stream runs through the C firmware when it is built (it is bit-exact with metabnn.sim's learn_step, and this
 script re-checks that on the first steps of every configuration); otherwise through the golden model itself.
 
-    python -m metabnn.bits_study --meta-ckpt A_m1.35/model.pt --plain-ckpt A_m0/model.pt --out bits/
+    python -m metabnn.bits_study --meta-ckpt A_m1.35/model.pt --plain-ckpt A_m0/model.pt --out bits/ \
+        --widths 2 4 8 --rounding nearest stochastic
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from metabnn.errors import MetabnnError, UsageError
 from metabnn.fileio import atomic_write_bytes, atomic_write_text
 
 WIDTHS = (4, 6, 8, 12, 16)
+ROUNDINGS = ("nearest", "stochastic")
 
 
 def cross_check(model, xs, ys, adapt: bool, steps: int) -> None:
@@ -39,7 +42,9 @@ def cross_check(model, xs, ys, adapt: bool, steps: int) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m metabnn.bits_study", description=__doc__.split("\n\n")[1],
+    from metabnn.cli import _Parser  # bad options: one line, exit 2 (the project's rule)
+
+    p = _Parser(prog="python -m metabnn.bits_study", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--meta-ckpt", required=True, help="model.pt trained on MNIST with m > 0")
     p.add_argument("--plain-ckpt", required=True, help="model.pt trained on MNIST with m = 0")
@@ -54,6 +59,9 @@ def main(argv=None) -> int:
     p.add_argument("--lsb-lr", action="store_true",
                    help="the same learning-rate shift at every width (steps of equal size in LSBs) instead of "
                    "the same step size in float weight units")
+    p.add_argument("--rounding", nargs="+", choices=ROUNDINGS, default=["nearest"],
+                   help="rounding of the learning step (FORMAT.md 4.3 / 4.4); both: every width with each")
+    p.add_argument("--sr-seed", type=int, default=0, help="seed of stochastic rounding (as metabnn export's)")
     p.add_argument("--engine", choices=("auto", "c", "golden"), default="auto")
     p.add_argument("--check-steps", type=int, default=10, help="firmware steps re-checked against golden")
     p.add_argument("--seed", type=int, default=0)
@@ -73,6 +81,9 @@ def _run(a) -> int:
 
     if any(not 2 <= w <= 16 for w in a.widths):
         raise UsageError("--widths must lie in 2..16")
+    if not 0 <= a.sr_seed < 1 << 32:
+        raise UsageError(f"--sr-seed {a.sr_seed} outside 0..4294967295")
+    roundings = list(dict.fromkeys(a.rounding))  # each once, in the order given
     ds = load("mnist")
     rng = np.random.default_rng(a.seed)
     perm = rng.permutation(784)
@@ -83,30 +94,33 @@ def _run(a) -> int:
     engine, described = pick_engine(a.engine)
     nets = {"m>0": load_floatnet(a.meta_ckpt), "m=0": load_floatnet(a.plain_ckpt)}
     rows, curves = [], {}
-    for bits in a.widths:
-        for label, net in nets.items():
-            lr = [default_lr_shift(l, 8, a.lr_shift) for l in range(len(net.layers))] if a.lsb_lr else None
-            model = from_floatnet(net, hidden_bits=bits, lr_shift_base=a.lr_shift, lr_shifts=lr,
-                                  device_meta=a.device_meta if label == "m>0" else 0.0)
-            adapt = model.layers[0].adapt_shift > 0
-            if engine == "c" and a.check_steps:
-                cross_check(model, xs, ys, adapt, a.check_steps)
-            _, curve, _ = learn_stream(model, xs, ys, evals, a.every, adapt=adapt, engine=engine, quiet=True)
-            curves[f"{bits}/{label}"] = curve
-            rows.append({"bits": bits, "model": label, "A_before": curve[0]["A"], "A_after": curve[-1]["A"],
-                         "B_after": curve[-1]["B"]})
-            r = rows[-1]
-            print(f"b={bits:>2} {label}: A {100 * r['A_before']:.1f} -> {100 * r['A_after']:.1f} %, "
-                  f"B {100 * curve[0]['B']:.1f} -> {100 * r['B_after']:.1f} %", flush=True)
+    for rounding in roundings:
+        for bits in a.widths:
+            for label, net in nets.items():
+                lr = [default_lr_shift(l, 8, a.lr_shift) for l in range(len(net.layers))] if a.lsb_lr else None
+                model = from_floatnet(net, hidden_bits=bits, lr_shift_base=a.lr_shift, lr_shifts=lr,
+                                      device_meta=a.device_meta if label == "m>0" else 0.0,
+                                      stochastic=rounding == "stochastic", sr_seed=a.sr_seed)
+                adapt = model.layers[0].adapt_shift > 0
+                if engine == "c" and a.check_steps:
+                    cross_check(model, xs, ys, adapt, a.check_steps)
+                _, curve, _ = learn_stream(model, xs, ys, evals, a.every, adapt=adapt, engine=engine, quiet=True)
+                curves[f"{rounding}/{bits}/{label}"] = curve
+                rows.append({"rounding": rounding, "bits": bits, "model": label, "A_before": curve[0]["A"],
+                             "A_after": curve[-1]["A"], "B_after": curve[-1]["B"]})
+                r = rows[-1]
+                print(f"{rounding:<10} b={bits:>2} {label}: A {100 * r['A_before']:.1f} -> {100 * r['A_after']:.1f} %, "
+                      f"B {100 * curve[0]['B']:.1f} -> {100 * r['B_after']:.1f} %", flush=True)
     out = Path(a.out)
-    table = ["| hidden bits | model | A before | A after | B after |", "|---|---|---|---|---|"]
-    table += [f"| {r['bits']} | {r['model']} | {100 * r['A_before']:.1f} % | {100 * r['A_after']:.1f} % | "
-              f"{100 * r['B_after']:.1f} % |" for r in rows]
+    table = ["| rounding | hidden bits | model | A before | A after | B after |", "|---|---|---|---|---|---|"]
+    table += [f"| {r['rounding']} | {r['bits']} | {r['model']} | {100 * r['A_before']:.1f} % | "
+              f"{100 * r['A_after']:.1f} % | {100 * r['B_after']:.1f} % |" for r in rows]
     text = "\n".join(table)
     print(text)
     atomic_write_text(out / "bits_study.md", f"Engine: {described}; {a.samples} task-B samples; learning rate "
                       f"{'equal in LSBs' if a.lsb_lr else 'equal in float units'} (shift {a.lr_shift} at 8 bits); "
-                      f"device m {a.device_meta if a.device_meta is not None else 'as trained'}.\n\n{text}\n")
+                      f"device m {a.device_meta if a.device_meta is not None else 'as trained'}; rounding "
+                      f"{', '.join(roundings)}.\n\n{text}\n")
     atomic_write_text(out / "bits_study.json", json.dumps({"rows": rows, "curves": curves, "engine": described,
                                                            "args": vars(a)}, indent=1))
     _plot(rows, out / "bits_study.png")
@@ -115,23 +129,29 @@ def _run(a) -> int:
 
 
 def _plot(rows, path: Path) -> None:
+    """One panel per model (m > 0, m = 0): A kept and B reached against the width, a line per rounding."""
     import io
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for label, style in (("m>0", "-o"), ("m=0", "--s")):
-        rs = [r for r in rows if r["model"] == label]
-        ax.plot([r["bits"] for r in rs], [100 * r["A_after"] for r in rs], style, color="C0", label=f"A kept, {label}")
-        ax.plot([r["bits"] for r in rs], [100 * r["B_after"] for r in rs], style, color="C1", label=f"B reached, {label}")
-    ax.set_xlabel("hidden-weight bits on the device")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("on-device learning of task B after task A, by hidden-weight width")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, label in zip(axes, ("m>0", "m=0")):
+        for rounding, style in (("stochastic", "-o"), ("nearest", "--s")):
+            rs = [r for r in rows if r["model"] == label and r["rounding"] == rounding]
+            if not rs:
+                continue
+            bits = [r["bits"] for r in rs]
+            ax.plot(bits, [100 * r["A_after"] for r in rs], style, color="C0", label=f"A kept, {rounding}")
+            ax.plot(bits, [100 * r["B_after"] for r in rs], style, color="C1", label=f"B reached, {rounding}")
+        ax.set_xlabel("hidden-weight bits on the device")
+        ax.set_title(f"model trained with {label.replace('>', ' > ').replace('=', ' = ')}")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("test accuracy (%)")
+    fig.suptitle("on-device learning of task B after task A, by hidden-weight width and rounding")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)

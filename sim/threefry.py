@@ -43,7 +43,8 @@ def threefry2x32_20(c0, c1, k0, k1) -> tuple[np.ndarray, np.ndarray]:
 
 
 def synapse_draws(rows, K: int, seed: int, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """(r0, r1) [len(rows), K] for synapses (j, i), j in rows, of a layer at step t: ctr = (j K + i, t), key = (seed, 0).
+    """(r0, r1) [len(rows), K] for the synapses (j, i), j in rows, of a layer at step t:
+    ctr = (j K + i, t), key = (seed, 0).
 
     Only the rows asked for are drawn (a neuron with delta 0 needs none, 4.4); the draws do not depend on which.
     """
