@@ -153,6 +153,7 @@ static uint32_t update_row_sr(mbnn_layer *layer, const rule *r, uint32_t j, int3
 mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int32_t *delta, uint32_t *flips)
 {
     if (layer == NULL || x == NULL || delta == NULL) return MBNN_ERR_NULL;
+    if (layer->rounding && layer->desc == NULL) return MBNN_ERR_NULL; /* its sr_step lives in the descriptor */
     const rule r = {layer->table, (uint32_t)(layer->bits - 1 - layer->table_bits),
                     (1u << layer->table_bits) - 1u, -(1 << (layer->bits - 1)), (1 << (layer->bits - 1)) - 1};
     const uint32_t K = layer->K, W = layer->W;

@@ -121,3 +121,20 @@ def test_loader_checks_the_rounding_fields(cbackend):
             assert cbackend.status_str(cbackend.load_status(data)) == want
     # any seed and step load when stochastic
     assert cbackend.load_status(edit(sto, "<I", d1 + 48, 0xFFFFFFFF)) == 0
+
+
+def test_update_of_a_stochastic_layer_without_descriptor_is_a_status(cbackend):
+    """mbnn_metaplastic_update on a hand-made stochastic layer with no descriptor (no sr_step to read): a status."""
+    from test_kernels import _Layer
+    signs = np.zeros(1, np.uint32)
+    hidden = np.zeros(32, np.int8)
+    table = np.full(1, 32768, np.uint16)
+    lay = _Layer(K=32, N=1, W=1, in_kind=1, bits=8, table_bits=0, signs=signs.ctypes.data,
+                 hidden=hidden.ctypes.data, table=table.ctypes.data, rounding=1)
+    f = cbackend.lib.mbnn_metaplastic_update
+    f.argtypes, f.restype = [ctypes.c_void_p] * 4, ctypes.c_int
+    x, delta, flips = np.zeros(1, np.uint32), np.ones(1, np.int32), ctypes.c_uint32(0)
+    st = f(ctypes.byref(lay), x.ctypes.data, delta.ctypes.data, ctypes.byref(flips))
+    assert cbackend.status_str(st) == "null pointer"
+    lay.rounding = 0  # the nearest rule needs no descriptor
+    assert f(ctypes.byref(lay), x.ctypes.data, delta.ctypes.data, ctypes.byref(flips)) == 0
