@@ -10,6 +10,16 @@
 // So the lane's output is ref_lane_apply(ref_lane_u(inputs)): the spec (ref_lane_apply is a function, equal
 // arguments give equal results). Cut there the solver never compares two different multipliers (the |u| * F of
 // step 2 is one product of the same registers on both sides); uncut, no solver from pip finished in 10 minutes.
+//
+// Pixel lanes (PIXELS = 1) have a second pair of multipliers in stage A: the lane's unsigned |delta| * x (24
+// bits) against the spec's signed 32-bit delta * x. The proof cuts there too, where the spec names grad:
+//   0. for every delta and x, the lane's wires gmag, gpos, gneg equal |grad|, grad > 0, grad < 0 of the spec's
+//      grad (spec_u.grad), and |grad| < 2^24 (formal_pixel_grad.sv, proven by ABC's BDDs: pixel_grad.ys);
+//   then update_lane.sby's pix tasks drive the lane's gmag, gpos, gneg from the spec's grad (g_cut below) and
+//   prove steps 1-3 on that lane, assuming |grad| < 2^24.
+// By step 0 the replaced wires are the same functions of the inputs as the lane's own, so the lane with the
+// replacement is the lane, and the assumption holds for every input (it restricts no input): steps 1-3 on it are
+// steps 1-3 on the lane. The one product left is the spec's, read by both sides.
 // The lane has no feedback (each register is fed by the inputs or by the stage before), so after two enabled
 // cycles its state is a function of the inputs alone: a bounded check from the start, as deep as the latency
 // plus cycles of `en` low in between, covers every reachable state (docs/HARDWARE.md, "Formal checks").
@@ -42,6 +52,21 @@ module formal_update_lane #(
     ref_lane_u #(.HB(HB), .TK(TK), .PIXELS(PIXELS)) spec_u (
         .lr_shift(lr_shift), .table_flat(table_flat), .h(h), .x(x), .delta(delta),
         .u_neg(u_neg), .u_mag(u_mag), .toward(toward), .f(f));
+
+    // PIXELS: the cut of step 0. spec_grad has no driver in this file: update_lane.sby connects it to spec_u.grad
+    // after flattening (Yosys reads no hierarchical references) and the lane's gmag, gpos, gneg to the cut_*
+    // wires. Left undriven, spec_grad would be a free input and the proof fail, not pass.
+    if (PIXELS != 0) begin : g_cut
+        logic signed [31:0] spec_grad;
+        logic [31:0] g_abs;
+        logic [23:0] cut_gmag;
+        logic cut_gpos, cut_gneg;
+        assign g_abs = (spec_grad < 0) ? 32'(-spec_grad) : 32'(spec_grad);
+        assign cut_gmag = g_abs[23:0];
+        assign cut_gpos = spec_grad > 0;
+        assign cut_gneg = spec_grad < 0;
+        always_comb assume (g_abs < 32'd16777216);  // proven for every input in step 0
+    end
 
     // ... registered as the lane's stage A
     logic signed [HB-1:0] a_h, b_h, dut_want, b_want;

@@ -1,10 +1,13 @@
-"""The formal checks of hw/formal under SymbiYosys (yowasp-sby, boolector; pip packages of the [hw] extra).
+"""The formal checks of hw/formal: SymbiYosys (yowasp-sby, boolector) and ABC's BDDs (cec.sh), pip tools of [hw].
 
 - mbnn_update_lane equals the spec (FORMAT.md 4.3 step 5, hw/formal/ref_update_lane.sv) for every input, bmc
-  depth 5 (the latency plus `en` low in between), for bit inputs at b/k = 8/4 and 16/12, plus step 3 of the proof;
-- mbnn_xnor_popcount equals its definition for every input at SIMD 1, 2, 4, 8;
-- and the proof can fail: a lane whose rounding constant is off by one (16383 for 16384) must be caught.
-The tasks the pip solvers do not finish (pixel lanes, popcount at SIMD 16/32) are listed in docs/HARDWARE.md.
+  depth 5 (the latency plus `en` low in between), for bit inputs at b/k = 8/4 and 16/12 and pixel inputs at
+  b/k = 8/4, 16/12 and 2/0, plus step 3 of the proof; the pixel lanes are cut at grad = delta * x, and the
+  cut's lemma (the lane's |delta| * x and sign bits are the spec's) is proven by BDDs at the same parameters;
+- mbnn_xnor_popcount equals its definition for every input at every SIMD the design uses (1, 2, 4, 8, 16, 32),
+  by BDDs, and at SIMD 1, 2, 4, 8 by SymbiYosys too;
+- and each kind of proof can fail: a lane whose rounding constant is off by one (16383 for 16384), a pixel lane
+  whose sign ignores x = 0, a popcount off by one in one input of 2^96 must each be caught.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ import pytest
 
 FORMAL = Path(__file__).resolve().parents[2] / "formal"
 RTL = FORMAL.parent / "rtl"
-LANE = ["bits_b8_k4", "bits_b16_k12", "apply_zero_b8", "apply_zero_b16", "apply_zero_b2"]
-XNOR = ["simd1", "simd2", "simd4", "simd8"]
+LANE = ["bits_b8_k4", "bits_b16_k12", "pixels_b8_k4", "pixels_b16_k12", "pixels_b2_k0",
+        "apply_zero_b8", "apply_zero_b16", "apply_zero_b2"]
+PIXEL_GRAD = ["b8_k4", "b16_k12", "b2_k0"]  # pixel_grad.ys: step 0 of each pixels_* task above
+XNOR = ["simd1", "simd2", "simd4", "simd8"]  # xnor_popcount.sby (SAT: wider ones do not finish)
+XNOR_BDD = ["simd1", "simd2", "simd4", "simd8", "simd16", "simd32"]  # xnor_popcount.ys: metabnn VALID_SIMD
 
 
 def sby_bin() -> Path:
@@ -32,17 +38,35 @@ def sby_bin() -> Path:
     return Path(found)
 
 
-def prove(sby: Path, task: str, workdir: Path, timeout: int = 300) -> str:
-    """Run one task of `sby` through hw/formal/sby.sh; returns its final status (PASS, FAIL, ERROR...)."""
+def prove(script: Path, task: str, workdir: Path, timeout: int = 600) -> str:
+    """Run one task of a .sby file through hw/formal/sby.sh, or of a .ys file through hw/formal/cec.sh (beside
+    it); returns its final status (PASS, FAIL, ERROR...)."""
     # the YoWASP programs keep their compiled WebAssembly in the user's cache (~/.cache/yowasp): the real HOME
     env_path = f"{sby_bin().parent}{os.pathsep}{Path(sys.executable).parent}"
-    # from the .sby file's folder: sby reads its [files] relative to the current directory
-    r = subprocess.run(["sh", str(FORMAL / "sby.sh"), "-f", "-d", str(workdir / task), sby.name, task],
-                       capture_output=True, text=True, timeout=timeout, cwd=sby.parent,
+    if script.suffix == ".sby":
+        cmd = ["sh", str(script.parent / "sby.sh"), "-f", "-d", str(workdir / task), script.name, task]
+    else:
+        cmd = ["sh", str(script.parent / "cec.sh"), "-d", str(workdir / task), script.name, task]
+    # from the script's folder: sby reads its [files] relative to the current directory
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=script.parent,
                        env=dict(os.environ, PATH=env_path + os.pathsep + os.environ.get("PATH", "")))
     done = [line for line in r.stdout.splitlines() if "DONE (" in line]
-    assert done, f"sby gave no result (rc {r.returncode}):\n{r.stdout[-3000:]}{r.stderr[-2000:]}"
+    assert done, f"no result (rc {r.returncode}):\n{r.stdout[-3000:]}{r.stderr[-2000:]}"
     return done[-1].split("DONE (")[1].split(",")[0]
+
+
+def mutant_tree(tmp_path: Path, rtl_file: str, old: str, new: str) -> Path:
+    """hw/formal and hw/rtl copied under tmp_path with `old` replaced by `new` (once) in hw/rtl/`rtl_file`;
+    returns the copied formal folder."""
+    (tmp_path / "formal").mkdir()
+    shutil.copytree(RTL, tmp_path / "rtl")
+    for f in FORMAL.iterdir():
+        if f.is_file():
+            shutil.copy(f, tmp_path / "formal" / f.name)
+    src = (RTL / rtl_file).read_text()
+    assert src.count(old) == 1, f"the mutant's text is not in hw/rtl/{rtl_file} once: {old}"
+    (tmp_path / "rtl" / rtl_file).write_text(src.replace(old, new))
+    return tmp_path / "formal"
 
 
 @pytest.mark.parametrize("task", LANE)
@@ -50,22 +74,54 @@ def test_update_lane_equals_the_spec(tmp_path, task):
     assert prove(FORMAL / "update_lane.sby", task, tmp_path) == "PASS"
 
 
+@pytest.mark.parametrize("task", PIXEL_GRAD)
+def test_pixel_lane_product_equals_the_spec(tmp_path, task):
+    assert prove(FORMAL / "pixel_grad.ys", task, tmp_path) == "PASS"
+
+
 @pytest.mark.parametrize("task", XNOR)
 def test_xnor_popcount_equals_its_definition(tmp_path, task):
     assert prove(FORMAL / "xnor_popcount.sby", task, tmp_path) == "PASS"
 
 
+@pytest.mark.parametrize("task", XNOR_BDD)
+def test_xnor_popcount_equals_its_definition_by_bdds(tmp_path, task):
+    assert prove(FORMAL / "xnor_popcount.ys", task, tmp_path) == "PASS"
+
+
 def test_a_mutant_lane_is_caught(tmp_path):
     """The same proof on a lane whose round-half constant is 16383: it must fail (the check is not vacuous)."""
     sby_bin()
-    (tmp_path / "formal").mkdir()
-    (tmp_path / "rtl").mkdir()
-    for f in FORMAL.glob("*.s*"):
-        shutil.copy(f, tmp_path / "formal" / f.name)
-    src = (RTL / "mbnn_update_lane.sv").read_text()
-    assert src.count("32'd16384") == 1
-    (tmp_path / "rtl" / "mbnn_update_lane.sv").write_text(src.replace("32'd16384", "32'd16383"))
-    assert prove(tmp_path / "formal" / "update_lane.sby", "bits_b8_k4", tmp_path / "runs") == "FAIL"
+    formal = mutant_tree(tmp_path, "mbnn_update_lane.sv", "32'd16384", "32'd16383")
+    assert prove(formal / "update_lane.sby", "bits_b8_k4", tmp_path / "runs") == "FAIL"
+
+
+def test_a_mutant_pixel_product_is_caught(tmp_path):
+    """A pixel lane that calls grad negative for delta < 0 even where x = 0 (then grad = 0): one pixel value in
+    256 of the negative deltas. The product lemma must fail on it; the pixel tasks' cut replaces these wires, so
+    the lemma is where the lane's own product logic is checked."""
+    sby_bin()
+    formal = mutant_tree(tmp_path, "mbnn_update_lane.sv", "assign gneg = dneg && (x != '0);", "assign gneg = dneg;")
+    assert prove(formal / "pixel_grad.ys", "b8_k4", tmp_path / "runs") == "FAIL"
+
+
+def test_a_mutant_popcount_is_caught(tmp_path):
+    """A popcount one too low where all 32 lanes are valid and match, and right everywhere else (1 input in 2^96:
+    no random test finds it): the BDD check must fail on it and name that input."""
+    sby_bin()
+    formal = mutant_tree(tmp_path, "mbnn_xnor_popcount.sv", "assign dot = $signed((n_match << 1) - n_valid);",
+                         "assign dot = $signed((n_match << 1) - n_valid - CW'(&match));")
+    assert prove(formal / "xnor_popcount.ys", "simd32", tmp_path / "runs") == "FAIL"
+    log = (tmp_path / "runs" / "simd32" / "yosys.log").read_text()
+    assert "ffffffff" in log.split("model found: FAIL!")[1]  # the counterexample: every lane valid
+
+
+def test_cec_refuses_an_unknown_task(tmp_path):
+    sby_bin()
+    r = subprocess.run(["sh", str(FORMAL / "cec.sh"), "-d", str(tmp_path / "x"), str(FORMAL / "xnor_popcount.ys"),
+                        "simd3"], capture_output=True, text=True,
+                       env=dict(os.environ, PATH=f"{sby_bin().parent}{os.pathsep}{os.environ.get('PATH', '')}"))
+    assert r.returncode == 2 and "no task 'simd3'" in r.stderr and not (tmp_path / "x").exists()
 
 
 def test_a_first_run_of_the_solver_is_not_an_error(tmp_path, monkeypatch):
