@@ -1,7 +1,7 @@
 // Shared pieces of the native (Verilator C++) co-simulation harnesses infer_main.cpp and learn_main.cpp.
 //
 // The harnesses are built by metabnn/backends/rtl_native.py, which writes `mbnn_native_cfg.h` next to
-// these sources with the build's parameters (MBNN_SIMD, MBNN_PE, MBNN_HB, MBNN_TK, MBNN_L) and
+// these sources with the build's parameters (MBNN_SIMD, MBNN_PE, MBNN_HB, MBNN_TK, MBNN_L, MBNN_SR) and
 // MBNN_FOR_LAYERS(X), X(0) X(1) ... one per layer: the per-layer memories are C++ members with the layer
 // index in their name, so they are reached by token pasting, not at run time.
 //

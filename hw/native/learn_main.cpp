@@ -6,13 +6,14 @@
 //
 // CASE, read as a stream so the host can compute step s+1 while this runs step s:
 //   u32 magic "MBNL", u32 version, u32 SIMD, PE, HB, TK, layers, banks, K0   (checked against this build)
-//   per layer: u32 K, u32 N, u32 lr_shift, u16 [2^TK] f_meta table, int16 [N*K] hidden weights
+//   per layer: u32 K, u32 N, u32 lr_shift, u32 rounding, u32 sr_seed, u32 sr_step (FORMAT.md 4.4),
+//              u16 [2^TK] f_meta table, int16 [N*K] hidden weights
 //   u32 n_writes, then n_writes x (u32 layer, sel, addr, data, mask)          the engines' memories
 //   u32 steps, u8 bank, u8 adapt
 //   per step: u8 [K0] pixels, per layer int16 [N] deltas
 // OUT, one record per step, flushed:
 //   u32 "STEP", u32 step, int64 class, int64 score (the RTL forward's), u64 update cycles,
-//   per layer: u32 n_changed, u32 n_flipped, int16 [N*K] hidden, u32 [N*W] sign words, int32 [B*N] M
+//   per layer: u32 n_changed, u32 n_flipped, u32 sr_step, int16 [N*K] hidden, u32 [N*W] sign words, int32 [B*N] M
 // then u32 "DONE", u64 total cycles.
 //
 // Step sequence as hw/tb/update/tb_onchip.py: stream the image (in_adapt moves M), write every layer's
@@ -27,7 +28,7 @@ using namespace mbnn;
 static const uint32_t MAGIC_IN = 0x4c4e424d;    // "MBNL"
 static const uint32_t MAGIC_STEP = 0x50455453;  // "STEP"
 static const uint32_t MAGIC_DONE = 0x454e4f44;  // "DONE"
-static const uint32_t VERSION = 1;
+static const uint32_t VERSION = 2;  // 2: the stochastic-rounding state per layer
 
 // layer l's update unit sits in the top's g_layer[l], its engine in the shared chain's (hw/rtl/mbnn_chain.sv)
 #define MBNN_UNIT_MEM(l, mem) top->rootp->mbnn_update_top__DOT__g_layer__BRA__##l##__KET____DOT__u_update__DOT__##mem
@@ -94,6 +95,8 @@ int main(int argc, char** argv) {
         d.W = (d.K + 31) / 32;
         d.B = banks;
         const uint32_t lr = in.u32();
+        const uint32_t rounding = in.u32(), sr_seed = in.u32(), sr_step = in.u32();
+        if (rounding > 1) fail(EXIT_INPUT, "layer %u: rounding %u is not 0 or 1", l, rounding);
         top->upd_sel = l;
         for (uint32_t t = 0; t < (1u << MBNN_TK); t++) {
             uint16_t f;
@@ -108,6 +111,16 @@ int main(int argc, char** argv) {
         top->lr_data = lr;
         sim.tick();
         top->lr_we = 0;
+        // the unit keeps these only if the build gave this layer the SR hardware (rtl_native.py builds so)
+        top->sr_we = 1;
+        top->sr_rnd = rounding;
+        top->sr_seed = sr_seed;
+        top->sr_step = sr_step;
+        sim.tick();
+        top->sr_we = 0;
+        if (rounding && !((MBNN_SR >> l) & 1))
+            fail(EXIT_INPUT, "layer %u rounds stochastically, this build has no stochastic rounding there", l);
+        if (top->sr_step_q != (((MBNN_SR >> l) & 1) ? sr_step : 0)) fail(EXIT_SIM, "layer %u: sr_step not loaded", l);
         std::vector<int16_t> h(size_t(d.N) * d.K);
         in.bytes(h.data(), 2 * h.size());
         for (uint32_t j = 0; j < d.N; j++)
@@ -193,6 +206,7 @@ int main(int argc, char** argv) {
     top->eval(); /* the counters are a combinational mux on upd_sel */                                  \
     out.u32(top->n_changed);                                                                             \
     out.u32(top->n_flipped);                                                                             \
+    out.u32(top->sr_step_q);                                                                             \
     dump_layer(out, dims[l], MBNN_UNIT_MEM(l, hmem), MBNN_ENGINE_MEM(l, wmem), MBNN_ENGINE_MEM(l, mmem), l);
         MBNN_FOR_LAYERS(MBNN_DUMP)
 #undef MBNN_DUMP

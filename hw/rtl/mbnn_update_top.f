@@ -4,6 +4,7 @@ mbnn_xnor_popcount.sv
 mbnn_pixel_dot.sv
 mbnn_layer.sv
 mbnn_chain.sv
+mbnn_threefry.sv
 mbnn_update_lane.sv
 mbnn_update.sv
 mbnn_update_top.sv

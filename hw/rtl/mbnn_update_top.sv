@@ -12,18 +12,26 @@
 //   3. pulse upd_start: all layers' units run at once, each streams through its hidden memory and
 //      writes its new sign bits straight into its own engine's weight memory (wr port, sel 0,
 //      masked 32-bit words in FORMAT order); upd_busy falls when the last one is done.
-//   Cycles of step 3: max over layers of N_l * ceil(K_l / SIMD) + 3.
+//   Cycles of step 3: max over layers of N_l * ceil(K_l / SIMD) + 3 (+ 20 / TF_STAGE - 1 on an SR layer).
 // Host ports for learning state (upd_sel picks the layer): lr_shift, f_meta table, hidden memory
 // read/write, counters of the last pass (n_changed, n_flipped). The engine's own memory port
 // (mem_*) stays as in mbnn_top for everything else; it is ignored for a layer whose unit is busy.
 //
 // HB and TK (hidden bits, table bits) are the same for every layer here (the exporter's default);
 // the testbench checks the model agrees. Reset: synchronous, active high, as everywhere in hw/.
+//
+// Stochastic rounding (FORMAT.md 4.4): bit l of SR gives layer l's unit the Threefry draws (one
+// generator per lane, mbnn_update.sv); the host writes that layer's rounding bit, sr_seed and sr_step
+// (sr_we, upd_sel) as it writes lr_shift, reads sr_step back on sr_step_q (saved state: every pass of a
+// layer rounding stochastically counts one), and step 3 takes 20 / TF_STAGE - 1 cycles more on a build
+// with any SR bit. A layer without its SR bit rounds to nearest whatever the host writes (sr_step_q 0).
 module mbnn_update_top #(
     parameter int SIMD = 8,    // input elements per cycle = update lanes: 1, 2, 4, 8, 16 or 32
     parameter int PE = 4,      // neurons in parallel in every engine
     parameter int HB = 8,      // hidden weight bits b
-    parameter int TK = 4       // f_meta table bits k
+    parameter int TK = 4,      // f_meta table bits k
+    parameter int SR = 0,      // bit l: layer l's update unit has the stochastic rounding hardware
+    parameter int TF_STAGE = 4 // Threefry rounds per pipeline stage in those units
 ) (
     input  logic                clk,
     input  logic                rst,
@@ -50,6 +58,10 @@ module mbnn_update_top #(
     /* verilator lint_off UNUSEDSIGNAL */  // address bits above a layer's depth are ignored
     input  logic                lr_we,
     input  logic [4:0]          lr_data,
+    input  logic                sr_we,      // rounding bit, sr_seed, sr_step of layer upd_sel (FORMAT.md 4.4)
+    input  logic                sr_rnd,
+    input  logic [31:0]         sr_seed,
+    input  logic [31:0]         sr_step,
     input  logic                tbl_we,
     input  logic [11:0]         tbl_addr,
     input  logic [15:0]         tbl_data,
@@ -66,7 +78,8 @@ module mbnn_update_top #(
     input  logic                upd_start,
     output logic                upd_busy,
     output logic [31:0]         n_changed,
-    output logic [31:0]         n_flipped
+    output logic [31:0]         n_flipped,
+    output logic [31:0]         sr_step_q   // sr_step of layer upd_sel now
 );
     /* verilator lint_off UNUSEDPARAM */  // this top needs part of the shape; mbnn_chain all of it
     `include "mbnn_model.svh"   // MBNN_L, MBNN_B, MBNN_K, MBNN_N, MBNN_ADAPT, MBNN_HEXDIR
@@ -78,6 +91,7 @@ module mbnn_update_top #(
     logic [SIMD*HB-1:0]        u_hrd [MBNN_L];
     logic [31:0]               u_chg [MBNN_L];
     logic [31:0]               u_flp [MBNN_L];
+    logic [31:0]               u_srs [MBNN_L];
     // each layer's memory write port (the host's, or its update unit's while that one is busy) and the
     // input beats each layer takes (the update units' x), both from the shared chain
     logic [MBNN_L-1:0]         wr_en, l_take;
@@ -159,8 +173,10 @@ module mbnn_update_top #(
 
         logic sel;
         assign sel = upd_sel == 4'(l);
-        mbnn_update #(.K(LK), .N(LN), .PIXELS(l == 0 ? 1 : 0), .HB(HB), .TK(TK), .LANES(SIMD)) u_update (
+        mbnn_update #(.K(LK), .N(LN), .PIXELS(l == 0 ? 1 : 0), .HB(HB), .TK(TK), .LANES(SIMD),
+                      .SR((SR >> l) & 1), .TF_STAGE(TF_STAGE)) u_update (
             .clk(clk), .rst(rst), .lr_shift(lr),
+            .sr_we(sr_we && sel), .sr_rnd_d(sr_rnd), .sr_seed_d(sr_seed), .sr_step_d(sr_step), .sr_step_q(u_srs[l]),
             .tbl_we(tbl_we && sel), .tbl_addr(tbl_addr[((TK > 0) ? TK : 1)-1:0]), .tbl_data(tbl_data),
             .x_we(take), .x_addr(xbeat), .x_data(l_data[8*SIMD*l +: IWL*SIMD]),
             .d_we(d_we && sel), .d_addr(d_addr[LNW-1:0]), .d_data(d_data),
@@ -179,12 +195,14 @@ module mbnn_update_top #(
         h_rvalid = 1'b0;
         n_changed = '0;
         n_flipped = '0;
+        sr_step_q = '0;
         for (int l = 0; l < MBNN_L; l++) begin
             if (upd_sel == 4'(l)) begin
                 h_rdata = u_hrd[l];
                 h_rvalid = u_hrv[l];
                 n_changed = u_chg[l];
                 n_flipped = u_flp[l];
+                sr_step_q = u_srs[l];
             end
         end
     end

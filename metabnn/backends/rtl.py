@@ -28,7 +28,7 @@ from metabnn.backends.cache import build_key, cached_build
 from metabnn.backends.sources import file_list, source_root
 from metabnn.backends.verilator import setup_verilator, verilator_version
 from metabnn.errors import MetabnnError
-from metabnn.sim.model import Model
+from metabnn.sim.model import PIXELS, SCORES, SIGN, Model
 
 HW = source_root("hw")
 RTL_DIR = HW / "rtl" if HW else None
@@ -50,11 +50,32 @@ class RTLError(MetabnnError):
     exit_code = 1
 
 
+# Stages of hw/rtl/mbnn_layer.sv (its header names them): issue I R S D plus the adder tree up to the
+# accumulator, and the serial normaliser's N1..N5 (SIGN, with the adaptation) or N1..N8 (SCORES).
+ISSUE_STAGES = 4
+NORM_STAGES = {SIGN: 5, SCORES: 8}
+
+
+def tree_levels(lay, simd: int) -> int:
+    """Adder-tree levels of a layer's dot product: log2 of its slices (one pixel, or 4 XNOR-popcount bits)."""
+    slice_ = 1 if lay.in_kind == PIXELS else min(simd, 4)
+    return (simd // slice_).bit_length() - 1
+
+
+def layer_cycles(lay, simd: int, pe: int) -> int:
+    """Cycles from a layer's first input beat to its first output beat (one vector in flight, no gaps):
+    ceil(K/SIMD) * ceil(N/PE) issue cycles, max(0, PE - ceil(K/SIMD)) idle cycles after every group but the
+    last (the serial normaliser's hand-over register must be free), then the issue pipeline and tree, the PE
+    neurons of the last group one per cycle, the normaliser's stages and one cycle to leave the drain."""
+    ch, g = -(-lay.K // simd), -(-lay.N // pe)
+    return (ch * g + (g - 1) * max(0, pe - ch) + ISSUE_STAGES + tree_levels(lay, simd) + pe
+            + NORM_STAGES[lay.out_kind] + 1)
+
+
 def cycles_formula(model: Model, simd: int, pe: int) -> int:
-    """Cycles from an image's first input beat to its result (one image in flight, no gaps):
-    sum over layers of ceil(K/SIMD) * ceil(N/PE), plus 3 per layer and 1 (docs/HARDWARE.md)."""
-    issue = sum(-(-lay.K // simd) * -(-lay.N // pe) for lay in model.layers)
-    return issue + 3 * len(model.layers) + 1
+    """Cycles from an image's first input beat to its result (one image in flight, no gaps): the sum of
+    layer_cycles (docs/HARDWARE.md), each layer starting on the beat its predecessor sends first."""
+    return sum(layer_cycles(lay, simd, pe) for lay in model.layers)
 
 
 def coverage_dir() -> Path | None:
@@ -216,12 +237,22 @@ class RTLBackend:
 UPDATE_TOP = "mbnn_update_top"
 UPDATE_DRIVER = "mbnn_update_top.tb_onchip"
 UPDATE_LATENCY = 3  # an update pass takes N * ceil(K / SIMD) + 3 cycles (docs/HARDWARE_UPDATE.md)
+TF_STAGE = 4  # mbnn_update_top's default: Threefry rounds per pipeline stage, latency 20 / TF_STAGE
+SR_PRE_ROLL = 20 // TF_STAGE - 1  # cycles a stochastic-rounding unit's draws run ahead of its first chunk
 
 
 def update_cycles_formula(model: Model, simd: int) -> int:
     """Cycles of the on-chip update of one learning step: every layer's unit runs at once, each
-    N * ceil(K / SIMD) + 3 cycles, so the step's update takes the longest of them."""
-    return max(lay.N * -(-lay.K // simd) for lay in model.layers) + UPDATE_LATENCY
+    N * ceil(K / SIMD) + 3 cycles (+ SR_PRE_ROLL where the layer rounds stochastically, FORMAT.md 4.4),
+    so the step's update takes the longest of them."""
+    return max(lay.N * -(-lay.K // simd) + (SR_PRE_ROLL if lay.rounding == 1 else 0)
+               for lay in model.layers) + UPDATE_LATENCY
+
+
+def sr_mask(model: Model) -> int:
+    """mbnn_update_top's SR parameter: bit l set when layer l rounds stochastically (FORMAT.md 4.4), so only
+    those layers' update units carry the Threefry generators."""
+    return sum(1 << l for l, lay in enumerate(model.layers) if lay.rounding == 1)
 
 
 class RTLLearner(RTLBackend):
@@ -254,7 +285,7 @@ class RTLLearner(RTLBackend):
             raise RTLError(f"the on-chip learning top takes one hidden width and table size for all layers, "
                            f"the model has {sorted(bits)} (bits, table_bits)")
         hb, tk = bits.pop()
-        params = {"SIMD": self.simd, "PE": self.pe, "HB": hb, "TK": tk}
+        params = {"SIMD": self.simd, "PE": self.pe, "HB": hb, "TK": tk, "SR": sr_mask(model)}
         return build_or_reuse(UPDATE_TOP, file_list(UPDATE_TOP), params, self.shape(model), model)
 
     def run_steps(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, strict: bool = False,
@@ -295,4 +326,5 @@ class RTLLearner(RTLBackend):
                 lay.hidden = res[f"hidden{l}"][s].astype(lay.hidden.dtype)
                 lay.signs = res[f"signs{l}"][s].astype(lay.signs.dtype)
                 lay.M = res[f"M{l}"][s].astype(lay.M.dtype)
+                lay.sr_step = int(res["sr_steps"][s][l]) if lay.rounding else lay.sr_step
             yield s + 1, m

@@ -128,6 +128,63 @@ def test_learning_steps_equal_golden(native, sizes, bits, tk, banks, bank, adapt
         assert not np.array_equal(gold.layers[0].M, model.layers[0].M), "adaptation must move M"
 
 
+# (sizes, bits, table_bits, SIMD, PE, steps): FORMAT.md 4.4 on every layer at b = 8 and b = 4; the full-size
+# 784-128-128-10 of the trained model behind --runslow
+SR_CASES = [((40, 24, 10), 8, 4, 8, 4, 1000), ((40, 24, 10), 4, 2, 4, 3, 1000)]
+SR_SLOW = [((784, 128, 128, 10), 8, 4, 32, 8, 1000), ((784, 128, 128, 10), 4, 2, 32, 8, 1000)]
+
+
+def stochastic_run(native, sizes, bits, tk, simd, pe, n):
+    """n native learning steps of a model rounding stochastically on every layer (sr_step starting 300 steps
+    before the 2^32 wrap) against metabnn.sim.learn_step, state for state, sr_step and the cycle formula."""
+    from metabnn.backends.rtl import update_cycles_formula
+
+    model = random_model(sizes, bits=bits, table_bits=tk, lr_shift=8, seed=9, rounding=1, sr_step=2**32 - 300)
+    rng = np.random.default_rng(7)
+    images, labels = rng.integers(0, 256, (n, sizes[0])).astype(np.uint8), rng.integers(0, sizes[-1], n)
+    gold, near, seen, flips, apart = model.copy(), model.copy(), 0, 0, 0
+    for lay in near.layers:
+        lay.rounding, lay.sr_seed, lay.sr_step = 0, 0, 0
+    for s, step in enumerate(native.NativeRTLLearner(simd, pe).steps(model, images, labels)):
+        gold, info = learn_step(gold, images[s], int(labels[s]))
+        near, _ = learn_step(near, images[s], int(labels[s]))
+        for l, (lay, (h, w, m)) in enumerate(zip(gold.layers, step.state)):
+            np.testing.assert_array_equal(h, lay.hidden, err_msg=f"step {s} layer {l} hidden")
+            np.testing.assert_array_equal(w, lay.signs, err_msg=f"step {s} layer {l} signs")
+        assert step.sr_steps == [lay.sr_step for lay in gold.layers] == [(2**32 - 300 + s + 1) % 2**32] * len(sizes[1:])
+        assert step.flipped == info.flips, f"step {s}"
+        assert step.cycles == update_cycles_formula(model, simd)
+        seen, flips = seen + 1, flips + sum(info.flips)
+        apart += any(not np.array_equal(a.hidden, b.hidden) for a, b in zip(gold.layers, near.layers))
+    assert seen == n
+    assert flips > 0, "the steps must flip signs to test anything"
+    assert apart > n // 2, "stochastic and nearest rounding must part ways to test the draws"
+
+
+@pytest.mark.parametrize("sizes,bits,tk,simd,pe,n", SR_CASES, ids=["b8", "b4"])
+def test_stochastic_rounding_1000_steps_equal_golden(native, sizes, bits, tk, simd, pe, n):
+    stochastic_run(native, sizes, bits, tk, simd, pe, n)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sizes,bits,tk,simd,pe,n", SR_SLOW, ids=["b8", "b4"])
+def test_stochastic_rounding_1000_steps_full_size(native, sizes, bits, tk, simd, pe, n):
+    stochastic_run(native, sizes, bits, tk, simd, pe, n)
+
+
+def test_stochastic_rounding_through_verify(native):
+    """What `metabnn verify --backends golden,rtl --learn N` compares (verify.compare_learning): states and
+    sr_step equal step by step, and the model the chip gives back continues the draw stream where it stopped."""
+    from metabnn.verify import compare_learning
+
+    model = random_model((40, 24, 10), bits=4, table_bits=2, seed=10, rounding=1, sr_step=5)
+    rng = np.random.default_rng(8)
+    images, labels = rng.integers(0, 256, (25, 40)).astype(np.uint8), rng.integers(0, 10, 25)
+    assert compare_learning(native.NativeRTL(8, 4), model, images, labels, bank=0, adapt=False) is None
+    last = list(native.NativeRTL(8, 4).learn(model, images, labels, every=25))[-1][1]
+    assert [lay.sr_step for lay in last.layers] == [30, 30]
+
+
 def test_learn_protocol_and_early_stop(native):
     """learn() yields (step, Model) every `every` steps and the last; a consumer that stops early stops the
     harness too (the generator's close kills it)."""

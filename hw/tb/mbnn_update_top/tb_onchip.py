@@ -8,8 +8,10 @@ hidden memory, its engine's weight words and its flip counter must equal metabnn
 The case is a pickle named by $UPD_CASE: model (the one the hex files were written from), simd,
 hb, tk, steps, seed, images (optional uint8 [steps, K0]), labels (optional), bank, adapt,
 strict (assert at the first difference; else record it in the npz and stop), out (npz written:
-flips, changed [steps, L], cycles [steps], classes [steps], mismatches [str]; with states=True also
-the RTL's own memories after every step: hidden<l>, signs<l>, M<l> [steps, ...], read from the chip).
+flips, changed [steps, L], cycles [steps], classes [steps], mismatches [str], sr_steps [steps, L]; with
+states=True also the RTL's own memories after every step: hidden<l>, signs<l>, M<l> [steps, ...], read from
+the chip). Layers rounding stochastically (FORMAT.md 4.4; the build's SR bit mask has them) get their rounding
+bit, sr_seed and sr_step through the sr_* host port, and the chip's sr_step is checked after every step.
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
+from metabnn.backends.rtl import update_cycles_formula
 from metabnn.sim import forward, learn_step
 from update.chunks import chunks_to_hidden, hidden_to_chunks, n_chunks, x_to_chunks
-
-UPDATE_LATENCY = 3
 
 
 def val(sig) -> int:
@@ -41,7 +42,8 @@ async def edge(dut, n=1):
 def idle(dut):
     for name in ("in_valid", "in_data", "in_bank", "in_adapt", "mem_we", "mem_layer", "mem_sel", "mem_addr",
                  "mem_wdata", "mem_wmask", "upd_sel", "lr_we", "lr_data", "tbl_we", "tbl_addr", "tbl_data",
-                 "d_we", "d_addr", "d_data", "h_we", "h_re", "h_addr", "h_wdata", "upd_start"):
+                 "d_we", "d_addr", "d_data", "h_we", "h_re", "h_addr", "h_wdata", "upd_start", "sr_we", "sr_rnd",
+                 "sr_seed", "sr_step"):
         getattr(dut, name).value = 0
     dut.out_ready.value = 1
 
@@ -140,10 +142,13 @@ async def onchip_learning(dut):
         await host_write(dut, "h_we", "h_addr", "h_wdata", enumerate(hidden_to_chunks(lay.hidden, hb, simd)), l)
         await host_write(dut, "tbl_we", "tbl_addr", "tbl_data", enumerate(int(f) for f in lay.table), l)
         await host_write(dut, "lr_we", None, "lr_data", [(0, lay.lr_shift)], l)
+        dut.sr_rnd.value, dut.sr_seed.value = lay.rounding, lay.sr_seed
+        await host_write(dut, "sr_we", None, "sr_step", [(0, lay.sr_step)], l)
 
-    expect_cycles = max(lay.N * n_chunks(lay.K, simd) for lay in model.layers) + UPDATE_LATENCY
+    expect_cycles = update_cycles_formula(model, simd)
     flips = np.zeros((steps, len(model.layers)), dtype=np.int64)
     changed = np.zeros_like(flips)
+    sr_steps = np.zeros_like(flips)
     cycles_seen, classes = [], []
     keep_states = bool(case.get("states", False))
     states = {f"{what}{l}": [] for l in range(len(model.layers)) for what in ("hidden", "signs", "M")}
@@ -178,7 +183,7 @@ async def onchip_learning(dut):
                 break
             assert cycles < 10 * expect_cycles, "update does not finish"
         if cycles != expect_cycles:
-            differ(f"update took {cycles} cycles, formula max(N*G)+{UPDATE_LATENCY} = {expect_cycles}")
+            differ(f"update took {cycles} cycles, update_cycles_formula = {expect_cycles}")
         cycles_seen.append(cycles)
         # 4. every memory equals the golden state after the step
         for l, lay in enumerate(model.layers):
@@ -200,12 +205,15 @@ async def onchip_learning(dut):
             dut.upd_sel.value = l
             await edge(dut)
             changed[step, l], flips[step, l] = val(dut.n_changed), val(dut.n_flipped)
+            sr_steps[step, l] = val(dut.sr_step_q)
             if flips[step, l] != info.flips[l]:
                 differ(f"step {step} layer {l}: n_flipped {flips[step, l]} != {info.flips[l]}")
+            if sr_steps[step, l] != lay.sr_step:
+                differ(f"step {step} layer {l}: sr_step {sr_steps[step, l]} != {lay.sr_step}")
     done = len(cycles_seen)
     dut._log.info("on-chip learning: %d/%d steps, %d mismatches; update cycles per step %s; flips per layer %s",
                   done, steps, len(mismatches), sorted(set(cycles_seen)), flips.sum(axis=0).tolist())
     if case.get("out"):
         np.savez(case["out"], flips=flips[:done], changed=changed[:done], cycles=np.array(cycles_seen),
-                 classes=np.array(classes), mismatches=np.array(mismatches, dtype=str),
+                 classes=np.array(classes), mismatches=np.array(mismatches, dtype=str), sr_steps=sr_steps[:done],
                  **({k: np.array(v) for k, v in states.items()} if keep_states else {}))

@@ -4,8 +4,10 @@ The engines (issue 4) and one update unit per layer in one Verilator build (meta
 RTLLearner); the weights start from the exporter's $readmemh files, the hidden weights and tables come
 through the host port. After every step the cocotb driver next to this file (tb_onchip.py) compares the RTL
 forward's class and score, every hidden memory, every engine weight memory and every flip counter with
-metabnn.sim.learn_step, and the update's cycles with max over layers of N * ceil(K / SIMD) + 3.
-Also here: `verilator --lint-only -Wall` of the learning top over SIMD, HB and TK.
+metabnn.sim.learn_step, and the update's cycles with max over layers of N * ceil(K / SIMD) + 3 (+ the draws'
+pre-roll on a stochastically rounding layer). Stochastic rounding (FORMAT.md 4.4) on some layers of a 4-bit
+model, sr_step checked after every step. Also here: `verilator --lint-only -Wall` of the learning top over
+SIMD, HB, TK and the SR mask.
 """
 
 from __future__ import annotations
@@ -28,6 +30,32 @@ def test_onchip_learning_steps(hw_tools):
     res = RTLLearner(simd=8, pe=4).run_steps(model, images, labels, bank=1, adapt=True, strict=True)
     assert res["flips"].shape == (40, 2) and res["flips"].sum() > 0, "the run must flip signs to test anything"
     assert (res["cycles"] == update_cycles_formula(model, 8)).all()
+
+
+def test_onchip_learning_stochastic_rounding(hw_tools):
+    """30 on-chip steps of a 4-bit 40-24-16-10 model whose layers 0 and 2 round stochastically and layer 1 to
+    nearest (SR mask 0b101: layer 1's unit has no generators), sr_step starting just below the 2^32 wrap: every
+    memory, flip counter and sr_step equals metabnn.sim.learn_step's, and the rounding decided something (the
+    same steps rounded to nearest end elsewhere)."""
+    from metabnn.sim import learn_step
+
+    model = random_model((40, 24, 16, 10), bits=4, table_bits=2, lr_shift=9, seed=8, rounding=1,
+                         sr_step=0xFFFFFFF0)
+    mid = model.layers[1]
+    mid.rounding, mid.sr_seed, mid.sr_step = 0, 0, 0
+    rng = np.random.default_rng(3)
+    images, labels = rng.integers(0, 256, (30, 40)).astype(np.uint8), rng.integers(0, 10, 30)
+    res = RTLLearner(simd=8, pe=4).run_steps(model, images, labels, strict=True)
+    assert (res["cycles"] == update_cycles_formula(model, 8)).all()
+    assert res["sr_steps"][:, 0].tolist() == [(0xFFFFFFF0 + s + 1) & 0xFFFFFFFF for s in range(30)]
+    assert (res["sr_steps"][:, 1] == 0).all()
+    near, sto = model.copy(), model.copy()
+    for lay in near.layers:
+        lay.rounding, lay.sr_seed, lay.sr_step = 0, 0, 0
+    for x, y in zip(images, labels):
+        near, _ = learn_step(near, x, int(y))
+        sto, _ = learn_step(sto, x, int(y))
+    assert not np.array_equal(near.layers[0].hidden, sto.layers[0].hidden), "the draws must matter here"
 
 
 def test_learner_rejects_bad_input():
@@ -80,5 +108,6 @@ def test_update_top_lint_clean(hw_tools, tmp_path, simd, hb, tk):
     from metabnn.export.readmemh import write_readmemh
 
     write_readmemh(random_model((40, 24, 16, 10), seed=0), tmp_path)
-    rc, err = hw_tools.lint("mbnn_update_top", {"SIMD": simd, "HB": hb, "TK": tk}, includes=[tmp_path])
-    assert rc == 0 and "%Warning" not in err and "%Error" not in err, err
+    for sr in (0, 0b101, 0b111):
+        rc, err = hw_tools.lint("mbnn_update_top", {"SIMD": simd, "HB": hb, "TK": tk, "SR": sr}, includes=[tmp_path])
+        assert rc == 0 and "%Warning" not in err and "%Error" not in err, (sr, err)
