@@ -1,6 +1,6 @@
 """The `.mbnn` container (docs/FORMAT.md section 6): bytes <-> metabnn.sim.Model.
 
-The writer is canonical (sections in a fixed order, zero padding), so
+The writer is canonical (sections in a fixed order, packed signs on 64-byte offsets, zero padding), so
 export -> load -> export is byte-identical. The reader trusts nothing: every
 size is checked against the buffer before it is read, so a corrupt file raises
 FormatError naming the problem, never a NumPy, struct or memory error.
@@ -38,8 +38,11 @@ SCORE_REC = np.dtype([("M", "<i4"), ("g", "<i4"), ("b", "<i8")])
 assert SIGN_REC.itemsize == 20 and SCORE_REC.itemsize == 16
 
 
-def _align8(n: int) -> int:
-    return (n + 7) & ~7
+SIGN_ALIGN = 64  # writers start every packed-sign section on a cache line (FORMAT.md 6); readers accept 8
+
+
+def _align(n: int, a: int = 8) -> int:
+    return (n + a - 1) & ~(a - 1)
 
 
 def _hidden_dtype(bits: int) -> str:
@@ -54,10 +57,12 @@ def to_bytes(model: Model) -> bytes:
     chunks: list[bytes] = []
     pos = HEADER.size + DESC.size * L
 
-    def place(data: bytes) -> int:
+    def place(data: bytes, align: int = 8) -> int:
+        """Append a section at the next multiple of `align`; the gap before it and its tail are zeros."""
         nonlocal pos
-        off = pos
-        padded = data + b"\0" * (_align8(len(data)) - len(data))
+        gap = _align(pos, align) - pos
+        off = pos + gap
+        padded = b"\0" * gap + data + b"\0" * (_align(len(data)) - len(data))
         chunks.append(padded)
         pos += len(padded)
         return off
@@ -65,7 +70,8 @@ def to_bytes(model: Model) -> bytes:
     exp_off = place(np.asarray(model.exp_table, dtype="<u2").tobytes())
     descs = []
     for lay in model.layers:
-        o_signs = place(np.ascontiguousarray(lay.signs, dtype="<u4").tobytes())
+        # a cache line: with the image in a 64-byte-aligned buffer, the binary kernel's rows start there
+        o_signs = place(np.ascontiguousarray(lay.signs, dtype="<u4").tobytes(), SIGN_ALIGN)
         o_hidden = place(np.ascontiguousarray(lay.hidden).astype(_hidden_dtype(lay.bits)).tobytes())
         o_table = place(np.asarray(lay.table, dtype="<u2").tobytes())
         if lay.out_kind == SIGN:
