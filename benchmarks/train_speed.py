@@ -24,6 +24,7 @@ run stops before the first task ends.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import tempfile
@@ -34,6 +35,7 @@ from pathlib import Path
 # with the default spin-wait one run here took 510 s for its first epoch on 2 busy cores (15 s once calm).
 from metabnn.train.experiment import Experiment
 from metabnn.train.presets import DEFAULTS
+from metabnn.train.step import train_step
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -59,16 +61,22 @@ class RecordGemms(TorchDispatchMode):
 
 
 def recorded_products(exp: Experiment) -> tuple[list, list]:
-    """The GEMMs of one training step (on a copy of the state: the run is not changed) and of one evaluation."""
+    """The GEMMs of one training step as the epoch takes it (the fused step's arithmetic run op by op, or the
+    autograd path), on a copy of the state (the run is not changed), and of one evaluation."""
     task = exp.seq.tasks[0]
-    x = task.train_x[: exp.cfg["batch_size"]].float().div_(255)
-    y = task.train_y[: exp.cfg["batch_size"]]
-    saved = {k: v.clone() for k, v in exp.model.state_dict().items()}
-    with RecordGemms() as step:
-        exp.model.train()
-        exp.model.zero_grad(set_to_none=True)
-        F.cross_entropy(exp.model(x), y).backward()
-    exp.model.load_state_dict(saved)
+    bs = exp.cfg["batch_size"]
+    saved = copy.deepcopy(exp.model.state_dict()), copy.deepcopy(exp.opt.state_dict())
+    exp.model.train()
+    fused = exp.fused_step(0)
+    with RecordGemms() as step, torch.no_grad():
+        if fused is not None:  # inductor keeps every product of train_step an aten GEMM, shapes and layouts
+            train_step(task.train_x, task.train_y, torch.arange(bs), *fused.inputs())
+        else:
+            with torch.enable_grad():
+                exp.model.zero_grad(set_to_none=True)
+                F.cross_entropy(exp.model(task.train_x[:bs].float().div_(255)), task.train_y[:bs]).backward()
+    exp.model.load_state_dict(saved[0])
+    exp.opt.load_state_dict(saved[1])
     exp.model.zero_grad(set_to_none=True)
     with RecordGemms() as ev:
         exp._evaluate(0)

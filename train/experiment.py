@@ -27,6 +27,7 @@ from . import bn as bn_mod
 from . import checkpoint as ckpt_mod
 from . import distributed as dist_mod
 from . import ewc as ewc_mod
+from . import step as step_mod
 from . import tasks as tasks_mod
 from .models import MLP, bn_modules, build
 from .optim import MetaAdam, param_groups
@@ -162,9 +163,10 @@ class Experiment:
             for m in bn_modules(model):
                 m.eval()  # statistics stay as they were after task 1
         n, bs, world = len(task.train_y), cfg["batch_size"], self.world
-        # the same order on every rank (same generator); one gather per epoch, then every batch is a view
+        # the same order on every rank (same generator)
         order = torch.randperm(n, generator=_epoch_generator(cfg["seed"], i, e)).to(self.dev)
-        xs, ys = task.train_x[order], task.train_y[order]
+        fused = self.fused_step(i)
+        xs = ys = None
         total, seen = torch.zeros((), device=self.dev), 0
         starts = [s for s in range(0, n, bs) if n - s >= 2]  # BatchNorm needs 2+ samples
         bar = tqdm(starts, desc=f"task {i + 1}/{len(self.seq.tasks)} epoch {e + 1}/{cfg['epochs']}",
@@ -173,6 +175,15 @@ class Experiment:
         params = list(model.parameters())
         for s in bar:
             nb = min(bs, n - s)  # the global batch; this rank takes its part of it
+            if fused is not None:  # one compiled call: gather, forward, backward, optimizer (train/step.py)
+                try:
+                    total += fused(task.train_x, task.train_y, order[s : s + nb]) * nb  # no host sync per step
+                    seen += nb
+                    continue
+                except step_mod.FusedStepUnavailable:  # compiling failed, nothing changed: the autograd path
+                    fused = None
+            if xs is None:  # one gather per epoch, then every batch is a view
+                xs, ys = task.train_x[order], task.train_y[order]
             mine = dist_mod.part(nb, world)
             x = xs[s + mine.start : s + mine.stop].float().div_(255)
             y = ys[s + mine.start : s + mine.stop]
@@ -189,6 +200,13 @@ class Experiment:
             total += loss.detach() * nb  # no host sync per step
             seen += nb
         return float(dist_mod.sum_over_ranks(total, world)) / max(seen, 1)
+
+    def fused_step(self, i: int) -> step_mod.FusedStep | None:
+        """The compiled whole step for task i where it restates this loop exactly (the BNN MLP on a CPU, one
+        process, no EWC penalty, BatchNorm trained); None: the autograd path below."""
+        if self.dev.type != "cpu" or self.world.parallel or self.ewc or self._bn_frozen(i):
+            return None
+        return step_mod.FusedStep(self.model, self.opt) if step_mod.FusedStep.applies(self.model, self.opt) else None
 
     def _acc(self, j: int, protocol: str, shift: int) -> float:
         ev = self.seq.evals[j]

@@ -61,19 +61,23 @@ def _update_all(ps, gs, exp_avgs, exp_avg_sqs, hps) -> list:
 _compiled = None  # the compiled _update_all; False once compiling is off or has failed in this process
 
 
+def compile_or_off(fn):
+    """torch.compile(fn) with dynamic shapes (one kernel set whatever the layer sizes and the batch; floats are
+    inputs, so a new step size never recompiles), or False where METABNN_COMPILE=0 or torch has no compile."""
+    if os.environ.get("METABNN_COMPILE", "1") == "0" or not hasattr(torch, "compile"):
+        return False
+    # one compile per distinct model layout (number of weight tensors, dtype); a process that trains
+    # many models (a test session) would otherwise hit dynamo's default limit of 8 and fall back
+    from torch import _dynamo
+
+    _dynamo.config.recompile_limit = max(_dynamo.config.recompile_limit, 64)
+    return torch.compile(fn, dynamic=True, fullgraph=True)
+
+
 def _compiled_update():
     global _compiled
     if _compiled is None:
-        off = os.environ.get("METABNN_COMPILE", "1") == "0" or not hasattr(torch, "compile")
-        # dynamic shapes: one kernel per tensor rank, whatever the layer sizes; floats are inputs, so a new
-        # step size never recompiles
-        if not off:
-            # one compile per distinct model layout (number of weight tensors, dtype); a process that trains
-            # many models (a test session) would otherwise hit dynamo's default limit of 8 and fall back
-            from torch import _dynamo
-
-            _dynamo.config.recompile_limit = max(_dynamo.config.recompile_limit, 64)
-        _compiled = False if off else torch.compile(_update_all, dynamic=True, fullgraph=True)
+        _compiled = compile_or_off(_update_all)
     return _compiled
 
 
@@ -136,6 +140,28 @@ class MetaAdam(torch.optim.Optimizer):
             if plain:
                 self._plain_steps(plain, group)
         return loss
+
+    def fused_state(self, p: torch.Tensor) -> tuple:
+        """(exp_avg, exp_avg_sq, (step_size, beta1, beta2, eps, weight_decay[, meta for a hidden weight])) of p,
+        for a step taken outside step() (train/step.py); p's step count is advanced as step() would."""
+        group = self._group_of(p)
+        beta1, beta2 = group["betas"]
+        exp_avg, exp_avg_sq, t = self._moments(p)
+        hp = (group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t), beta1, beta2, group["eps"],
+              group["weight_decay"])
+        return exp_avg, exp_avg_sq, hp + (group["meta"],) if p.dim() >= 2 else hp
+
+    def undo_fused_count(self, params: list[torch.Tensor]) -> None:
+        """Take back the step counts fused_state advanced, for a step that did not run."""
+        for p in params:
+            if p in self.state and self.state[p].get("step", 0) > 0:
+                self.state[p]["step"] -= 1
+
+    def _group_of(self, p: torch.Tensor) -> dict:
+        groups = getattr(self, "_groups_by_param", None)
+        if groups is None or p not in groups:
+            groups = self._groups_by_param = {q: g for g in self.param_groups for q in g["params"]}
+        return groups[p]
 
     def _fused_step(self, work: list) -> bool:
         """Every tensor in one compiled call; False (nothing changed) if compiling failed."""

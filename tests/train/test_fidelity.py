@@ -91,7 +91,12 @@ def authors_run(init: dict, seq, cfg) -> tuple[list, list[list[float]]]:
 
 
 @pytest.mark.parametrize("meta", [0.0, 20.0])  # m = 20: f_meta ~ 0.4 at |W_h| = 0.05, the condition matters
-def test_trainer_equals_the_authors_training_over_a_task_boundary(tmp_path, mnist, meta):
+def test_trainer_equals_the_authors_training_over_a_task_boundary(tmp_path, mnist, meta, monkeypatch):
+    # The trainer's autograd path: its sums are the authors' own ATen kernels, so the two runs stay within 1e-6.
+    # The compiled step the trainer takes by default is the same arithmetic summed in another order
+    # (tests/train/test_step.py: equal step for step to float rounding); over many steps a weight within that
+    # rounding of 0 takes the other sign in one run, and from there the two runs part.
+    monkeypatch.setattr(Experiment, "fused_step", lambda self, i: None)
     cfg = dict(DEFAULTS, tasks="pmnist:2", hidden=[32, 32], epochs=3, meta=meta, weight_decay=1e-3,
                train_subset=300, test_subset=1000, bn="task-aware-batch", device="cpu", compare_shifts=[8],
                verbose=False)
