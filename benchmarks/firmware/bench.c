@@ -7,6 +7,9 @@
  *                                               its rows OFFSET bytes past a 64-byte boundary, default 0)
  *   bench binary_rows K N REPEAT              -> "binops_per_s <x>"      (the plain form: one
  *                                               mbnn_xor_popcount per row, what mbnn_dense_bits is held to)
+ *   bench binary_model MODEL.mbnn LAYER REPEAT -> "signs_line_offset <o> binops_per_s <x>" (mbnn_dense_bits on
+ *                                               layer LAYER of a .mbnn file read as the demo reads it, into a
+ *                                               64-byte-aligned buffer; o = its signs' address mod 64)
  *   bench peak REPEAT                         -> "popcount_peak_binops_per_s <x>"
  * The peak is the same 64-bit popcount the kernels use, over an L1-resident 4 KiB pair of
  * vectors with four independent sums: what the core's popcount unit delivers at best. */
@@ -75,6 +78,23 @@ static void dense_bits_rows(const mbnn_layer *l, const uint32_t *x, int32_t *acc
         acc[j] = (int32_t)l->K - 2 * (int32_t)mbnn_xor_popcount(x, l->signs + (size_t)j * l->W, l->W);
 }
 
+/* Seconds of the fastest of `rep` passes over the layer (blocked kernel, or the plain form if rows). */
+static double time_layer(const mbnn_layer *l, const uint32_t *x, int32_t *acc, unsigned long rep, int rows)
+{
+    double best = 1e30;
+    for (unsigned long r = 0; r < rep; r++) {
+        double t0 = now();
+        if (rows)
+            dense_bits_rows(l, x, acc);
+        else
+            mbnn_dense_bits(l, x, acc);
+        double dt = now() - t0;
+        sink += (uint64_t)acc[r % l->N];
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
 static int binary(unsigned long K, unsigned long N, unsigned long rep, int rows, unsigned long offset)
 {
     mbnn_layer l;
@@ -95,18 +115,37 @@ static int binary(unsigned long K, unsigned long N, unsigned long rep, int rows,
     uint32_t s = 12345;
     for (size_t i = 0; i < (size_t)l.W * N; i++) l.signs[i] = s = s * 1664525u + 1013904223u;
     for (size_t i = 0; i < l.W; i++) x[i] = s = s * 1664525u + 1013904223u;
-    double best = 1e30;
-    for (unsigned long r = 0; r < rep; r++) {
-        double t0 = now();
-        if (rows)
-            dense_bits_rows(&l, x, acc);
-        else
-            mbnn_dense_bits(&l, x, acc);
-        double dt = now() - t0;
-        sink += (uint64_t)acc[r % N];
-        if (dt < best) best = dt;
+    printf("binops_per_s %.4g\n", (double)K * (double)N / time_layer(&l, x, acc, rep, rows));
+    return 0;
+}
+
+/* The path a user runs: the exported file, read whole into a 64-byte-aligned buffer (host_read_file),
+ * loaded by mbnn_load, the layer's rows wherever the file and the buffer put them. */
+static int binary_model(const char *path, unsigned long layer, unsigned long rep)
+{
+    size_t size;
+    uint8_t *img = host_read_file(path, &size);
+    if (img == NULL) return 1;
+    mbnn_model m;
+    mbnn_status st = mbnn_load(&m, img, size);
+    if (st != MBNN_OK) {
+        fprintf(stderr, "bench: %s: %s\n", path, mbnn_status_str(st));
+        return 1;
     }
-    printf("binops_per_s %.4g\n", (double)K * (double)N / best);
+    if (layer >= m.n_layers || m.layers[layer].in_kind != MBNN_BITS) {
+        fprintf(stderr, "bench: layer %lu of %s is not a binary layer\n", layer, path);
+        return 2;
+    }
+    const mbnn_layer *l = &m.layers[layer];
+    uint32_t *x = (uint32_t *)host_alloc(4u * l->W);
+    int32_t *acc = (int32_t *)host_alloc(4u * l->N);
+    if (!x || !acc) return 1;
+    uint32_t s = 12345;
+    for (size_t i = 0; i < l->W; i++) x[i] = s = s * 1664525u + 1013904223u;
+    if (l->K % 32u) x[l->W - 1] &= (1u << (l->K % 32u)) - 1u; /* padding bits are 0, as an activation's */
+    const double best = time_layer(l, x, acc, rep, 0);
+    printf("signs_line_offset %u binops_per_s %.4g\n", (unsigned)((uintptr_t)l->signs & 63u),
+           (double)l->K * (double)l->N / best);
     return 0;
 }
 
@@ -146,7 +185,9 @@ int main(int argc, char **argv)
     if ((argc == 5 || argc == 6) && (strcmp(argv[1], "binary") == 0 || strcmp(argv[1], "binary_rows") == 0))
         return binary(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
                       strcmp(argv[1], "binary_rows") == 0, argc == 6 ? strtoul(argv[5], NULL, 10) : 0ul);
+    if (argc == 5 && strcmp(argv[1], "binary_model") == 0)
+        return binary_model(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10));
     if (argc == 3 && strcmp(argv[1], "peak") == 0) return peak(strtoul(argv[2], NULL, 10));
-    fprintf(stderr, "usage: bench infer|learn|binary|binary_rows|peak ...\n");
+    fprintf(stderr, "usage: bench infer|learn|binary|binary_rows|binary_model|peak ...\n");
     return 2;
 }

@@ -1,4 +1,5 @@
 /* Host-side file helpers (see host_io.h). */
+#define _POSIX_C_SOURCE 200112L /* posix_memalign: C99 has no aligned allocation (aligned_alloc is C11) */
 #include "host_io.h"
 
 #include <stdio.h>
@@ -15,7 +16,7 @@ uint8_t *host_read_file(const char *path, size_t *size)
     if (fseek(f, 0, SEEK_END) != 0) goto bad;
     long n = ftell(f);
     if (n < 0 || fseek(f, 0, SEEK_SET) != 0) goto bad;
-    uint8_t *buf = (uint8_t *)malloc(n > 0 ? (size_t)n : 1u);
+    uint8_t *buf = (uint8_t *)host_alloc((size_t)n);
     if (buf == NULL) goto bad;
     if (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
         free(buf);
@@ -43,7 +44,13 @@ int host_write_file(const char *path, const void *data, size_t size, int append)
 
 void *host_alloc(size_t size)
 {
-    void *p = calloc(size ? size : 1u, 1); /* malloc alignment >= 8 on every host we build for */
-    if (p == NULL) fprintf(stderr, "error: out of memory (%zu bytes)\n", size);
+    /* exactly `size` bytes (1 for 0): ASan puts its red zone right after them */
+    void *p = NULL;
+    if (posix_memalign(&p, HOST_ALIGN, size ? size : 1u) != 0) p = NULL;
+    if (p == NULL) {
+        fprintf(stderr, "error: out of memory (%zu bytes)\n", size);
+        return NULL;
+    }
+    memset(p, 0, size ? size : 1u);
     return p;
 }

@@ -12,7 +12,8 @@
  * DATA.mbds (written by benchmarks/firmware_continual_demo.py), little-endian:
  *   "MBDS", u32 K, u32 n_train, u32 n_test, train images n_train x K u8, train labels n_train u8,
  *   test images n_test x K u8, test labels n_test u8, permutation K x u32 (B pixel i = A pixel perm[i]).
- * The library never allocates; this host program reads its files into heap buffers. */
+ * The library never allocates; this host program reads its files into heap buffers, 64-byte
+ * aligned (host_io.h), so the model's sign rows start on cache lines as the file lays them out. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

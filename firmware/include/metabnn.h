@@ -19,6 +19,17 @@
  *
  * Requirements on the caller: a little-endian target; the image buffer aligned
  * to 4 bytes and the workspace to 8 bytes (MBNN_ERR_ALIGN otherwise).
+ *
+ * Speed: the loader works in the caller's buffer, so the buffer's alignment is
+ * the rows' alignment. A .mbnn writer puts every packed-sign section at a file
+ * offset that is a multiple of 64 (docs/FORMAT.md 6); in a 64-byte-aligned
+ * buffer (posix_memalign / aligned_alloc on a host, an aligned static array or
+ * linker section on a microcontroller) each layer's signs then start on a
+ * cache line. A row is W = ceil(K/32) words (4W bytes), so row j starts 4W*j
+ * bytes after its layer's first: every row on a line when K is a multiple of
+ * 512, otherwise row j is (4W*j mod 64) bytes past one. Any 4-byte-aligned
+ * buffer gives the same results; with AVX-512 the binary layer runs faster on
+ * line-aligned rows (docs/FIRMWARE.md, "Performance").
  */
 #ifndef METABNN_H
 #define METABNN_H

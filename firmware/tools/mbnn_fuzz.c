@@ -2,7 +2,8 @@
  *
  *   mbnn_fuzz CASES
  * CASES is a sequence of records [u32 length][length bytes]. Every image is copied into a heap
- * buffer of exactly its length, so a read past its end is an AddressSanitizer error. Prints the
+ * buffer of exactly its length, so a read past its end is an AddressSanitizer error; the buffer
+ * is 64-byte aligned (host_alloc), as the demo's and the tools' images are. Prints the
  * status code of mbnn_load_writable per image; an accepted image then also runs one inference
  * (bank B-1, adaptation on) and one learning step, so the kernels see whatever the loader let in. */
 #include <stdio.h>
@@ -30,7 +31,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "mbnn_fuzz: truncated case file\n");
             return 1;
         }
-        uint8_t *img = (uint8_t *)malloc(len ? len : 1u);
+        uint8_t *img = (uint8_t *)host_alloc(len);
         if (img == NULL) return 1;
         memcpy(img, all + pos, len);
         pos += len;

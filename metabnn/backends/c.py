@@ -86,12 +86,19 @@ def cached_library() -> Path:
     return cached_build("c", build_key(files, _tool_versions()), build) / LIB_NAME
 
 
+IMAGE_ALIGN = 64  # a cache line: the exporter puts every sign section at a 64-byte file offset (FORMAT.md 6)
+
+
 class _Aligned:
-    """A writable, 8-byte aligned copy of some bytes (what the C loader requires)."""
+    """A writable copy of some bytes starting on a 64-byte boundary. The C loader needs 4 (image) or 8
+    (workspace); a cache line puts a file's sign rows on cache lines, the binary kernel's fast case."""
 
     def __init__(self, data: bytes):
         self.size = len(data)
-        self.buf = (ctypes.c_uint64 * ((self.size + 7) // 8 or 1))()
+        n = self.size or 1
+        raw = (ctypes.c_uint8 * (n + IMAGE_ALIGN - 1))()
+        # from_buffer keeps `raw` alive as long as the view
+        self.buf = (ctypes.c_uint8 * n).from_buffer(raw, -ctypes.addressof(raw) % IMAGE_ALIGN)
         ctypes.memmove(self.buf, data, self.size)
 
     def bytes(self) -> bytes:

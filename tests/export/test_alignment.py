@@ -8,6 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
+from mbnn_layout import relayout_8, sections, sign_offsets
+
 from metabnn.export import FormatError, from_bytes, to_bytes
 from metabnn.export.mbnn import DESC, HEADER, SIGN_ALIGN
 from metabnn.sim import predict, random_model
@@ -35,48 +37,12 @@ def _random_case(seed: int):
     return m
 
 
-def _sections(data: bytes) -> list[tuple[int, int, int]]:
-    """(header field position, offset, byte length) of every section, read from the header and descriptors."""
-    L, B = struct.unpack_from("<HH", data, 6)
-    out = [(16, struct.unpack_from("<I", data, 16)[0], 512)]
-    meta_off = struct.unpack_from("<I", data, 20)[0]
-    if meta_off:
-        out.append((20, meta_off, 4 + struct.unpack_from("<I", data, meta_off)[0]))
-    for l in range(L):
-        d = HEADER.size + DESC.size * l
-        K, N, _, out_kind, bits, tbits = struct.unpack_from("<IIBBBB", data, d)
-        o_signs, o_hidden, o_table, o_norm = struct.unpack_from("<IIII", data, d + 24)
-        out += [(d + 24, o_signs, 4 * N * n_words(K)), (d + 28, o_hidden, (1 if bits <= 8 else 2) * N * K),
-                (d + 32, o_table, 2 << tbits), (d + 36, o_norm, (20 if out_kind == 0 else 16) * B * N)]
-    return out
-
-
-def _relayout_8(data: bytes) -> bytes:
-    """The same model laid out as writers before 64-byte signs did: every section, in file order, at the next
-    multiple of 8 after the previous one. Built from the descriptors alone, not by the exporter."""
-    L = struct.unpack_from("<H", data, 6)[0]
-    secs = sorted(_sections(data), key=lambda s: s[1])
-    out = bytearray(data[:HEADER.size + DESC.size * L])
-    for field, off, nbytes in secs:
-        struct.pack_into("<I", out, field, len(out))
-        out += data[off: off + nbytes] + bytes(-nbytes % 8)
-    out += bytes(4)
-    struct.pack_into("<I", out, 12, len(out))
-    struct.pack_into("<I", out, len(out) - 4, zlib.crc32(bytes(out[:-4])) & 0xFFFFFFFF)
-    return bytes(out)
-
-
-def _sign_offsets(data: bytes) -> list[int]:
-    L = struct.unpack_from("<H", data, 6)[0]
-    return [struct.unpack_from("<I", data, HEADER.size + DESC.size * l + 24)[0] for l in range(L)]
-
-
 @pytest.mark.parametrize("seed", range(40))
 def test_every_sign_section_on_64_bytes_and_canonical(seed):
     m = _random_case(seed)
     data = to_bytes(m)
-    assert SIGN_ALIGN == 64 and all(off % 64 == 0 for off in _sign_offsets(data)), _sign_offsets(data)
-    assert all(off % 8 == 0 for _, off, _ in _sections(data))
+    assert SIGN_ALIGN == 64 and all(off % 64 == 0 for off in sign_offsets(data)), sign_offsets(data)
+    assert all(off % 8 == 0 for _, off, _ in sections(data))
     assert to_bytes(from_bytes(data)) == data  # export -> load -> export, byte for byte
 
 
@@ -84,9 +50,9 @@ def test_every_sign_section_on_64_bytes_and_canonical(seed):
 def test_an_8_aligned_file_of_before_loads_and_reexports_aligned(seed):
     m = _random_case(seed)
     new = to_bytes(m)
-    old = _relayout_8(new)
+    old = relayout_8(new)
     # the crafted file really is of the old kind: some sign section off a cache line, every section packed at 8
-    assert any(off % 64 for off in _sign_offsets(old)) and len(old) <= len(new)
+    assert any(off % 64 for off in sign_offsets(old)) and len(old) <= len(new)
     # its cost: at most 56 bytes of zeros per layer, in front of that layer's signs
     assert len(new) - len(old) <= 56 * len(m.layers)
     m_old = from_bytes(old)
@@ -98,7 +64,7 @@ def test_an_8_aligned_file_of_before_loads_and_reexports_aligned(seed):
 def test_a_section_off_by_8_is_still_accepted_and_off_by_4_is_not():
     """The reader's rule stays "a multiple of 8": a sign section moved 8 bytes later loads, 4 bytes does not."""
     m = random_model((40, 33, 10), bits=8, seed=1)
-    data = _relayout_8(to_bytes(m))
+    data = relayout_8(to_bytes(m))
     field = HEADER.size + DESC.size * 1 + 24  # layer 1's signs
     off = struct.unpack_from("<I", data, field)[0]
     nbytes = 4 * 10 * n_words(33)
@@ -108,7 +74,7 @@ def test_a_section_off_by_8_is_still_accepted_and_off_by_4_is_not():
         sig = bytes(b[off: off + nbytes])
         # grow the file by 8 zero bytes right after the section, then slide it `by` bytes into them
         b[off + nbytes: off + nbytes] = bytes(8)
-        for fld, o, _ in _sections(data):
+        for fld, o, _ in sections(data):
             if o > off:
                 struct.pack_into("<I", b, fld, o + 8)
         b[off: off + nbytes + 8] = bytes(by) + sig + bytes(8 - by)
