@@ -16,7 +16,7 @@ and is not counted. Prints each epoch with its GEMM time and ratio, the medians
 and spreads, the 1-minute load average before and after (2 shared cores: a
 busy machine slows everything), and as its last line ratio_to_gemm_bound=R,
 the median over the epochs of (epoch seconds / its GEMM seconds). The first
-epoch is a warm-up (it compiles MetaAdam's kernel) and is reported, not
+epoch is a warm-up (it compiles the training step) and is reported, not
 counted. Task-end extras (the BN-protocol comparison table) are excluded: the
 run stops before the first task ends.
 """
@@ -149,7 +149,7 @@ def main() -> None:
     gemm = [t + e for t, e in zip(train_g, eval_g)]
     ratios = [s / g for s, g in zip(secs, gemm)]
     load_after = os.getloadavg()[0]
-    print(f"epoch 0 (warm-up, compiles MetaAdam's kernel): {warm:.2f} s")
+    print(f"epoch 0 (warm-up, compiles the training step): {warm:.2f} s")
     for i, (s, g) in enumerate(zip(secs, gemm), 1):
         print(f"epoch {i}: {s:.2f} s, its GEMMs {g:.2f} s, ratio {s / g:.2f}")
     print(f"{a.tasks}, hidden {a.hidden}, bn {a.bn}, {a.threads} thread(s), {a.device}, {n_steps} steps of "
