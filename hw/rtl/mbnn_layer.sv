@@ -9,10 +9,23 @@
 // Schedule: the engine processes PE neurons ("a group") at a time and SIMD inputs per cycle, so one
 // vector takes ceil(K/SIMD) * ceil(N/PE) issue cycles. During group 0 the input chunks are consumed
 // straight from the input stream (and kept in an input buffer for the other groups), so loading the
-// vector costs no extra cycles. After the last issue the pipeline drains (3 cycles) and the result is
-// sent: SIGN ceil(N/SIMD) beats (the next layer consumes them during its own group 0), SCORES 1 beat.
-// Pipeline: A issue (weight word read) -> B accumulate (norm read on a group's last chunk)
-//           -> C normalise, compare / score, adapt write -> D argmax (SCORES).
+// vector costs no extra cycles. A group's PE accumulators are handed to a serial normaliser (one neuron
+// per cycle, so the per-neuron memories have one read port and the output layer one multiplier); where a
+// group is shorter than PE chunks the next group waits PE - ceil(K/SIMD) cycles so the hand-over register
+// is free. After the last neuron the pipeline drains, then the result is sent: SIGN ceil(N/SIMD) beats
+// (the next layer consumes them during its own group 0), SCORES 1 beat. The cycle count is exact:
+// metabnn.backends.rtl.cycles_formula (docs/HARDWARE.md) names every stage below.
+//
+// Pipeline (every stage one register, so no path holds more than one adder or one memory read; the
+// memories' read data goes straight into a register, which is what lets them be block RAM):
+//   issue:  I  weight word and input-buffer read (block RAM)      -> R  read data registered
+//           S  chunk selected (word lane, input source)          -> D  SIMD/SL slice dots registered
+//           T  adder-tree levels, log2(SIMD/SL), one per stage    -> accumulator (+ hand-over at a group's end)
+//   neuron: N1 M, C, f / g, b read (block RAM)  N2 read data registered  N3 d = acc*256 - M
+//           SIGN   N4 (d >= C) XOR f shifted into the output bits
+//           adapt  N4 |d|  N5 rsr and the M write (run for every layer, so the latency is the same with and
+//                  without adaptation)
+//           SCORES N4 four 16x16 products (DSP)  N5..N8 the int64 sum g*d + b  then the running argmax
 //
 // Memories (initialised with $readmemh from the exporter's files, docs/FORMAT.md section 7), all in
 // FORMAT order, so the update unit and the host address them exactly like the .mbnn arrays:
@@ -78,8 +91,26 @@ module mbnn_layer #(
     localparam int OSRW  = G * PE;
     localparam int OPW   = (OCH * SIMD > OSRW) ? OCH * SIMD : OSRW;
     localparam logic [SIMD-1:0] LASTMASK = {SIMD{1'b1}} >> (SIMD - LASTN);
+    // the dot product: SIMD/SL slices of SL elements (one +-pixel, or a 4-bit XNOR-popcount), then a
+    // registered binary adder tree of TD levels (docs/HARDWARE.md: the T term of the cycle formula)
+    localparam int SL    = (IN_PIXELS != 0) ? 1 : ((SIMD < 4) ? SIMD : 4);
+    localparam int NSL   = SIMD / SL;
+    localparam int TD    = $clog2(NSL);
+    localparam int ID    = 4 + TD;                    // issue stages up to the accumulator input
+    localparam int WAITC = (PE > CH) ? PE - CH : 0;   // idle cycles after a group (hand-over free)
+    localparam int ND    = (OUT_SCORES != 0) ? 8 : 5; // neuron stages (see the header)
+    localparam int CBW   = (CH > 1) ? $clog2(CH) : 1;
+    localparam int GBW   = (G > 1) ? $clog2(G) : 1;
+    localparam int OBW   = (OCH > 1) ? $clog2(OCH) : 1;
+    localparam int SBW   = (CPW > 1) ? $clog2(CPW) : 1;
+    localparam int PBW   = (PE > 1) ? $clog2(PE) : 1;
+    localparam int WTW   = (WAITC > 1) ? $clog2(WAITC + 1) : 1;
+    localparam int WAW   = $clog2(N * W + PE * W + 1);             // word address incl. the last group's extra lanes
+    localparam int NAW   = $clog2(BANKS * N + PE + 1);              // neuron-memory address, same
+    localparam int JW    = $clog2(G * PE + 1);                      // neuron index within the image
+    localparam int MAW   = (BANKS * N > 1) ? $clog2(BANKS * N) : 1; // neuron-memory index (extra lanes wrap)
 
-    // ---------------------------------------------------------------- memories
+    // ---------------------------------------------------------------- memories (FORMAT order)
     logic [31:0] wmem [0:N*W-1];
     logic [31:0] mmem [0:BANKS*N-1];
     initial begin
@@ -89,191 +120,235 @@ module mbnn_layer #(
 
     // ---------------------------------------------------------------- control
     localparam logic [1:0] S_RUN = 2'd0, S_DRAIN = 2'd1, S_SEND = 2'd2;
-    logic [1:0]  state;
-    logic [31:0] g, c;            // group and chunk counters
-    logic [31:0] sub, cw;         // c % CPW and c / CPW
-    logic [31:0] rowbase;         // g * PE
-    logic [31:0] wbase;           // g * PE * W
-    logic [31:0] obeat;           // output beat (SIGN)
-    logic [7:0]  bank_r;
-    logic        adapt_r;
-    logic [31:0] bankbase;        // bank_r * N
+    logic [1:0]     state;
+    logic [GBW-1:0] g;            // group
+    logic [CBW-1:0] c;            // chunk
+    logic [SBW-1:0] sub;          // c % CPW
+    logic [WAW-1:0] raddr;        // word address of lane 0's current chunk
+    logic [WAW-1:0] rowaddr;      // word address of lane 0's row in this group
+    logic [WTW-1:0] waitc;
+    logic [OBW-1:0] obeat;        // output beat (SIGN)
+    logic [7:0]     bank_r;
+    logic           adapt_r;
+    logic [NAW-1:0] bankbase;     // bank_r * N
+    logic           issue, any_v;
 
-    logic a_valid, b_valid, c_valid;
-    logic issue;
-
-    assign in_ready = (state == S_RUN) && (g == 0);
-    assign issue    = (state == S_RUN) && ((g != 0) || in_valid);
-    assign busy     = !((state == S_RUN) && (g == 0) && (c == 0) && !a_valid && !b_valid && !c_valid);
+    assign in_ready = (state == S_RUN) && (g == '0);
+    assign issue    = (state == S_RUN) && (waitc == '0) && ((g != '0) || in_valid);
+    assign busy     = !((state == S_RUN) && (g == '0) && (c == '0) && !any_v);
 
     always_ff @(posedge clk) begin
         if (rst) begin
             state <= S_RUN;
-            g <= '0; c <= '0; sub <= '0; cw <= '0; rowbase <= '0; wbase <= '0; obeat <= '0;
+            g <= '0; c <= '0; sub <= '0; raddr <= '0; rowaddr <= '0; waitc <= '0; obeat <= '0;
             bank_r <= '0; adapt_r <= 1'b0; bankbase <= '0;
         end else begin
+            if (waitc != '0) waitc <= waitc - 1'b1;
             case (state)
                 S_RUN: if (issue) begin
-                    if (g == 0 && c == 0) begin
+                    if (g == '0 && c == '0) begin
                         bank_r   <= (32'(in_bank) < BANKS) ? in_bank : 8'd0;
-                        bankbase <= (32'(in_bank) < BANKS) ? 32'(in_bank) * N : 32'd0;
+                        bankbase <= (32'(in_bank) < BANKS) ? NAW'(32'(in_bank) * N) : '0;
                         adapt_r  <= in_adapt;
                     end
-                    if (c == CH - 1) begin
-                        c <= '0; sub <= '0; cw <= '0;
-                        if (g == G - 1) begin
-                            g <= '0; rowbase <= '0; wbase <= '0;
+                    if (32'(c) == CH - 1) begin
+                        c <= '0; sub <= '0;
+                        if (32'(g) == G - 1) begin
+                            g <= '0; raddr <= '0; rowaddr <= '0;
                             state <= S_DRAIN;
                         end else begin
-                            g <= g + 1; rowbase <= rowbase + PE; wbase <= wbase + PE * W;
+                            g <= g + 1'b1;
+                            raddr   <= rowaddr + WAW'(PE * W);
+                            rowaddr <= rowaddr + WAW'(PE * W);
+                            waitc   <= WTW'(WAITC);
                         end
                     end else begin
-                        c <= c + 1;
-                        if (sub == CPW - 1) begin sub <= '0; cw <= cw + 1; end
-                        else sub <= sub + 1;
+                        c <= c + 1'b1;
+                        if (32'(sub) == CPW - 1) begin sub <= '0; raddr <= raddr + 1'b1; end
+                        else sub <= sub + 1'b1;
                     end
                 end
-                S_DRAIN: if (!a_valid && !b_valid && !c_valid) begin
+                S_DRAIN: if (!any_v) begin
                     state <= S_SEND;
                     obeat <= '0;
                 end
                 default: if (out_ready) begin  // S_SEND
-                    if (OUT_SCORES != 0 || obeat == OCH - 1) state <= S_RUN;
-                    else obeat <= obeat + 1;
+                    if (OUT_SCORES != 0 || 32'(obeat) == OCH - 1) state <= S_RUN;
+                    else obeat <= obeat + 1'b1;
                 end
             endcase
         end
     end
 
-    // ---------------------------------------------------------------- stage A: issue
+    // ---------------------------------------------------------------- issue pipeline
+    // flags per stage 1..ID: valid, first chunk of a row, last chunk, group 0
+    logic [ID:1] ip_v, ip_first, ip_last, ip_g0;
+    always_ff @(posedge clk) begin
+        if (rst) ip_v <= '0;
+        else     ip_v <= {ip_v[ID-1:1], issue};
+        ip_first <= {ip_first[ID-1:1], (c == '0)};
+        ip_last  <= {ip_last[ID-1:1], (32'(c) == CH - 1)};
+        ip_g0    <= {ip_g0[ID-1:1], (g == '0)};
+    end
+
+    // I: reads. The input buffer keeps group 0's chunks for the other groups.
     logic [IW*SIMD-1:0] ibuf [0:CH-1];
-    logic [IW*SIMD-1:0] a_x;
-    logic [SIMD-1:0]    a_mask;
-    logic [31:0]        a_sub, a_row;
-    logic               a_first, a_last;
-    logic [32*PE-1:0]   a_w;
-
+    logic [IW*SIMD-1:0] ibq, x1, xa2, xb2, x3;
+    logic [SBW-1:0]     sub1, sub2;
+    logic [SIMD-1:0]    mask1, mask2, mask3;
     always_ff @(posedge clk) begin
-        if (issue && g == 0) ibuf[c] <= in_data;
-        if (issue) begin
-            a_x     <= (g == 0) ? in_data : ibuf[c];
-            a_mask  <= (c == CH - 1) ? LASTMASK : {SIMD{1'b1}};
-            a_sub   <= sub;
-            a_row   <= rowbase;
-            a_first <= (c == 0);
-            a_last  <= (c == CH - 1);
+        if (issue && g == '0) ibuf[c] <= in_data;
+        ibq   <= ibuf[c];
+        x1    <= in_data;
+        sub1  <= sub;
+        mask1 <= (32'(c) == CH - 1) ? LASTMASK : {SIMD{1'b1}};
+        // R: read data registered as it leaves the memories
+        xa2   <= x1;
+        xb2   <= ibq;
+        sub2  <= sub1;
+        mask2 <= mask1;
+        // S: the chunk's input source
+        x3    <= ip_g0[2] ? xa2 : xb2;
+        mask3 <= mask2;
+    end
+
+    // ---------------------------------------------------------------- per lane: weights, dot, accumulator
+    logic [AW*PE-1:0] accn_all;            // each lane's accumulator after this chunk
+    logic [AW*PE-1:0] hold;                // a finished group's accumulators, handed to the normaliser
+    for (genvar p = 0; p < PE; p++) begin : g_lane
+        logic [31:0]             wq, w2;
+        logic [SIMD-1:0]         w3;
+        logic [PW*NSL-1:0]       leaves;   // slice dots of this chunk
+        logic [PW*(2*NSL-1)-1:0] tr;       // heap-ordered tree: node i = nodes 2i+1 + 2i+2, leaves from NSL-1
+        logic signed [AW-1:0]    acc, accn;
+        for (genvar k = 0; k < NSL; k++) begin : g_slice
+            localparam int SW = (IN_PIXELS != 0) ? $clog2(SL + 1) + 10 : $clog2(SL + 1) + 2;
+            logic signed [SW-1:0] s;
+            if (IN_PIXELS != 0) begin : g_pix
+                mbnn_pixel_dot #(.SIMD(SL)) u_dot (.x(x3[8*SL*k +: 8*SL]), .w(w3[SL*k +: SL]),
+                                                   .valid(mask3[SL*k +: SL]), .dot(s));
+            end else begin : g_bits
+                mbnn_xnor_popcount #(.SIMD(SL)) u_dot (.a(x3[SL*k +: SL]), .w(w3[SL*k +: SL]),
+                                                       .valid(mask3[SL*k +: SL]), .dot(s));
+            end
+            assign leaves[PW*k +: PW] = PW'(s);
         end
+        // lanes past N (last group) read past the row and are ignored downstream
+        always_ff @(posedge clk) begin
+            wq <= wmem[32'(raddr) + p * W];
+            w2 <= wq;
+            w3 <= w2[SIMD*sub2 +: SIMD];
+            tr[PW*(NSL-1) +: PW*NSL] <= leaves;
+            for (int i = 0; i < NSL - 1; i++)
+                tr[PW*i +: PW] <= $signed(tr[PW*(2*i+1) +: PW]) + $signed(tr[PW*(2*i+2) +: PW]);
+            if (ip_v[ID]) acc <= accn;
+        end
+        assign accn = (ip_first[ID] ? AW'(0) : acc) + AW'($signed(tr[PW-1:0]));
+        assign accn_all[AW*p +: AW] = accn;
     end
     always_ff @(posedge clk) begin
-        if (rst) a_valid <= 1'b0;
-        else     a_valid <= issue;
+        if (ip_v[ID] && ip_last[ID]) hold <= accn_all;
     end
 
-    // one read port per lane; lanes past N (last group) read row 0 and are ignored
-    for (genvar p = 0; p < PE; p++) begin : g_wread
-        always_ff @(posedge clk) begin
-            if (issue) a_w[32*p +: 32] <= (rowbase + p < N) ? wmem[wbase + p * W + cw] : 32'd0;
-        end
-    end
-
-    // ---------------------------------------------------------------- stage B: accumulate
-    logic signed [AW-1:0] acc [0:PE-1];
-    logic [31:0]          b_row;
-    logic [32*PE-1:0]     b_m;
-    /* verilator lint_off UNUSEDSIGNAL */  // the M write address: used only when ADAPT_SHIFT > 0
-    logic [31:0]          b_naddr [0:PE-1];
-    /* verilator lint_on UNUSEDSIGNAL */
-
-    for (genvar p = 0; p < PE; p++) begin : g_acc
-        logic [SIMD-1:0]        wchunk;
-        logic signed [PW-1:0]   part;
-        assign wchunk = a_w[32*p + SIMD*a_sub +: SIMD];
-        if (IN_PIXELS != 0) begin : g_pix
-            mbnn_pixel_dot #(.SIMD(SIMD)) u_dot (.x(a_x), .w(wchunk), .valid(a_mask), .dot(part));
-        end else begin : g_bits
-            mbnn_xnor_popcount #(.SIMD(SIMD)) u_dot (.a(a_x), .w(wchunk), .valid(a_mask), .dot(part));
-        end
-        always_ff @(posedge clk) begin
-            if (a_valid) acc[p] <= (a_first ? AW'(0) : acc[p]) + AW'(part);
-            if (a_valid && a_last) begin
-                b_naddr[p]     <= (a_row + p < N) ? bankbase + a_row + p : 32'd0;
-                b_m[32*p +: 32] <= (a_row + p < N) ? mmem[bankbase + a_row + p] : 32'd0;
+    // ---------------------------------------------------------------- serial normaliser, one neuron a cycle
+    logic           nbusy;
+    logic [PBW-1:0] np;
+    logic [NAW-1:0] naddr;
+    logic [MAW-1:0] ridx;         // naddr as a memory index
+    logic [JW-1:0]  nj;
+    logic [ND:1]    nv;
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            nbusy <= 1'b0; np <= '0; naddr <= '0; nj <= '0;
+        end else begin
+            if (nbusy) begin
+                naddr <= naddr + 1'b1;
+                nj    <= nj + 1'b1;
+                if (32'(np) == PE - 1) begin np <= '0; nbusy <= 1'b0; end
+                else np <= np + 1'b1;
+            end
+            if (ip_v[ID] && ip_last[ID]) begin   // a group's accumulators are ready (the neuron before is done)
+                nbusy <= 1'b1;
+                np    <= '0;
+                if (ip_g0[ID]) begin naddr <= bankbase; nj <= '0; end
             end
         end
     end
     always_ff @(posedge clk) begin
-        if (a_valid && a_last) b_row <= a_row;
-        if (rst) b_valid <= 1'b0;
-        else     b_valid <= a_valid && a_last;
+        if (rst) nv <= '0;
+        else     nv <= {nv[ND-1:1], nbusy};
+    end
+    assign any_v = (|ip_v) || nbusy || (|nv);
+
+    // N1: memory reads; N2: read data registered; N3: d
+    logic signed [AW-1:0] acc1, acc2, d3;
+    logic [31:0]          mq, m2, m3, m4, m5;
+    logic [MAW-1:0]       a1, a2, a3, a4, a5;
+    logic [JW-1:0]        j1, j2, j3;
+    logic                 ok1, ok2, ok3, ok4, ok5;
+    assign ridx = MAW'(naddr);
+    always_ff @(posedge clk) begin
+        acc1 <= $signed(hold[AW*np +: AW]);
+        mq   <= mmem[ridx];
+        a1   <= ridx;
+        j1   <= nj;
+        ok1  <= 32'(nj) < N;
+        acc2 <= acc1; m2 <= mq; a2 <= a1; j2 <= j1; ok2 <= ok1;
+        d3   <= (acc2 <<< 8) - AW'($signed(m2));
+        m3 <= m2; a3 <= a2; j3 <= j2; ok3 <= ok2;
     end
 
-    // ---------------------------------------------------------------- stage C: normalise
-    logic signed [AW-1:0] d [0:PE-1];
-    /* verilator lint_off UNUSEDSIGNAL */  // used by the adaptation and the argmax, not by a frozen SIGN layer
-    logic [PE-1:0]        lane_ok;     // neuron b_row + p exists
+    // stream-adaptive normalization (FORMAT.md 3.1): M <- M + rsr(d, ADAPT_SHIFT), N4 |d|, N5 round and write.
+    // The stages run in every layer (the latency is one); only a layer with ADAPT_SHIFT > 0 writes.
+    logic [AW-1:0] mag4;
+    /* verilator lint_off UNUSEDSIGNAL */  // |rsr(d, a)| < 2^31: the top bits are zero
+    logic [AW-1:0] q5;
     /* verilator lint_on UNUSEDSIGNAL */
-    for (genvar p = 0; p < PE; p++) begin : g_norm
-        assign d[p]       = (acc[p] <<< 8) - AW'($signed(b_m[32*p +: 32]));
-        assign lane_ok[p] = (b_row + p < N);
+    logic          sg4, sg5, m_we;
+    logic [MAW-1:0] m_wa;
+    logic [31:0]   m_wd;
+    always_ff @(posedge clk) begin
+        mag4 <= d3[AW-1] ? AW'(-d3) : AW'(d3);
+        sg4  <= d3[AW-1];
+        m4 <= m3; a4 <= a3; ok4 <= ok3;
+        q5   <= (ADAPT_SHIFT > 0) ? (mag4 + (AW'(1) << ((ADAPT_SHIFT > 0) ? ADAPT_SHIFT - 1 : 0))) >> ADAPT_SHIFT
+                                  : mag4;
+        sg5  <= sg4;
+        m5 <= m4; a5 <= a4; ok5 <= ok4;
     end
-
-    // stream-adaptive normalization (FORMAT.md 3.1): M <- M + rsr(d, ADAPT_SHIFT)
-    if (ADAPT_SHIFT > 0) begin : g_adapt
-        for (genvar p = 0; p < PE; p++) begin : g_lane
-            logic [AW-1:0]        mag;
-            logic [AW-1:0]        q;
-            /* verilator lint_off UNUSEDSIGNAL */  // |rsr(d, a)| < 2^31: the top bits are sign copies
-            logic signed [AW-1:0] r;
-            /* verilator lint_on UNUSEDSIGNAL */
-            logic [31:0]          mnew;
-            assign mag  = d[p][AW-1] ? AW'(-d[p]) : AW'(d[p]);
-            assign q    = (mag + (AW'(1) << (ADAPT_SHIFT - 1))) >> ADAPT_SHIFT;
-            assign r    = d[p][AW-1] ? -$signed(q) : $signed(q);
-            assign mnew = b_m[32*p +: 32] + r[31:0];
-            always_ff @(posedge clk) begin
-                if (b_valid && adapt_r && lane_ok[p]) mmem[b_naddr[p]] <= mnew;
-            end
+    // one write port: the adaptation's, else the host's (the host writes only while the layer is idle)
+    always_comb begin
+        m_we = 1'b0; m_wa = a5; m_wd = sg5 ? m5 - q5[31:0] : m5 + q5[31:0];
+        if (ADAPT_SHIFT > 0 && nv[5] && adapt_r && ok5) m_we = 1'b1;
+        else if (wr_en && wr_sel == 3'd1) begin
+            m_we = 1'b1; m_wa = MAW'(wr_addr); m_wd = wr_data;
         end
     end
     always_ff @(posedge clk) begin
-        if (wr_en && wr_sel == 3'd1) mmem[wr_addr] <= wr_data;
+        if (m_we) mmem[m_wa] <= m_wd;
         if (wr_en && wr_sel == 3'd0) begin
             for (int i = 0; i < 32; i++) if (wr_mask[i]) wmem[wr_addr][i] <= wr_data[i];
         end
     end
 
-    always_ff @(posedge clk) begin
-        if (rst) c_valid <= 1'b0;
-        else     c_valid <= b_valid && (OUT_SCORES != 0);
-    end
-
     if (OUT_SCORES == 0) begin : g_sign
         logic [31:0]     cmem [0:BANKS*N-1];
         logic [0:0]      fmem [0:BANKS*N-1];
-        logic [32*PE-1:0] b_c;
-        logic [PE-1:0]   b_f;
-        logic [PE-1:0]   bits;
-        logic [OSRW-1:0] osr;          // output bits, shifted in PE at a time: osr[j] = out_j at the end
+        logic [31:0]     cq, c2, c3;
+        logic [0:0]      fq, f2, f3;
+        logic [OSRW-1:0] osr;          // output bits, one shifted in per neuron: osr[j] = out_j at the end
         logic [OPW-1:0]  opad;
-        /* verilator lint_off UNUSEDSIGNAL */  // the PE bits shifted out are dropped
-        logic [OSRW+PE-1:0] shifted;
-        /* verilator lint_on UNUSEDSIGNAL */
         initial begin
             $readmemh(C_FILE, cmem);
             $readmemh(F_FILE, fmem);
         end
-        for (genvar p = 0; p < PE; p++) begin : g_cmp
-            always_ff @(posedge clk) begin
-                if (a_valid && a_last) begin
-                    b_c[32*p +: 32] <= (a_row + p < N) ? cmem[bankbase + a_row + p] : 32'd0;
-                    b_f[p]          <= (a_row + p < N) ? fmem[bankbase + a_row + p][0] : 1'b0;
-                end
-            end
-            assign bits[p] = (d[p] >= AW'($signed(b_c[32*p +: 32]))) ^ b_f[p];
-        end
-        assign shifted = {bits, osr};
         always_ff @(posedge clk) begin
-            if (b_valid) osr <= shifted[OSRW+PE-1:PE];
+            cq <= cmem[ridx];
+            fq <= fmem[ridx];
+            c2 <= cq; f2 <= fq;
+            c3 <= c2; f3 <= f2;
+            // N4: the output bit
+            if (nv[3]) osr <= {(d3 >= AW'($signed(c3))) ^ f3[0], osr[OSRW-1:1]};
             if (wr_en && wr_sel == 3'd2) cmem[wr_addr] <= wr_data;
             if (wr_en && wr_sel == 3'd3) fmem[wr_addr] <= wr_data[0:0];
         end
@@ -284,63 +359,88 @@ module mbnn_layer #(
         assign out_data  = opad[SIMD*obeat +: SIMD];
         assign out_class = 16'd0;
         assign out_score = 64'd0;
+        /* verilator lint_off UNUSEDSIGNAL */  // the neuron index is the argmax's
+        logic [JW-1:0] j_unused;
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign j_unused = j3;
     end else begin : g_scores
         logic [31:0]          gmem [0:BANKS*N-1];
         logic [63:0]          bmem [0:BANKS*N-1];
-        logic [32*PE-1:0]     b_g;
-        logic [64*PE-1:0]     b_b;
-        logic [64*PE-1:0]     c_s;
-        logic [PE-1:0]        c_ok;
-        logic [31:0]          c_row;
-        logic signed [63:0]   best, best_n;
-        logic [31:0]          bidx, bidx_n;
-        logic                 have, have_n;
+        logic [31:0]          gq, g2, g3;
+        logic [63:0]          bq, b2, b3, b4;
+        // g*d mod 2^64 with g, d as unsigned words gu, du and their signs sg, sd:
+        //   g*d = gu*du - sg*(du << 32) - sd*(gu << 34)  (mod 2^64)
+        //   gu*du = g0 d0 + (g0 d1 + g1 d0) << 16 + (g1 d1 + g0 d2) << 32 + g1 d2 << 48  (16-bit limbs, d2 2 bits)
+        // four 16x16 unsigned products (one DSP each on ECP5 and iCE40), the rest adders, one per stage.
+        logic [31:0]          pp00, pp01, pp10, pp11;
+        logic [17:0]          t02;
+        /* verilator lint_off UNUSEDSIGNAL */
+        logic [17:0]          t12;
+        /* verilator lint_on UNUSEDSIGNAL */
+        logic [63:0]          cg, cd, s1, s2, s3, u1, u2, s8;
+        logic [63:0]          e1, e2, e3, e4, e5;
+        logic [JW-1:0]        j4, j5, j6, j7, j8;
+        logic                 o6, o7, o8;
+        logic                 v8;
+        logic signed [63:0]   best;
+        logic [JW-1:0]        bidx;
+        logic                 have;
+        logic [AW-1:0]        du;
+        assign du = AW'(d3);
         initial begin
             $readmemh(G_FILE, gmem);
             $readmemh(B_FILE, bmem);
         end
-        for (genvar p = 0; p < PE; p++) begin : g_score
-            always_ff @(posedge clk) begin
-                if (a_valid && a_last) begin
-                    b_g[32*p +: 32] <= (a_row + p < N) ? gmem[bankbase + a_row + p] : 32'd0;
-                    b_b[64*p +: 64] <= (a_row + p < N) ? bmem[bankbase + a_row + p] : 64'd0;
-                end
-                if (b_valid) c_s[64*p +: 64] <= 64'($signed(b_g[32*p +: 32])) * 64'(d[p])
-                                              + $signed(b_b[64*p +: 64]);
-            end
-        end
         always_ff @(posedge clk) begin
-            if (b_valid) begin
-                c_ok  <= lane_ok;
-                c_row <= b_row;
-            end
+            gq <= gmem[ridx];
+            bq <= bmem[ridx];
+            g2 <= gq; b2 <= bq;
+            g3 <= g2; b3 <= b2;
+            // N4: products
+            pp00 <= 32'(g3[15:0])  * 32'(du[15:0]);
+            pp01 <= 32'(g3[15:0])  * 32'(du[31:16]);
+            pp10 <= 32'(g3[31:16]) * 32'(du[15:0]);
+            pp11 <= 32'(g3[31:16]) * 32'(du[31:16]);
+            t02  <= (du[32] ? 18'(g3[15:0]) : 18'd0)  + (du[33] ? {1'b0, g3[15:0], 1'b0} : 18'd0);
+            t12  <= (du[32] ? 18'(g3[31:16]) : 18'd0) + (du[33] ? {1'b0, g3[31:16], 1'b0} : 18'd0);
+            cg   <= g3[31] ? {du[31:0], 32'd0} : 64'd0;
+            cd   <= du[AW-1] ? {g3[29:0], 34'd0} : 64'd0;
+            b4   <= b3;
+            j4   <= j3;
+            // N5: partial sums
+            e1 <= 64'(pp00) + {16'd0, pp01, 16'd0};
+            e2 <= {16'd0, pp10, 16'd0} + {pp11, 32'd0};
+            e3 <= {14'd0, t02, 32'd0} + {t12[15:0], 48'd0};  // t12's top bits fall past 2^64
+            e4 <= b4 - cg;
+            e5 <= cd;
+            j5 <= j4;
+            // N6, N7, N8
+            s1 <= e1 + e2; s2 <= e3 + e4; s3 <= e5; j6 <= j5; o6 <= ok5;
+            u1 <= s1 + s2; u2 <= s3;                j7 <= j6; o7 <= o6;
+            s8 <= u1 - u2;                          j8 <= j7; o8 <= o7;
             if (wr_en && wr_sel == 3'd4) gmem[wr_addr] <= wr_data;
             if (wr_en && wr_sel == 3'd5) bmem[wr_addr][31:0] <= wr_data;
             if (wr_en && wr_sel == 3'd6) bmem[wr_addr][63:32] <= wr_data;
         end
-        // stage D: running argmax over lanes then groups, strict > so the lowest index wins a tie
-        always_comb begin
-            best_n = best;
-            bidx_n = bidx;
-            have_n = have;
-            for (int p = 0; p < PE; p++) begin
-                if (c_ok[p] && (!have_n || $signed(c_s[64*p +: 64]) > best_n)) begin
-                    best_n = $signed(c_s[64*p +: 64]);
-                    bidx_n = c_row + p;
-                    have_n = 1'b1;
-                end
-            end
-        end
+        assign v8 = nv[8];
+        // running argmax over the neurons in order, strict > so the lowest index wins a tie. The compare
+        // feeds back into itself (best), so it cannot be pipelined: two 32-bit halves side by side instead
+        // of one 64-bit carry chain (the critical path of the whole engine before).
+        logic gt_hi, eq_hi, gt_lo, gt;
+        assign gt_hi = $signed(s8[63:32]) > $signed(best[63:32]);
+        assign eq_hi = s8[63:32] == best[63:32];
+        assign gt_lo = s8[31:0] > best[31:0];
+        assign gt    = gt_hi || (eq_hi && gt_lo);
         always_ff @(posedge clk) begin
             if (rst || (state == S_SEND && out_ready)) have <= 1'b0;
-            else if (c_valid) begin
-                best <= best_n;
-                bidx <= bidx_n;
-                have <= have_n;
+            else if (v8 && o8 && (!have || gt)) begin
+                best <= $signed(s8);
+                bidx <= j8;
+                have <= 1'b1;
             end
         end
         assign out_data  = '0;
-        assign out_class = bidx[15:0];
+        assign out_class = 16'(bidx);
         assign out_score = best;
     end
 

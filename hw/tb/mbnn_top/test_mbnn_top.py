@@ -69,7 +69,8 @@ def test_random_stream_gaps_backpressure(hw_tools, simd, pe):
 
 @sweep
 def test_cycles_match_formula(hw_tools, simd, pe):
-    """One image in flight, no gaps: latency = sum ceil(K/SIMD)*ceil(N/PE) + 3L + 1, every image."""
+    """One image in flight, no gaps: latency = cycles_formula (the sum of rtl.layer_cycles), every image
+    (8/3 also has a row shorter than PE: the idle cycles after a group)."""
     from metabnn.backends.rtl import cycles_formula
 
     model, x = make_model(), images(5, 5)
