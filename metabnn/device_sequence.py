@@ -38,8 +38,12 @@ def parse_args(argv):
     p.add_argument("--eval-every", type=int, default=500, help="evaluate every N samples (divides --samples)")
     p.add_argument("--eval-size", type=int, default=1000, help="test images per task")
     p.add_argument("--lr-shift", type=int, default=12, help="on-device learning-rate shift (see metabnn export)")
-    p.add_argument("--device-meta", default="auto", metavar="auto|M",
-                   help="device m of the metaplastic model: auto (the rule, export/device_meta.py) or a number")
+    p.add_argument("--hidden-bits", type=int, default=8, help="hidden-weight width b on the device (2..16)")
+    p.add_argument("--rounding", choices=("nearest", "stochastic"), default="nearest",
+                   help="rounding of the learning step (docs/FORMAT.md 4.3 / 4.4), both models")
+    p.add_argument("--device-meta", default="auto", metavar="auto|M|M0,M1,..",
+                   help="device m of the metaplastic model: auto (the rule, export/device_meta.py), a number, or "
+                   "one number per layer, comma-separated")
     p.add_argument("--horizon", type=int, default=DEFAULT_HORIZON, help="samples a new task takes, for the rule")
     p.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
                    help="the rule consolidates synapses with |W| at or above this quantile of their layer")
@@ -56,9 +60,14 @@ def parse_args(argv):
                          "measured)")
     if not 0 <= a.lr_shift <= 31:
         raise UsageError("--lr-shift must lie in 0..31")
+    if not 2 <= a.hidden_bits <= 16:
+        raise UsageError("--hidden-bits must lie in 2..16")
     if not 0 < a.quantile < 1:
         raise UsageError("--quantile must lie in (0, 1)")
-    a.device_meta = parse_option(a.device_meta)
+    a.device_meta = [parse_option(m) for m in a.device_meta.split(",")] if "," in a.device_meta \
+        else parse_option(a.device_meta)
+    if isinstance(a.device_meta, list) and "auto" in a.device_meta:
+        raise UsageError("--device-meta: auto stands alone, not in a per-layer list")
     for ck in (a.meta_ckpt, a.plain_ckpt):
         if not Path(ck).is_file():
             raise UsageError(f"{ck}: no such checkpoint file")
@@ -107,17 +116,25 @@ def run_sequence(a) -> dict:
                          f"pmnist:{other[0]} seed {other[1]})")
     xs, ys, evals = build_streams(a, k, seed, file_metadata(nets["meta"]).get("fingerprint"))
     engine, described = pick_engine(a.engine)
+    stochastic = a.rounding == "stochastic"
+    export = dict(lr_shift_base=a.lr_shift, hidden_bits=a.hidden_bits)
     if a.device_meta == "auto":
-        picks = auto_device_meta(nets["meta"], a.horizon, a.quantile, a.probe_samples, lr_shift_base=a.lr_shift,
-                                 quiet=a.quiet)
+        picks = auto_device_meta(nets["meta"], a.horizon, a.quantile, a.probe_samples, quiet=a.quiet,
+                                 stochastic=stochastic, **export)
         device_m = [m for m, _, _ in picks]
+    elif isinstance(a.device_meta, list):
+        device_m = a.device_meta
+        if len(device_m) != len(nets["meta"].layers):
+            raise UsageError(f"--device-meta: {len(device_m)} values for a model of {len(nets['meta'].layers)} "
+                             "layers")
     else:
         device_m = [a.device_meta] * len(nets["meta"].layers)
     print(f"device m of the metaplastic model: {' / '.join(f'{m:g}' for m in device_m)} (per layer); "
           f"learning tasks {k + 1}-{k + a.device_tasks} on the {described}", flush=True)
     curves = {}
     for label, net in nets.items():
-        model = from_floatnet(net, lr_shift_base=a.lr_shift, device_meta=device_m if label == "meta" else 0.0)
+        model = from_floatnet(net, device_meta=device_m if label == "meta" else 0.0, stochastic=stochastic,
+                              sr_seed=a.seed, **export)
         _, curves[label], _ = learn_stream(model, xs, ys, evals, a.eval_every, adapt=model.layers[0].adapt_shift > 0,
                                            engine=engine, desc=f"{label}: {len(ys):,} device samples",
                                            quiet=a.quiet)
@@ -186,8 +203,10 @@ def plot(res: dict):
             ax.axvline(t * S, color="0.6", lw=0.8, ls="--")
         ax.set_title(title + (" (device m " + " / ".join(f"{m:g}" for m in res["device_m"]) + ")"
                               if label == "meta" else ""), fontsize=10)
-        ax.set_xlabel(f"device samples (tasks {names[k]}..{names[-1]}, {S:,} each, no boundary signal)")
+        ax.set_xlabel("samples learned on the device")
         ax.grid(alpha=0.3)
+    fig.suptitle(f"tasks {names[k]}..{names[-1]} learned on the device in turn, {S:,} samples each, one at a time, "
+                 "no boundary signal (dashed: where the stream changes task)", fontsize=10)
     axes[0].set_ylabel("test accuracy (%)")
     axes[0].set_ylim(0, 100)
     axes[1].legend(fontsize=8, loc="lower left")
@@ -202,7 +221,8 @@ def _main(argv) -> int:
     res["goals"] = goals(res)
     print(text)
     write_results(out, "device_sequence", f"Engine: {res['engine']}; {a.samples} samples per device task, "
-                  f"lr_shift {a.lr_shift}, {a.eval_size} test images per task.", text, res, plot(res))
+                  f"lr_shift {a.lr_shift}, {a.hidden_bits} hidden bits, rounding {a.rounding}, {a.eval_size} test "
+                  "images per task.", text, res, plot(res))
     return 0
 
 

@@ -60,6 +60,7 @@ def test_sequence_needs_a_pmnist_checkpoint(trained_checkpoint, pmnist_pair, tmp
     (device_sequence, ["--samples", "100", "--eval-every", "30"], "must divide"),
     (device_sequence, ["--device-tasks", "0"], "--device-tasks must be >= 1"),
     (device_sequence, ["--device-meta", "lots"], "auto or a number"),
+    (device_sequence, ["--device-meta", "1,auto"], "auto stands alone"),
     (device_sequence, ["--quantile", "0"], "--quantile"),
     (device_tradeoff, ["--ms", "0", "-1"], "--ms"),
     (device_tradeoff, ["--samples", "0"], "--samples"),
