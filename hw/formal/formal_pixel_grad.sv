@@ -4,9 +4,10 @@
 // 32-bit product), and |grad| < 2^24. Combinational: every signal it asserts on is a function of delta and x.
 //
 // The four *_w wires below have no driver in this file: pixel_grad.ys connects them, after flattening, to the
-// named wires inside the two instances (Yosys reads no hierarchical references). A wire left undriven would be a
-// free input and fail the proof, not pass it. Proven with ABC's BDDs (cec.sh): SAT on these two products, built
-// on different operands (|delta| against delta, 24 against 32 bits), did not finish in 10 minutes.
+// named wires inside the two instances (Yosys reads no hierarchical references). One left undriven stops the run
+// (check -assert) or, as a free input, fails it: it never passes. Proven with ABC's BDDs (cec.sh, 12-16 s CPU):
+// on these two products, built on different operands (|delta| against delta, 24 against 32 bits), boolector had
+// not finished after 7 minutes, nor ABC's SAT-based iprove after 5 (docs/HARDWARE.md, "Formal checks").
 module formal_pixel_grad #(
     parameter int HB = 8,
     parameter int TK = 4

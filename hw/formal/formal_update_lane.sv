@@ -55,7 +55,7 @@ module formal_update_lane #(
 
     // PIXELS: the cut of step 0. spec_grad has no driver in this file: update_lane.sby connects it to spec_u.grad
     // after flattening (Yosys reads no hierarchical references) and the lane's gmag, gpos, gneg to the cut_*
-    // wires. Left undriven, spec_grad would be a free input and the proof fail, not pass.
+    // wires. Left undriven, spec_grad stops the run (check -assert) or, as a free input, fails it: never a pass.
     if (PIXELS != 0) begin : g_cut
         logic signed [31:0] spec_grad;
         logic [31:0] g_abs;

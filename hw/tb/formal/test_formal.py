@@ -55,14 +55,16 @@ def prove(script: Path, task: str, workdir: Path, timeout: int = 600) -> str:
     return done[-1].split("DONE (")[1].split(",")[0]
 
 
-def mutant_tree(tmp_path: Path, rtl_file: str, old: str, new: str) -> Path:
-    """hw/formal and hw/rtl copied under tmp_path with `old` replaced by `new` (once) in hw/rtl/`rtl_file`;
-    returns the copied formal folder."""
+def mutant_tree(tmp_path: Path, rtl_file: str | None = None, old: str = "", new: str = "") -> Path:
+    """hw/formal and hw/rtl copied under tmp_path, with `old` replaced by `new` (once) in hw/rtl/`rtl_file` when
+    one is named; returns the copied formal folder."""
     (tmp_path / "formal").mkdir()
     shutil.copytree(RTL, tmp_path / "rtl")
     for f in FORMAL.iterdir():
         if f.is_file():
             shutil.copy(f, tmp_path / "formal" / f.name)
+    if rtl_file is None:
+        return tmp_path / "formal"
     src = (RTL / rtl_file).read_text()
     assert src.count(old) == 1, f"the mutant's text is not in hw/rtl/{rtl_file} once: {old}"
     (tmp_path / "rtl" / rtl_file).write_text(src.replace(old, new))
@@ -114,6 +116,17 @@ def test_a_mutant_popcount_is_caught(tmp_path):
     assert prove(formal / "xnor_popcount.ys", "simd32", tmp_path / "runs") == "FAIL"
     log = (tmp_path / "runs" / "simd32" / "yosys.log").read_text()
     assert "ffffffff" in log.split("model found: FAIL!")[1]  # the counterexample: every lane valid
+
+
+def test_an_unconnected_cut_wire_stops_the_lemma(tmp_path):
+    """The product lemma with one of its script-connected wires left unconnected: an error, never a pass."""
+    sby_bin()
+    formal = mutant_tree(tmp_path)
+    ys = (formal / "pixel_grad.ys").read_text()
+    assert ys.count("connect -set lane_gneg_w dut.gneg\n") == 1
+    (formal / "pixel_grad.ys").write_text(ys.replace("connect -set lane_gneg_w dut.gneg\n", ""))
+    assert prove(formal / "pixel_grad.ys", "b2_k0", tmp_path / "runs") == "ERROR"
+    assert "lane_gneg_w is used but has no driver" in (tmp_path / "runs" / "b2_k0" / "yosys.log").read_text()
 
 
 def test_cec_refuses_an_unknown_task(tmp_path):
