@@ -36,7 +36,7 @@ def _sign(t: torch.Tensor) -> torch.Tensor:
     return (t >= 0).to(t.dtype) * 2 - 1  # sign(0) = +1, as layers.sign_pm1
 
 
-def _bn_train(a, gamma, beta, eps: float):
+def _bn_train(a, gamma, beta, eps):
     """BatchNorm1d in training mode: batch mean and biased variance; (z, xhat, 1/std, mean, variance)."""
     mean = a.mean(0)
     c = a - mean
@@ -63,9 +63,10 @@ def _meta_adam(p, g, exp_avg, exp_avg_sq, hp) -> None:
 
     With e = exp(-2 m |W|) in (0, 1]: tanh(m |W|) = (1 - e) / (1 + e), so f_meta = 1 - tanh^2 = 4 e / (1 + e)^2,
     and the step, step_size * exp_avg * (f_meta where toward zero, else 1) / (sqrt(exp_avg_sq) + eps), takes one
-    division, not three (on this CPU the divisions, the square root and exp are what the pass costs: it runs at
-    its arithmetic's speed, not at memory's). Toward zero <=> exp_avg has W's sign (at W = 0, f_meta = 1:
-    either branch); m = 0: e = 1, f_meta = 1, Adam.
+    division instead of optim._update's two. Timed alone it is no faster (the pass is bound by its square root,
+    divisions and exp together; docs/TRAINING.md, Speed), but f_meta keeps its relative precision at small m |W|,
+    where sigmoid(2 m W) - 1/2 cancels. Toward zero <=> exp_avg has W's sign (at W = 0, f_meta = 1: either
+    branch); m = 0: e = 1, f_meta = 1, Adam.
     """
     step_size, beta1, beta2, eps, wd, meta = hp.unbind()
     # = g + wd * p exactly; written as a subtraction so that inductor does not turn the product that made g
