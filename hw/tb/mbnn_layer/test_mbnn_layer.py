@@ -160,3 +160,20 @@ def test_mbnn_layer(hw_tools, tmp_path, layer, simd, pe):
         lay.C[0, ::2] = d[::2]
         lay.C[0, 1::4], lay.C[0, 3::4] = -lay.D - 1, lay.D + 1
     run_layer(hw_tools, tmp_path / "c", model, layer, simd, pe, x[:8], stall_p=0.5, seed=3)
+
+
+def test_scores_full_range(hw_tools, tmp_path):
+    """The output layer's one shared multiplier (16-bit limbs, sign corrections, int64 wrap): g, M and b over
+    their whole int32 / int64 ranges (beyond the file format's limits), including both extremes, so every
+    limb product, both sign corrections and the top limb of d are exercised; the build of the sweep's
+    l2-simd8-pe3 is reused."""
+    rng = np.random.default_rng(7)
+    model = random_model(SHAPE, banks=2, adapt_shift=3, seed=3)
+    lay = model.layers[2]
+    lay.g = rng.integers(-(1 << 31), 1 << 31, size=lay.g.shape).astype(np.int32)
+    lay.g[0, :3] = [-(1 << 31), (1 << 31) - 1, -1]
+    lay.M = rng.integers(-(1 << 31), 1 << 31, size=lay.M.shape).astype(np.int32)
+    lay.M[0, :2] = [-(1 << 31), (1 << 31) - 1]
+    lay.b = rng.integers(-(1 << 63), (1 << 63) - 1, size=lay.b.shape, dtype=np.int64)
+    x, banks = images(16, 5), rng.integers(0, 2, 16)
+    run_layer(hw_tools, tmp_path, model, 2, 8, 3, x, banks, seed=5)
