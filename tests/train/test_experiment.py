@@ -32,17 +32,22 @@ def run(tmp_path, name, **kw):
 
 
 def test_metaplasticity_keeps_task1_better(tmp_path):
-    # Seconds-long: 180 steps per task. Weights only grow large enough to be
-    # consolidated with a higher lr and m than the paper's; measured task 1 after
-    # task 2 (test-batch BN, one thread, default gamma0 = 1): m=3 0.684 / m=0 0.451
-    # (seed 0), 0.697 / 0.612 (seed 1); with gamma0 U[0,1): 0.723 / 0.497, 0.738 / 0.621.
-    kw = dict(hidden=[256, 256], epochs=3, train_subset=6000, test_subset=1000, lr=0.02, bn="batch", seed=0)
-    r0 = run(tmp_path, "m0", meta=0.0, **kw)
-    r3 = run(tmp_path, "m3", meta=3.0, **kw)
-    t1_m0, t1_m3 = r0["acc"][1][0], r3["acc"][1][0]
-    assert r0["acc"][0][0] > 0.85 and r3["acc"][0][0] > 0.85  # both learned task 1
-    assert r0["acc"][1][1] > 0.85 and r3["acc"][1][1] > 0.85  # and task 2
-    assert t1_m3 > t1_m0 + 0.08, (t1_m0, t1_m3)
+    # Seconds-long: 180 steps per task. Weights only grow large enough to be consolidated with a higher lr and m than
+    # the paper's. One seed is too few: runs this short part chaotically on any change of float rounding (a weight
+    # near 0 takes the other sign), and the gap moves by +-0.1 from one seed or summation order to the next.
+    # Measured, task 1 after task 2 (test-batch BN, one thread, gamma0 = 1, the fused step), seeds 0, 1, 2:
+    # m=3 0.660 / 0.683 / 0.701, m=0 0.601 / 0.572 / 0.561 (mean gap 0.103); with the autograd path seeds 0, 1
+    # gave 0.684 / 0.697 against 0.451 / 0.612.
+    kw = dict(hidden=[256, 256], epochs=3, train_subset=6000, test_subset=1000, lr=0.02, bn="batch")
+    gaps = []
+    for seed in range(3):
+        r0 = run(tmp_path, f"m0_{seed}", meta=0.0, seed=seed, **kw)
+        r3 = run(tmp_path, f"m3_{seed}", meta=3.0, seed=seed, **kw)
+        assert r0["acc"][0][0] > 0.85 and r3["acc"][0][0] > 0.85  # both learned task 1
+        assert r0["acc"][1][1] > 0.85 and r3["acc"][1][1] > 0.85  # and task 2
+        assert r3["acc"][1][0] > r0["acc"][1][0], seed  # m > 0 keeps more of task 1 on every seed
+        gaps.append(r3["acc"][1][0] - r0["acc"][1][0])
+    assert sum(gaps) / len(gaps) > 0.08, gaps
 
 
 def test_resume_equals_uninterrupted(tmp_path):
