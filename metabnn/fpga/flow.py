@@ -83,6 +83,12 @@ def check_options(model: Model, opts: Options) -> tuple:
     if opts.learn and len(bits) != 1:
         raise UsageError(f"--learn: the learning top takes one hidden width and table size for all layers, "
                          f"the model has {sorted(bits)} (bits, table_bits)")
+    stochastic = [i for i, lay in enumerate(model.layers) if lay.rounding != 0]
+    if opts.learn and stochastic:
+        # the UART learning top does not pass mbnn_update_top's SR mask and rounding ports yet: the bitstream would
+        # round to nearest on chip, silently unlike the model (FORMAT.md 4.4)
+        raise UsageError(f"--learn: layer(s) {', '.join(map(str, stochastic))} round stochastically (FORMAT.md 4.4), "
+                         "which the FPGA learning top does not support yet; export with --rounding nearest")
     return next(iter(bits)) if len(bits) == 1 else (8, 4)
 
 

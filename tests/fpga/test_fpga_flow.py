@@ -128,6 +128,22 @@ def test_learn_refuses_mixed_hidden_widths(small, tmp_path):
         check_options(model, Options(learn=True))
 
 
+def test_learn_refuses_stochastic_rounding(small, tmp_path):
+    """The FPGA learning top has no stochastic rounding yet: refused in one line, not built to round otherwise."""
+    model, _ = small
+    from metabnn.export import save
+    from metabnn.fpga.flow import Options, check_options
+    from metabnn.errors import UsageError
+    check_options(model, Options(learn=True))  # nearest: accepted
+    model.layers[1].rounding, model.layers[1].sr_seed = 1, 7
+    with pytest.raises(UsageError, match="layer\\(s\\) 1 round stochastically"):
+        check_options(model, Options(learn=True))
+    check_options(model, Options(learn=False))  # inference does not round: fine
+    save(model, tmp_path / "sr.mbnn")
+    r = metabnn("fpga", tmp_path / "sr.mbnn", "--device", "ecp5-25k", "--learn", "--out", tmp_path / "run")
+    assert r.returncode == 2 and "--rounding nearest" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 def test_unwritable_out_is_one_line(small, tmp_path):
     _, path = small
     (tmp_path / "file").write_text("x")
