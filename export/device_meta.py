@@ -22,7 +22,7 @@ import numpy as np
 
 from metabnn.errors import UsageError
 from metabnn.export.quantize import ACOSH_256, quantize_hidden
-from metabnn.sim.metaplastic import U_MAX, f_meta_table, table_index
+from metabnn.sim.metaplastic import U_MAX, attenuate, f_meta_table, table_index
 
 DEFAULT_QUANTILE = 0.5  # synapses at or above the median |W| are the ones training made important
 DEFAULT_HORIZON = 3000  # samples a new task takes on the device (the README's protocol)
@@ -73,7 +73,7 @@ def push_size(table: np.ndarray, bits: int, table_bits: int, stats: UpdateStats,
     if stochastic:
         moved = s[None, :] * F[:, None] / 32768.0
     else:
-        moved = (s[None, :] * F[:, None] + 16384) >> 15
+        moved = attenuate(s[None, :], F[:, None])  # the learning step's own rounding of |u| * F
     return moved @ np.asarray(stats.probs, dtype=np.float64)
 
 

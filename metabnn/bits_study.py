@@ -42,7 +42,7 @@ def cross_check(model, xs, ys, adapt: bool, steps: int) -> None:
 
 
 def main(argv=None) -> int:
-    from metabnn.cli import _Parser  # bad options: one line, exit 2 (the project's rule)
+    from metabnn.cli import _Parser, run_main  # bad options and user errors: one line, exit 2 (the project's rule)
 
     p = _Parser(prog="python -m metabnn.bits_study", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -66,11 +66,7 @@ def main(argv=None) -> int:
     p.add_argument("--check-steps", type=int, default=10, help="firmware steps re-checked against golden")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    try:
-        return _run(a)
-    except MetabnnError as e:
-        print(f"bits_study: error: {e}", file=sys.stderr)
-        return e.exit_code
+    return run_main("bits_study", _run, a)
 
 
 def _run(a) -> int:

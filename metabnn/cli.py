@@ -33,6 +33,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def run_main(prog: str, work, argv) -> int:
+    """Run `work(argv)` as a module's command (`python -m metabnn.<study>`): a user error is one line naming
+    `prog`, and its exit code."""
+    try:
+        return work(argv)
+    except MetabnnError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="metabnn",

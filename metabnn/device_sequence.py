@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metabnn.device_tradeoff import run_main, write_results
+from metabnn.device_tradeoff import write_results
 from metabnn.errors import UsageError
 from metabnn.fileio import check_output_dir
 
@@ -227,6 +227,8 @@ def _main(argv) -> int:
 
 
 def main(argv=None) -> int:
+    from metabnn.cli import run_main  # one line per user error, its exit code
+
     return run_main("device_sequence", _main, argv)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metabnn.errors import MetabnnError, UsageError
+from metabnn.errors import UsageError
 from metabnn.fileio import atomic_write_bytes, atomic_write_text, check_output_dir
 
 SWEEP = (0, 1, 2, 4, 8, 16, 32, 64)
@@ -164,15 +164,6 @@ def write_results(out: Path, stem: str, header: str, text: str, res: dict, fig) 
     print(f"wrote {out}/{stem}.md, .json, .png")
 
 
-def run_main(prog: str, work, argv) -> int:
-    """Run `work(argv)` as a command: a user error is one line naming `prog`, and its exit code."""
-    try:
-        return work(argv)
-    except MetabnnError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
 def _main(argv) -> int:
     a = parse_args(argv)
     out = check_output_dir(a.out)  # an unwritable --out fails now, not after the sweep
@@ -186,6 +177,8 @@ def _main(argv) -> int:
 
 
 def main(argv=None) -> int:
+    from metabnn.cli import run_main  # one line per user error, its exit code
+
     return run_main("device_tradeoff", _main, argv)
 
 

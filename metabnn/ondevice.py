@@ -69,9 +69,8 @@ def update_stats(model: Model, images: np.ndarray, labels: np.ndarray, bank: int
     (golden learning step, FORMAT.md 4.3): per layer an export.device_meta.UpdateStats, the measured input
     of the device-m rule. |u| is the step before f_meta, so it does not depend on the table being probed."""
     from metabnn.export.device_meta import UpdateStats
-    from metabnn.sim.fixedpoint import rsr, sat
     from metabnn.sim.learn import learn_step
-    from metabnn.sim.metaplastic import U_MAX
+    from metabnn.sim.metaplastic import U_MAX, step_size
 
     counts = [np.zeros(U_MAX + 1, dtype=np.int64) for _ in model.layers]
     m = model
@@ -81,7 +80,7 @@ def update_stats(model: Model, images: np.ndarray, labels: np.ndarray, bank: int
         for c, lay, delta, xin in zip(counts, m.layers, info.deltas, info.inputs):
             rows, cols = np.flatnonzero(delta), np.flatnonzero(xin)
             if rows.size and cols.size:  # the other synapses have a zero gradient
-                u = np.abs(sat(rsr(np.outer(delta[rows], xin[cols]), lay.lr_shift), -U_MAX, U_MAX))
+                u = np.abs(step_size(np.outer(delta[rows], xin[cols]), lay.lr_shift))  # |u| before f_meta
                 c += np.bincount(u.ravel(), minlength=U_MAX + 1)
         m = new
     n = len(labels)
