@@ -80,6 +80,10 @@ static inline int32_t mbnn_hidden_get(const mbnn_layer *l, size_t idx)
 #if !defined(MBNN_PORTABLE_POPCOUNT) && defined(__AVX512F__) && defined(__AVX512VPOPCNTDQ__)
 #define MBNN_BITS_AVX512 1
 #endif
+/* The activation's AVX-512 path (gathers, compare masks) needs only F (activation.c). */
+#if !defined(MBNN_PORTABLE_POPCOUNT) && defined(__AVX512F__)
+#define MBNN_ACTIVATE_AVX512 1
+#endif
 #if defined(MBNN_PIXELS_AVX512) || defined(MBNN_PIXELS_POPCNT)
 #define MBNN_PIXEL_PLANES 1
 void mbnn_pixels_planes(const mbnn_layer *layer, const uint8_t *x, uint64_t *planes, int32_t *acc);
