@@ -1,72 +1,60 @@
 """Vectorised integer inference (docs/FORMAT.md section 3): the golden model's fast path.
 
-Accumulators are computed with a float32 matrix product: every partial sum is an
-integer of magnitude < 2^24 (|acc| <= 255 * 16384 for pixels, <= 65536 for bits),
-so float32 holds it exactly whatever the summation order. `tests/sim/scalar_reference.py`
-computes the same with XOR-popcount on packed words, and the tests hold them equal.
+The model runs as its op sequence (sim/ops: dense, conv2d, max-pool, flatten), each op exact in integers.
+`tests/sim/scalar_reference.py` computes the dense MLP with XOR-popcount on packed words and every op's `execute`
+its own plain reference; the tests hold them equal.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from metabnn.sim.fixedpoint import rsr
-from metabnn.sim.model import SIGN, Layer, Model
+from metabnn.sim.model import PIXELS, Layer, Model
+from metabnn.sim.ops import DenseBits, DensePixels, ops_of, threshold
 
 
 def layer_acc(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """Accumulators [n, N] (int64) for inputs x [n, K]: uint8 pixels or +-1."""
-    w = layer.weights_pm1(np.float32)
-    xin = np.asarray(x, dtype=np.float32)
-    return (xin @ w.T).astype(np.int64)
+    """Accumulators [n, N] (int64) of a dense layer for inputs x [n, K]: uint8 pixels or +-1."""
+    return (DensePixels(layer) if layer.in_kind == PIXELS else DenseBits(layer)).acc(x)
 
 
 def layer_out(layer: Layer, d: np.ndarray, bank: int) -> np.ndarray:
     """From centred accumulators d: SIGN -> +-1 (int8), SCORES -> int64 scores."""
-    if layer.out_kind == SIGN:
-        bit = (d >= layer.C[bank]) ^ (layer.flip[bank] != 0)
-        return np.where(bit, 1, -1).astype(np.int8)
-    return layer.g[bank].astype(np.int64) * d + layer.b[bank].astype(np.int64)
+    return threshold.outputs(layer, d, bank)
 
 
-def centred(layer: Layer, acc: np.ndarray, bank: int, adapt: bool) -> np.ndarray:
-    """d = acc*256 - M for every sample, in stream order.
+centred = threshold.centred
 
-    Frozen: one vector M for all samples. Adaptive (FORMAT.md 3.1): sample n uses
-    the M left by samples 0..n-1, then M += rsr(d_n, a). The scan updates
-    `layer.M[bank]` in place.
-    """
-    acc256 = acc * 256
-    M = layer.M[bank].astype(np.int64)
-    if not (adapt and layer.adapt_shift > 0):
-        return acc256 - M
-    a = layer.adapt_shift
-    d = np.empty_like(acc256)
-    for n in range(acc256.shape[0]):
-        d[n] = acc256[n] - M
-        M = M + rsr(d[n], a)
-    layer.M[bank] = M.astype(np.int32)
-    return d
+
+def run_ops(model: Model, images: np.ndarray, bank: int = 0, adapt: bool = False, trace: list | None = None):
+    """The output of the op sequence for images [n, input_size]; `trace` (a list) gets (op, input, d) per op,
+    d None for the ops without thresholds (what the learning step reads back)."""
+    x = np.asarray(images)
+    if x.ndim != 2 or x.shape[1] != model.input_size:
+        raise ValueError(f"expected images of shape [n, {model.input_size}], got {x.shape}")
+    if not 0 <= bank < model.n_banks:
+        raise ValueError(f"bank {bank} out of range: the model has {model.n_banks} bank(s)")
+    for op in ops_of(model):
+        if op.weighted:
+            out, d = op.forward(x, bank, adapt)
+        else:
+            out, d = op.forward(x), None
+        if trace is not None:
+            trace.append((op, x, d))
+        x = out
+    return x
 
 
 def forward(model: Model, images: np.ndarray, bank: int = 0, adapt: bool = False,
             record: list | None = None) -> np.ndarray:
     """Scores [n, classes] (int64). With adapt=True the model's M state moves (in place).
 
-    If `record` is a list, (inputs, d) of every layer is appended to it (for learning).
-    """
-    x = np.asarray(images)
-    if x.ndim != 2 or x.shape[1] != model.input_size:
-        raise ValueError(f"expected images of shape [n, {model.input_size}], got {x.shape}")
-    if not 0 <= bank < model.n_banks:
-        raise ValueError(f"bank {bank} out of range: the model has {model.n_banks} bank(s)")
-    for layer in model.layers:
-        acc = layer_acc(layer, x)
-        d = centred(layer, acc, bank, adapt)
-        if record is not None:
-            record.append((x, d))
-        x = layer_out(layer, d, bank)
-    return x
+    If `record` is a list, (inputs, d) of every layer (weighted op) is appended to it, first layer first."""
+    trace: list | None = None if record is None else []
+    scores = run_ops(model, images, bank, adapt, trace)
+    if record is not None:
+        record.extend((x, d) for op, x, d in trace if op.weighted)
+    return scores
 
 
 def argmax_first(scores: np.ndarray) -> np.ndarray:

@@ -49,10 +49,20 @@ def metaplastic_update(hidden: np.ndarray, x: np.ndarray, delta: np.ndarray, *, 
     toward zero -> u = sgn(u) * ((|u| * F[idx(h)] + 16384) >> 15);  h' = sat(h + u).
     draws = (r0, r1), uint32 [N, K] from threefry.synapse_draws: the two roundings are stochastic (4.4).
     """
+    grad = np.outer(np.asarray(delta, dtype=np.int64), np.asarray(x, dtype=np.int64))
+    return apply_gradient(hidden, grad, lr_shift=lr_shift, table=table, bits=bits, table_bits=table_bits,
+                          draws=draws)
+
+
+def apply_gradient(hidden: np.ndarray, grad: np.ndarray, *, lr_shift: int, table: np.ndarray, bits: int,
+                   table_bits: int, draws=None) -> np.ndarray:
+    """The rule from a per-synapse gradient [N, K] (int64) onward: what every op's update calls.
+
+    A dense synapse's gradient is one product delta_j * x_i; a conv synapse's is the exact sum of those products
+    over the output positions (FORMAT.md 4.5), rounded once here like any other."""
     r0, r1 = (None, None) if draws is None else draws
     h = np.asarray(hidden, dtype=np.int64)
-    grad = np.outer(np.asarray(delta, dtype=np.int64), np.asarray(x, dtype=np.int64))
-    u = step_size(grad, lr_shift, r0)
+    u = step_size(np.asarray(grad, dtype=np.int64), lr_shift, r0)
     toward = ((h > 0) & (u < 0)) | ((h < 0) & (u > 0))
     f = np.asarray(table, dtype=np.int64)[table_index(h, bits, table_bits)]
     u = np.where(toward, attenuate(u, f, r1), u)

@@ -18,6 +18,8 @@ PIXELS, BITS = 0, 1  # input kinds
 SIGN, SCORES = 0, 1  # output kinds
 NEAREST, STOCHASTIC = 0, 1  # rounding of the learning step
 
+DENSE, CONV2D = 0, 1  # weighted op of a layer (FORMAT.md 3.3); pool and flatten are parameter-free ops (sim/ops)
+
 SOFTMAX_TABLE_SIZE = 256
 Q15_ONE = 32768
 
@@ -26,6 +28,42 @@ def default_exp_table() -> np.ndarray:
     """E[u] = round(32768 * exp(-u/16)), u = 0..255 (FORMAT.md 4.3 step 2)."""
     u = np.arange(SOFTMAX_TABLE_SIZE, dtype=np.float64)
     return np.floor(Q15_ONE * np.exp(-u / 16.0) + 0.5).astype(np.uint16)
+
+
+@dataclass(frozen=True)
+class ConvGeom:
+    """Where a binary conv2d layer slides (FORMAT.md 3.3): its input map C x H x W, a k x k kernel, the stride, the
+    zero padding (out-of-image taps contribute nothing) and the 2 x 2 max-pool after the threshold (0 = none)."""
+
+    in_c: int
+    in_h: int
+    in_w: int
+    kernel: int
+    stride: int = 1
+    pad: int = 0
+    pool: int = 0  # 0 or 2
+
+    @property
+    def out_h(self) -> int:
+        return (self.in_h + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.in_w + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def positions(self) -> int:
+        """P: output positions of the convolution (before the pool), the terms of a synapse's gradient."""
+        return self.out_h * self.out_w
+
+    @property
+    def map_h(self) -> int:
+        """Height of the layer's output map (after the pool, which drops an odd last row)."""
+        return self.out_h // 2 if self.pool else self.out_h
+
+    @property
+    def map_w(self) -> int:
+        return self.out_w // 2 if self.pool else self.out_w
 
 
 @dataclass
@@ -57,6 +95,25 @@ class Layer:
     rounding: int = 0
     sr_seed: int = 0
     sr_step: int = 0
+    # None: a dense layer (K inputs). A ConvGeom: a binary conv2d whose N output channels share one K-synapse
+    # kernel each (K = in_c * kernel^2, synapse i = (ky * kernel + kx) * in_c + c, FORMAT.md 3.3).
+    conv: ConvGeom | None = None
+
+    @property
+    def op(self) -> int:
+        return DENSE if self.conv is None else CONV2D
+
+    @property
+    def in_size(self) -> int:
+        """Values the layer reads (C*H*W for a conv, K for a dense layer)."""
+        g = self.conv
+        return self.K if g is None else g.in_c * g.in_h * g.in_w
+
+    @property
+    def out_size(self) -> int:
+        """Values it writes (N for a dense layer, N * map_h * map_w for a conv: what the next layer reads)."""
+        g = self.conv
+        return self.N if g is None else self.N * g.map_h * g.map_w
 
     @property
     def W(self) -> int:
@@ -107,7 +164,12 @@ class Model:
 
     @property
     def input_size(self) -> int:
-        return self.layers[0].K
+        return self.layers[0].in_size
+
+    @property
+    def has_conv(self) -> bool:
+        """True when some layer is a conv2d: FORMAT.md version 2, which not every backend runs yet."""
+        return any(lay.conv is not None for lay in self.layers)
 
     @property
     def n_classes(self) -> int:
@@ -126,7 +188,8 @@ class Model:
             infer = lay.signs.nbytes + _norm_bytes(lay, banks=self.n_banks)
             learn = infer + lay.hidden.size * (1 if lay.bits <= 8 else 2) + lay.table.nbytes
             tot_p, tot_i, tot_l = tot_p + p, tot_i + infer, tot_l + learn
-            rows.append(f"{i:<6}{f'{lay.K} x {lay.N}':>14}{['pixels', 'bits'][lay.in_kind]:>8}"
+            shape = f"{lay.K} x {lay.N}" if lay.conv is None else f"conv{lay.conv.kernel} {lay.K} x {lay.N}"
+            rows.append(f"{i:<6}{shape:>14}{['pixels', 'bits'][lay.in_kind]:>8}"
                         f"{['sign', 'scores'][lay.out_kind]:>8}{lay.bits:>4}{lay.meta:>7.3g}"
                         f"{p:>14,}{infer:>13,}{learn:>13,}")
         rows.append(f"{'total':<6}{'':>14}{'':>8}{'':>8}{'':>4}{'':>7}{tot_p:>14,}{tot_i:>13,}{tot_l:>13,}")
