@@ -117,12 +117,14 @@ def test_dense_bits_equals_plain_row_kernel(request, backend_name, K):
             assert got.tolist() == want.tolist(), f"K={K} N={N} offset={offset}"
 
 
+# K = 777: several chunks per row; 500 and 512: one chunk, the rows reduced 8 at a time (AVX-512)
 @pytest.mark.parametrize("backend_name", ["cbackend", "portable_backend", "x86-64-v3", "x86-64-v2"])
-def test_dense_bits_extremes(request, backend_name):
+@pytest.mark.parametrize("K", [777, 500, 512])
+def test_dense_bits_extremes(request, backend_name, K):
     """All-agree and all-disagree rows (acc = +K and -K) next to random ones, across blocks."""
     lib = _backend(request, backend_name).lib
     rng = np.random.default_rng(1)
-    K, N = 777, 11
+    N = 11
     W = (K + 31) // 32
     x = _packed(rng, 1, K)[0]
     signs = _packed(rng, N, K)
