@@ -21,16 +21,23 @@ from metabnn.export import metadata
 from metabnn.export.errors import FormatError
 from metabnn.fileio import atomic_write_bytes
 from metabnn.sim.bits import n_words, pack_bits
-from metabnn.sim.model import BITS, NEAREST, PIXELS, SCORES, SIGN, SOFTMAX_TABLE_SIZE, STOCHASTIC, Layer, Model
+from metabnn.sim.model import (BITS, CONV2D, DENSE, NEAREST, PIXELS, SCORES, SIGN, SOFTMAX_TABLE_SIZE, STOCHASTIC,
+                               ConvGeom, Layer, Model)
 
 MAGIC = b"MBNN"
-VERSION = 1
+# 1: dense layers only; 2: conv2d layers too (FORMAT.md 3.3). A dense model is always written as version 1, so its
+# bytes do not depend on this reader knowing version 2.
+VERSION_DENSE, VERSION_CONV = 1, 2
+VERSIONS = (VERSION_DENSE, VERSION_CONV)
 HEADER = struct.Struct("<4sHHHHII I")  # magic, version, L, B, reserved, size, exp offset, metadata offset
-DESC = struct.Struct("<IIBBBBBBBBffIIIIB3sII12s")  # ... offsets, rounding, reserved, sr_seed, sr_step, reserved
+# ... offsets, rounding, op (v2; reserved in v1), reserved, sr_seed, sr_step,
+# conv geometry (v2: in_c, in_h, in_w, kernel, stride, pad, pool; reserved in v1), reserved
+DESC = struct.Struct("<IIBBBBBBBBffIIIIBB2sIIHHHBBBB2s")
 assert HEADER.size == 24 and DESC.size == 64
 
 MAX_LAYERS, MAX_BANKS = 16, 255
 MAX_K_PIXELS, MAX_K, MAX_N = 16384, 65536, 65536
+MAX_SIDE, MAX_KERNEL, MAX_STRIDE, MAX_IMAGE = 1024, 16, 16, 1 << 20  # conv maps, FORMAT.md 6
 MAX_FILE = 1 << 31
 G_MAX, B_MAX = 32767, 1 << 47
 SIGN_REC = np.dtype([("M", "<i4"), ("C", "<i4"), ("lo", "<i4"), ("hi", "<i4"), ("f", "<i4")])
@@ -69,6 +76,7 @@ def to_bytes(model: Model) -> bytes:
 
     exp_off = place(np.asarray(model.exp_table, dtype="<u2").tobytes())
     descs = []
+    version = VERSION_CONV if model.has_conv else VERSION_DENSE
     for lay in model.layers:
         # a cache line: with the image in a 64-byte-aligned buffer, the binary kernel's rows start there
         o_signs = place(np.ascontiguousarray(lay.signs, dtype="<u4").tobytes(), SIGN_ALIGN)
@@ -81,16 +89,18 @@ def to_bytes(model: Model) -> bytes:
             rec = np.zeros((B, lay.N), SCORE_REC)
             rec["M"], rec["g"], rec["b"] = lay.M, lay.g, lay.b
         o_norm = place(rec.tobytes())
+        g = lay.conv or ConvGeom(0, 0, 0, 0, 0, 0, 0)  # a dense layer's geometry bytes are zero
         descs.append(DESC.pack(lay.K, lay.N, lay.in_kind, lay.out_kind, lay.bits, lay.table_bits,
                                lay.lr_shift, lay.bshift, lay.adapt_shift, lay.score_frac,
                                float(lay.meta), float(lay.scale), o_signs, o_hidden, o_table, o_norm,
-                               lay.rounding, b"\0" * 3, lay.sr_seed, lay.sr_step, b"\0" * 12))
+                               lay.rounding, lay.op, b"\0" * 2, lay.sr_seed, lay.sr_step,
+                               g.in_c, g.in_h, g.in_w, g.kernel, g.stride, g.pad, g.pool, b"\0" * 2))
     meta_off = 0  # 0: no metadata section (FORMAT.md 6.1); written last, so old layouts do not move
     if model.meta is not None:
         blob = metadata.encode(model.meta)
         meta_off = place(struct.pack("<I", len(blob)) + blob)
     size = pos + 4
-    head = HEADER.pack(MAGIC, VERSION, L, B, 0, size, exp_off, meta_off)
+    head = HEADER.pack(MAGIC, version, L, B, 0, size, exp_off, meta_off)
     body = head + b"".join(descs) + b"".join(chunks)
     data = body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
     from_bytes(data)  # never write a file our own reader would reject
@@ -122,7 +132,7 @@ def _check_header(head: bytes, n: int) -> tuple:
     fields = HEADER.unpack_from(head, 0)
     magic, version, size = fields[0], fields[1], fields[5]
     _check(magic == MAGIC, f"not a .mbnn file (magic {magic!r}, expected {MAGIC!r})")
-    _check(version == VERSION, f"unsupported format version {version} (this reader knows {VERSION})")
+    _check(version in VERSIONS, f"unsupported format version {version} (this reader knows 1 and 2)")
     _check(size == n, f"header says {size} bytes but the file has {n} (truncated or padded)")
     _check(n <= MAX_FILE, f"file of {n} bytes exceeds the 2 GiB limit")
     return fields
@@ -168,16 +178,19 @@ def from_bytes(data: bytes) -> Model:
     _range("E", exp_table, 0, 32768, "exp table")
 
     layers = []
-    prev_n = None
+    prev = None
     for l in range(L):
         where = f"layer {l}"
         (K, N, in_kind, out_kind, bits, tbits, lr_shift, bshift, adapt, qfrac, meta, scale,
-         o_signs, o_hidden, o_table, o_norm, rounding, res1, sr_seed, sr_step, res2) = \
+         o_signs, o_hidden, o_table, o_norm, rounding, op, res1, sr_seed, sr_step, *geom, res2) = \
             DESC.unpack_from(data, HEADER.size + DESC.size * l)
-        _check(res1 == b"\0" * 3 and res2 == b"\0" * 12, f"{where}: reserved descriptor bytes are not zero")
+        _check(res1 == b"\0" * 2 and res2 == b"\0" * 2 and (version == VERSION_CONV or (op == 0 and not any(geom))),
+               f"{where}: reserved descriptor bytes are not zero")
         _check(rounding in (NEAREST, STOCHASTIC), f"{where}: rounding {rounding} must be 0 (nearest) or 1 (stochastic)")
         _check(rounding == STOCHASTIC or sr_seed == sr_step == 0,
                f"{where}: sr_seed {sr_seed} and sr_step {sr_step} must be 0 when rounding is nearest")
+        conv = _conv_geom(op, geom, K, adapt, prev, where)
+        _check(conv is None or l < L - 1, f"{where}: the output layer must be dense (a conv layer has no scores)")
         want_in = PIXELS if l == 0 else BITS
         want_out = SCORES if l == L - 1 else SIGN
         _check(in_kind == want_in, f"{where}: input kind {in_kind}, expected {want_in} ({'pixels' if want_in == PIXELS else 'bits'})")
@@ -185,8 +198,9 @@ def from_bytes(data: bytes) -> Model:
         kmax = MAX_K_PIXELS if in_kind == PIXELS else MAX_K
         _check(1 <= K <= kmax, f"{where}: K = {K} outside 1..{kmax}")
         _check(1 <= N <= MAX_N, f"{where}: N = {N} outside 1..{MAX_N}")
-        _check(prev_n is None or K == prev_n, f"{where}: K = {K} does not match the previous layer's N = {prev_n}")
-        prev_n = N
+        if conv is None and prev is not None and K != prev.out_size:
+            what = f"N = {prev.N}" if prev.conv is None else f"{prev.out_size} outputs"
+            raise FormatError(f"{where}: K = {K} does not match the previous layer's {what}")
         _check(2 <= bits <= 16, f"{where}: hidden bits {bits} outside 2..16")
         _check(0 <= tbits <= min(bits - 1, 12), f"{where}: table bits {tbits} outside 0..{min(bits - 1, 12)}")
         _check(lr_shift <= 31 and bshift <= 31, f"{where}: shift out of range (lr_shift {lr_shift}, bshift {bshift})")
@@ -219,7 +233,7 @@ def from_bytes(data: bytes) -> Model:
                     lr_shift=lr_shift, bshift=bshift, adapt_shift=adapt, score_frac=qfrac,
                     meta=float(meta), scale=float(scale), signs=signs.astype(np.uint32).copy(),
                     hidden=hidden.copy(), table=table.copy(), M=rec["M"].astype(np.int32),
-                    rounding=rounding, sr_seed=sr_seed, sr_step=sr_step)
+                    rounding=rounding, sr_seed=sr_seed, sr_step=sr_step, conv=conv)
         if out_kind == SIGN:
             for name in ("C", "lo", "hi"):
                 _range(name, rec[name], -D - 1, D + 1, where)
@@ -231,6 +245,9 @@ def from_bytes(data: bytes) -> Model:
             _range("b", rec["b"], -B_MAX, B_MAX, where)
             lay.g, lay.b = rec["g"].astype(np.int32), rec["b"].astype(np.int64)
         layers.append(lay)
+        prev = lay
+    _check(version == VERSION_DENSE or any(lay.conv is not None for lay in layers),
+           "format version 2 without a conv layer: a dense model is written as version 1")
 
     meta_blob = _metadata_blob(meta_off, section)
 
@@ -245,6 +262,36 @@ def from_bytes(data: bytes) -> Model:
     # its bytes are now known to be its own: only then is the JSON worth reading
     meta = None if meta_blob is None else metadata.decode(meta_blob, B)
     return Model(layers=layers, exp_table=exp_table, meta=meta)
+
+
+def _conv_geom(op: int, geom: list, K: int, adapt: int, prev: Layer | None, where: str) -> ConvGeom | None:
+    """The conv geometry of a version-2 descriptor, checked (FORMAT.md 3.3, 6); None for a dense layer, whose
+    geometry bytes must be zero. `prev` is the layer before (None for the first)."""
+    _check(op in (DENSE, CONV2D), f"{where}: op {op} must be 0 (dense) or 1 (conv2d)")
+    if op == DENSE:
+        _check(not any(geom), f"{where}: a dense layer's conv geometry bytes are not zero")
+        return None
+    in_c, in_h, in_w, kernel, stride, pad, pool = geom
+    _check(prev is None or prev.conv is not None, f"{where}: a conv layer cannot follow a dense layer")
+    _check(adapt == 0, f"{where}: adapt_shift {adapt}: stream-adaptive normalization is for dense layers only")
+    _check(in_c >= 1 and 1 <= in_h <= MAX_SIDE and 1 <= in_w <= MAX_SIDE,
+           f"{where}: input map {in_c} x {in_h} x {in_w} outside 1..65535 x 1..{MAX_SIDE} x 1..{MAX_SIDE}")
+    _check(in_c * in_h * in_w <= MAX_IMAGE, f"{where}: input map of {in_c * in_h * in_w} values exceeds {MAX_IMAGE}")
+    _check(1 <= kernel <= MAX_KERNEL and 1 <= stride <= MAX_STRIDE and pad < kernel,
+           f"{where}: kernel {kernel}, stride {stride}, pad {pad} outside 1..{MAX_KERNEL}, 1..{MAX_STRIDE}, "
+           f"0..kernel-1")
+    _check(pool in (0, 2), f"{where}: pool {pool} must be 0 (none) or 2 (2x2 max-pool)")
+    _check(K == in_c * kernel * kernel, f"{where}: K = {K}, a {kernel}x{kernel} kernel on {in_c} channels has "
+           f"{in_c * kernel * kernel} synapses")
+    g = ConvGeom(in_c, in_h, in_w, kernel, stride, pad, pool)
+    _check(in_h + 2 * pad >= kernel and in_w + 2 * pad >= kernel,
+           f"{where}: a {kernel}x{kernel} kernel does not fit the padded {in_h} x {in_w} map")
+    _check(g.map_h >= 1 and g.map_w >= 1, f"{where}: the {g.out_h} x {g.out_w} output is too small to pool")
+    if prev is not None:
+        _check((in_c, in_h, in_w) == (prev.N, prev.conv.map_h, prev.conv.map_w),
+               f"{where}: input map {in_c} x {in_h} x {in_w} does not match the previous layer's output "
+               f"{prev.N} x {prev.conv.map_h} x {prev.conv.map_w}")
+    return g
 
 
 def _read_checked(path: Path) -> bytes:

@@ -44,7 +44,7 @@ BASE_META = to_bytes(_with_meta)  # the same model with a metadata section
 @pytest.mark.parametrize("mutate,needle", [
     (lambda b: b[:100], "header says"),
     (lambda b: b"XBNN" + b[4:], "not a .mbnn file"),
-    (lambda b: b[:4] + b"\x02\x00" + b[6:], "version"),
+    (lambda b: b[:4] + b"\x03\x00" + b[6:], "version"),  # 2 is the conv version (FORMAT.md 6)
     (lambda b: b[:200] + bytes([b[200] ^ 1]) + b[201:], "checksum"),
     (lambda b: b"", "too short"),
 ])
@@ -120,7 +120,7 @@ def test_load_checks_size_and_header_before_reading(tmp_path, monkeypatch):
         load(sized)
     assert read_sizes == [24]
     monkeypatch.undo()
-    for head, needle in [(b"GIF89a" + bytes(30), "not a .mbnn file"), (b"MBNN\x02\x00" + bytes(30), "version"),
+    for head, needle in [(b"GIF89a" + bytes(30), "not a .mbnn file"), (b"MBNN\x03\x00" + bytes(30), "version"),
                          (b"MBNN", "too short")]:
         (tmp_path / "x.mbnn").write_bytes(head)
         with pytest.raises(FormatError, match=needle):
