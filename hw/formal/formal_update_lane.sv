@@ -1,6 +1,6 @@
 // Formal harness: hw/rtl/mbnn_update_lane.sv equals the spec (ref_update_lane.sv) for every input.
 //
-// Every input (h, delta, x, lr_shift, the whole table, en) is free in every cycle. The spec is cut where it
+// Every input (h, delta, x, lr_shift, the whole table, en; with SR the draw r0, r1) is free in every cycle. The spec is cut where it
 // names u, and so is the proof, on the lane's own schedule:
 //   1. stage A: one enabled cycle after a synapse is issued, the lane's stage-A registers hold the spec's h, |u|,
 //      F[idx(h)] and, where |u| > 0, sgn(u) and "toward zero" (ref_lane_u on the issue cycle's inputs, registered);
@@ -20,6 +20,12 @@
 // By step 0 the replaced wires are the same functions of the inputs as the lane's own, so the lane with the
 // replacement is the lane, and the assumption holds for every input (it restricts no input): steps 1-3 on it are
 // steps 1-3 on the lane. The one product left is the spec's, read by both sides.
+// Stochastic rounding (SR = 1, FORMAT.md 4.4): r0 and r1 are free inputs, like delta (the generator, which
+// makes them, is a unit of its own). r0 enters stage A (the spec's first half reads it); r1 is used in stage B,
+// so the lane carries r1 & 0x7FFF with its synapse in register A (r1_a). Step 1 also asserts that r1_a holds the
+// issue cycle's r1 & 0x7FFF, and step 2 gives the spec's second half the issue cycle's r1 with its low 15 bits
+// taken from r1_a: by step 1 that is the issue cycle's r1 itself. r1_a has no FORMAL port (the SR = 0 lane has
+// no such register): update_lane.sby's sr tasks connect it after flattening, as the pixel cut's wires are.
 // The lane has no feedback (each register is fed by the inputs or by the stage before), so after two enabled
 // cycles its state is a function of the inputs alone: a bounded check from the start, as deep as the latency
 // plus cycles of `en` low in between, covers every reachable state (docs/HARDWARE.md, "Formal checks").
@@ -27,6 +33,7 @@ module formal_update_lane #(
     parameter int HB = 8,
     parameter int TK = 4,
     parameter int PIXELS = 0,
+    parameter int SR = 0,
     parameter int XB = (PIXELS != 0) ? 8 : 1
 ) (
     input  logic                     clk,
@@ -35,13 +42,16 @@ module formal_update_lane #(
     input  logic [(16 << TK) - 1:0]  table_flat,
     input  logic signed [HB-1:0]     h,
     input  logic [XB-1:0]            x,
-    input  logic signed [15:0]       delta
+    input  logic signed [15:0]       delta,
+    input  logic [31:0]              r0,
+    input  logic [31:0]              r1
 );
     logic signed [HB-1:0] h_new, dut_h_a;
     logic changed, flipped, dut_uneg_a, dut_toward_a;
     logic [15:0] dut_umag_a, dut_f_a;
-    mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS)) dut (
+    mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS), .SR(SR)) dut (
         .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat), .h(h), .x(x), .delta(delta),
+        .r0(r0), .r1(r1),
         .h_new(h_new), .changed(changed), .flipped(flipped),
         .fv_h_a(dut_h_a), .fv_umag_a(dut_umag_a), .fv_f_a(dut_f_a), .fv_uneg_a(dut_uneg_a),
         .fv_toward_a(dut_toward_a));
@@ -49,8 +59,8 @@ module formal_update_lane #(
     // the spec, first half, on this cycle's inputs
     logic u_neg, toward;
     logic [15:0] u_mag, f;
-    ref_lane_u #(.HB(HB), .TK(TK), .PIXELS(PIXELS)) spec_u (
-        .lr_shift(lr_shift), .table_flat(table_flat), .h(h), .x(x), .delta(delta),
+    ref_lane_u #(.HB(HB), .TK(TK), .PIXELS(PIXELS), .SR(SR)) spec_u (
+        .lr_shift(lr_shift), .r0(r0), .table_flat(table_flat), .h(h), .x(x), .delta(delta),
         .u_neg(u_neg), .u_mag(u_mag), .toward(toward), .f(f));
 
     // PIXELS: the cut of step 0. spec_grad has no driver in this file: update_lane.sby connects it to spec_u.grad
@@ -68,6 +78,18 @@ module formal_update_lane #(
         always_comb assume (g_abs < 32'd16777216);  // proven for every input in step 0
     end
 
+    // SR: the lane's r1_a (15 bits). lane_r1_a has no driver in this file: update_lane.sby connects it to
+    // dut.g_r1.r1_a after flattening; left undriven it stops the run (check -assert) or fails it, as spec_grad.
+    // SR = 0: nothing to carry, the spec's second half ignores r1.
+    logic [31:0] dut_r1;  // the r1 the lane's stage A stands for: a_r1 with its low 15 bits from r1_a
+    logic [31:0] a_r1;
+    if (SR != 0) begin : g_sr
+        logic [14:0] lane_r1_a;
+        assign dut_r1 = {a_r1[31:15], lane_r1_a};
+    end else begin : g_nr
+        assign dut_r1 = 32'd0;
+    end
+
     // ... registered as the lane's stage A
     logic signed [HB-1:0] a_h, b_h, dut_want, b_want;
     logic a_neg, a_toward;
@@ -80,14 +102,15 @@ module formal_update_lane #(
             a_mag <= u_mag;
             a_toward <= toward;
             a_f <= f;
+            a_r1 <= r1;
             b_h <= dut_h_a;
             b_want <= dut_want;
             if (filled != 2'd2) filled <= filled + 2'd1;
         end
     end
     // the spec's second half on the lane's stage A, registered as its stage B
-    ref_lane_apply #(.HB(HB)) spec_apply (
-        .h(dut_h_a), .u_neg(dut_uneg_a), .u_mag(dut_umag_a), .toward(dut_toward_a), .f(dut_f_a), .h_new(dut_want));
+    ref_lane_apply #(.HB(HB), .SR(SR)) spec_apply (
+        .h(dut_h_a), .r1(dut_r1), .u_neg(dut_uneg_a), .u_mag(dut_umag_a), .toward(dut_toward_a), .f(dut_f_a), .h_new(dut_want));
 
     always_comb begin
         if (filled != 2'd0) begin
@@ -96,6 +119,7 @@ module formal_update_lane #(
             assert (dut_umag_a == a_mag);
             assert (dut_f_a == a_f);
             assert (a_mag == 16'd0 || (dut_uneg_a == a_neg && dut_toward_a == a_toward));
+            assert (dut_r1 == a_r1 || SR == 0);  // SR: r1_a == the issue cycle's r1 & 0x7FFF
         end
         if (filled == 2'd2) begin
             // 2. the outputs are the spec's second half of stage A

@@ -4,10 +4,13 @@
   depth 5 (the latency plus `en` low in between), for bit inputs at b/k = 8/4 and 16/12 and pixel inputs at
   b/k = 8/4, 16/12 and 2/0, plus step 3 of the proof; the pixel lanes are cut at grad = delta * x, and the
   cut's lemma (the lane's |delta| * x and sign bits are the spec's) is proven by BDDs at the same parameters;
+- the stochastic-rounding lane (SR = 1, FORMAT.md 4.4) equals the spec the same way, with the draw r0, r1 free in
+  every cycle: bit and pixel inputs at b/k = 8/4, 2/0 and 16/12, its step 3 and its pixel lanes' lemma;
 - mbnn_xnor_popcount equals its definition for every input at every SIMD the design uses (1, 2, 4, 8, 16, 32),
   by BDDs, and at SIMD 1, 2, 4, 8 by SymbiYosys too;
 - and each kind of proof can fail: a lane whose rounding constant is off by one (16383 for 16384), a pixel lane
-  whose sign ignores x = 0, a popcount off by one in one input of 2^96 must each be caught.
+  whose sign ignores x = 0, an SR lane whose r0 mask is one bit too wide or whose r1 is not carried with its
+  synapse, a popcount off by one in one input of 2^96 must each be caught.
 """
 
 from __future__ import annotations
@@ -27,8 +30,14 @@ RTL = FORMAL.parent / "rtl"
 # logic at the demo's width and at the narrowest one in the default run.
 WIDE = pytest.mark.slow
 LANE = ["bits_b8_k4", pytest.param("bits_b16_k12", marks=WIDE), "pixels_b8_k4",
-        pytest.param("pixels_b16_k12", marks=WIDE), "pixels_b2_k0", "apply_zero_b8", "apply_zero_b16", "apply_zero_b2"]
-PIXEL_GRAD = ["b8_k4", pytest.param("b16_k12", marks=WIDE), "b2_k0"]  # pixel_grad.ys: step 0 of each pixels_* task
+        pytest.param("pixels_b16_k12", marks=WIDE), "pixels_b2_k0", "apply_zero_b8", "apply_zero_b16", "apply_zero_b2",
+        # the stochastic-rounding lane (SR = 1)
+        "sr_bits_b8_k4", "sr_bits_b2_k0", pytest.param("sr_bits_b16_k12", marks=WIDE), "sr_pixels_b8_k4",
+        "sr_pixels_b2_k0", pytest.param("sr_pixels_b16_k12", marks=WIDE), "apply_zero_sr_b8", "apply_zero_sr_b16",
+        "apply_zero_sr_b2"]
+# pixel_grad.ys: step 0 of each pixels_* (sr_*: sr_pixels_*) task
+PIXEL_GRAD = ["b8_k4", pytest.param("b16_k12", marks=WIDE), "b2_k0",
+              "sr_b8_k4", pytest.param("sr_b16_k12", marks=WIDE), "sr_b2_k0"]
 XNOR = ["simd1", "simd2", "simd4", "simd8"]  # xnor_popcount.sby (SAT: wider ones do not finish)
 XNOR_BDD = ["simd1", "simd2", "simd4", "simd8", "simd16", "simd32"]  # xnor_popcount.ys: metabnn VALID_SIMD
 
@@ -100,6 +109,38 @@ def test_a_mutant_lane_is_caught(tmp_path):
     sby_bin()
     formal = mutant_tree(tmp_path, "mbnn_update_lane.sv", "32'd16384", "32'd16383")
     assert prove(formal / "update_lane.sby", "bits_b8_k4", tmp_path / "runs") == "FAIL"
+
+
+# SR lane mutants (hw/rtl/mbnn_update_lane.sv, g_stochastic / g_r1): the r0 mask 2^(s+1) - 1 for 2^s - 1 (adds a
+# bit of noise too many: wrong wherever r0's bit s is set); r1 added in stage B from the cycle after its synapse's
+# (the register that carries it skipped: wrong wherever two consecutive draws differ)
+SR_MUTANTS = {
+    "r0_mask_one_bit_wide": ("31'((32'd1 << lr_shift) - 32'd1)", "31'((32'd2 << lr_shift) - 32'd1)"),
+    "r1_not_carried": ("assign scaled = 17'((prod + 32'(r1_a)) >> 15);",
+                       "assign scaled = 17'((prod + 32'(r1[14:0])) >> 15);"),
+}
+
+
+@pytest.mark.parametrize("mutant", sorted(SR_MUTANTS))
+def test_a_mutant_sr_lane_is_caught(tmp_path, mutant):
+    """The SR proof on a lane with one of the mutants above: it must fail."""
+    sby_bin()
+    formal = mutant_tree(tmp_path, "mbnn_update_lane.sv", *SR_MUTANTS[mutant])
+    assert prove(formal / "update_lane.sby", "sr_bits_b8_k4", tmp_path / "runs") == "FAIL"
+
+
+def test_an_unconnected_r1_register_stops_the_sr_proof(tmp_path):
+    """The SR proof with the script's connection of the lane's r1_a to the harness left out: an error, never a
+    pass (the harness's lane_r1_a then has no driver)."""
+    sby_bin()
+    formal = mutant_tree(tmp_path)
+    sby = (formal / "update_lane.sby").read_text()
+    line = "sr: connect -set g_sr.lane_r1_a dut.g_r1.r1_a\n"
+    assert sby.count(line) == 1
+    (formal / "update_lane.sby").write_text(sby.replace(line, ""))
+    assert prove(formal / "update_lane.sby", "sr_bits_b2_k0", tmp_path / "runs") == "ERROR"
+    log = (tmp_path / "runs" / "sr_bits_b2_k0" / "model" / "design.log").read_text()
+    assert "g_sr.lane_r1_a [0] is used but has no driver" in log
 
 
 def test_a_mutant_pixel_product_is_caught(tmp_path):
