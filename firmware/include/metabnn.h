@@ -14,7 +14,15 @@
  *    (mbnn_load_writable). mbnn_image_seal() then rewrites the CRC so the
  *    mutated image is again a valid .mbnn file.
  *  - Scratch memory is one caller-owned workspace; mbnn_workspace_size() says
- *    how many bytes a mode needs.
+ *    how many bytes a mode needs. In builds with the column kernel of the first
+ *    layer (x86 AVX-512: mbnn_pixel_columns_words() > 0) the workspace also
+ *    keeps a transposed copy of layer 0's signs between calls, tagged with the
+ *    model's address of those signs and the layer's sign_version; inference
+ *    rebuilds it when the tag does not match (first call, another model, a
+ *    learning step that flipped a layer-0 sign). So keep a model's workspace
+ *    for that model and do not write into it between calls; if you do, or if
+ *    you write into the image yourself, clear the workspace's first 64 bytes
+ *    (or load the model again: a load sets a new sign_version).
  *  - Every function returns an mbnn_status; mbnn_status_str() names it.
  *
  * Requirements on the caller: a little-endian target; the image buffer aligned
@@ -93,6 +101,8 @@ typedef struct {
     uint32_t sr_seed;            /* stochastic rounding seed (FORMAT.md 4.4); the step counter sr_step is
                                     run-time state and lives in the image (descriptor offset 48) */
     uint8_t rounding;            /* 0 nearest (4.3), 1 stochastic (4.4) */
+    uint32_t sign_version;       /* the loader sets it, mbnn_metaplastic_update moves it whenever it flips a
+                                    sign of this layer: it keys the workspace's column copy (below) */
 } mbnn_layer;
 
 /* A loaded model. Declare it anywhere (static, stack); mbnn_load* fills it. */
@@ -167,6 +177,13 @@ uint32_t mbnn_and_popcount_portable(const uint32_t *a, const uint32_t *b, uint32
 mbnn_status mbnn_dense_pixels(const mbnn_layer *layer, const uint8_t *x, uint32_t *planes, int32_t *acc);
 mbnn_status mbnn_dense_pixels_portable(const mbnn_layer *layer, const uint8_t *x, int32_t *acc);
 const char *mbnn_dense_pixels_kernel(void);
+/* dense_pixels_columns.c: the same acc from a pixel-major copy of the signs, visiting only the
+ * non-zero pixels (x86 AVX-512 BW builds; what mbnn_forward/predict use there, the copy kept in
+ * the workspace). mbnn_pixel_columns_words() is the copy's size in 32-bit words, 0 where the build
+ * has no column kernel (the other two then return MBNN_ERR_ARG). cols: 64-byte aligned is fastest. */
+size_t mbnn_pixel_columns_words(const mbnn_layer *layer);
+mbnn_status mbnn_pixel_columns_build(const mbnn_layer *layer, uint32_t *cols);
+mbnn_status mbnn_dense_pixels_columns(const mbnn_layer *layer, const uint8_t *x, const uint32_t *cols, int32_t *acc);
 /* dense_bits.c: acc[j] = K - 2 popcount(x XOR w_j) for a packed +-1 input. */
 mbnn_status mbnn_dense_bits(const mbnn_layer *layer, const uint32_t *x, int32_t *acc);
 /* activation.c: d = acc*256 - M, then SIGN bits (and the straight-through window mask, if

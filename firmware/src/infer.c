@@ -1,5 +1,6 @@
 /* The forward pass (FORMAT.md 3): layer by layer, accumulate then activate. With `learn`,
- * the workspace keeps every SIGN layer's output and window mask for the learning step. */
+ * the workspace keeps every SIGN layer's output and window mask for the learning step. Layer 0
+ * goes by columns where the build and the workspace's copy allow (dense_pixels_columns.c). */
 #include "mbnn_internal.h"
 
 mbnn_status mbnn_forward_record(mbnn_model *m, const uint8_t *pixels, mbnn_ws *ws, int learn)
@@ -8,8 +9,10 @@ mbnn_status mbnn_forward_record(mbnn_model *m, const uint8_t *pixels, mbnn_ws *w
     const uint32_t L = m->n_layers;
     for (uint32_t l = 0; l < L && st == MBNN_OK; l++) {
         mbnn_layer *lay = &m->layers[l];
-        st = l == 0 ? mbnn_dense_pixels(lay, pixels, ws->planes, ws->acc)
-                    : mbnn_dense_bits(lay, ws->bits[l - 1], ws->acc);
+        if (l > 0)
+            st = mbnn_dense_bits(lay, ws->bits[l - 1], ws->acc);
+        else if (!mbnn_pixels_by_columns(lay, pixels, ws, !learn, ws->acc)) /* learning: the copy is */
+            st = mbnn_dense_pixels(lay, pixels, ws->planes, ws->acc); /* not rebuilt (most steps flip a sign) */
         if (st == MBNN_OK)
             st = mbnn_activate(lay, m->bank, m->adapt, ws->acc, ws->bits[l], learn ? ws->window[l] : NULL,
                                ws->scores);

@@ -218,6 +218,9 @@ static mbnn_status load(mbnn_model *m, uint8_t *img, size_t size, int writable)
         if (m->exp_table[u] > MBNN_Q15_ONE) { st = MBNN_ERR_TABLE; goto fail; }
     for (uint32_t l = 0; l < L && st == MBNN_OK; l++) st = check_layer_contents(&m->layers[l], B);
     if (st != MBNN_OK) goto fail;
+    /* sign_version starts at the image's CRC: a workspace's column copy of another image loaded into
+     * the same buffer does not match it (mbnn_metaplastic_update moves it on) */
+    for (uint32_t l = 0; l < L; l++) m->layers[l].sign_version = mbnn_rd_u32(img + size - 4u);
     return MBNN_OK;
 fail:
     memset(m, 0, sizeof *m);

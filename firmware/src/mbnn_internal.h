@@ -88,12 +88,19 @@ static inline int32_t mbnn_hidden_get(const mbnn_layer *l, size_t idx)
 #define MBNN_PIXEL_PLANES 1
 void mbnn_pixels_planes(const mbnn_layer *layer, const uint8_t *x, uint64_t *planes, int32_t *acc);
 #endif
+/* The first layer by columns (dense_pixels_columns.c) in AVX-512 BW builds, from a copy of the
+ * signs kept in the workspace; mbnn_dense_pixels stays the kernel when the copy is not valid. */
+#if !defined(MBNN_PORTABLE_POPCOUNT) && defined(__AVX512F__) && defined(__AVX512BW__)
+#define MBNN_PIXEL_COLUMNS 1
+#endif
 #ifdef MBNN_PIXELS_AVX2
 void mbnn_pixels_avx2(const mbnn_layer *layer, const uint8_t *x, int32_t *acc);
 #endif
 
 /* Workspace layout: every mode uses the same carving so the size query and the users agree. */
 typedef struct {
+    uint32_t *cols_tag;  /* MBNN_PIXEL_COLUMNS builds: 16 words (the key of the copy), then */
+    uint32_t *cols;      /* the pixel-major copy of layer 0's signs; both NULL in other builds */
     int32_t *acc;        /* max N */
     int64_t *scores;     /* N of the output layer */
     uint32_t *planes;    /* 8 x (W0 + 1) words of pixel bit planes (MBNN_PIXEL_PLANES builds), else NULL */
@@ -105,5 +112,8 @@ typedef struct {
 size_t mbnn_ws_layout(const mbnn_model *model, mbnn_mode mode, void *base, mbnn_ws *ws);
 mbnn_status mbnn_ws_check(const mbnn_model *model, mbnn_mode mode, void *ws, size_t ws_size, mbnn_ws *out);
 mbnn_status mbnn_forward_record(mbnn_model *model, const uint8_t *pixels, mbnn_ws *ws, int learn);
+/* acc of layer 0 by columns if the workspace's copy is valid (or, with may_build, after rebuilding
+ * it): 1; 0 if this build or workspace has no copy, or it is stale and may_build is 0. */
+int mbnn_pixels_by_columns(const mbnn_layer *layer, const uint8_t *x, const mbnn_ws *ws, int may_build, int32_t *acc);
 
 #endif

@@ -183,5 +183,6 @@ mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int3
         }
     }
     if (flips) *flips += n_flips;
+    if (n_flips) layer->sign_version++; /* invalidates a workspace's column copy of this layer */
     return MBNN_OK;
 }

@@ -4,7 +4,9 @@
  * layer's output bits (the inputs of the layers above, needed by the update) and a 1-bit
  * straight-through window mask per neuron (all the backward pass needs of d), plus two delta
  * vectors: layers are updated top-down right after the layer below has its deltas, so only
- * two layers of deltas are ever live. */
+ * two layers of deltas are ever live. Builds with the column kernel put the pixel-major copy of
+ * layer 0's signs first, at the same offset in both modes: a writable session may infer with
+ * its learning workspace, and both calls then share one copy. */
 #include "mbnn_internal.h"
 
 static size_t align8(size_t n) { return (n + 7u) & ~(size_t)7u; }
@@ -26,6 +28,12 @@ size_t mbnn_ws_layout(const mbnn_model *m, mbnn_mode mode, void *base, mbnn_ws *
         if (m->layers[l].N > max_n) max_n = m->layers[l].N;
         if (l + 1 < L && mbnn_words(m->layers[l].N) > max_w) max_w = mbnn_words(m->layers[l].N);
     }
+    const size_t col_words = mbnn_pixel_columns_words(&m->layers[0]);
+    ws->cols_tag = col_words ? (uint32_t *)carve(b, &pos, 64u) : NULL;
+    /* the copy on a cache line whatever the buffer's alignment (8 is all the API asks): a pixel's 512 signs
+     * are then one line, not two */
+    uint8_t *cols = col_words ? (uint8_t *)carve(b, &pos, 4u * col_words + 56u) : NULL;
+    ws->cols = cols ? (uint32_t *)(void *)(cols + ((64u - ((uintptr_t)cols & 63u)) & 63u)) : NULL;
     ws->scores = (int64_t *)carve(b, &pos, sizeof(int64_t) * m->layers[L - 1].N);
     ws->acc = (int32_t *)carve(b, &pos, sizeof(int32_t) * max_n);
 #ifdef MBNN_PIXEL_PLANES /* only the bit-plane kernels of the first layer need scratch */

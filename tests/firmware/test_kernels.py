@@ -65,7 +65,7 @@ class _Layer(ctypes.Structure):
                 ("adapt_shift", ctypes.c_uint8), ("score_frac", ctypes.c_uint8),
                 ("signs", ctypes.c_void_p), ("hidden", ctypes.c_void_p), ("table", ctypes.c_void_p),
                 ("norm", ctypes.c_void_p), ("desc", ctypes.c_void_p), ("sr_seed", ctypes.c_uint32),
-                ("rounding", ctypes.c_uint8)]
+                ("rounding", ctypes.c_uint8), ("sign_version", ctypes.c_uint32)]
 
 
 def _packed(rng, rows, K):
