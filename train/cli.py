@@ -13,6 +13,7 @@ from metabnn.fileio import check_output_dir, output_error
 from . import bn as bn_mod
 from . import tasks as tasks_mod
 from .distributed import env_rank
+from .models import LEGACY_CHANNELS, POOL, conv_plan, n_convs
 from .presets import DEFAULTS, PRESETS, describe
 
 
@@ -45,7 +46,9 @@ def add_parser(subparsers) -> None:
       help="bnn: binarized MLP (the paper's); fp: full-precision ReLU MLP baseline; conv: binary conv net "
       f"(default {d['model']})")
     a("--hidden", nargs="+", metavar="N", help=f"hidden layer sizes (default {' '.join(map(str, d['hidden']))})")
-    a("--channels", nargs="+", metavar="C", help="conv model: channels of its two conv layers (default 32 64)")
+    a("--channels", nargs="+", metavar="C",
+      help="conv model: 3x3 conv layers by output channels, p = a 2x2 max-pool after the sign before it, e.g. "
+      "64,64,p,128,128,p (commas or spaces); without any p every conv is followed by a pool (default 32 64)")
     a("--epochs", help=f"epochs per task or stream part (default {d['epochs']})")
     a("--meta", nargs="+", metavar="M",
       help=f"metaplasticity m >= 0, one value or one per layer; 0 = plain BNN (default {d['meta']})")
@@ -94,6 +97,20 @@ def _num(name: str, text, kind, lo=None, hi_excl=None, allow_eq_lo=True):
     return v
 
 
+def _channels(tokens: list[str]) -> list:
+    """--channels 64,64,p,128 (or spaces): channel counts and POOL, checked as a net would follow them."""
+    spec = []
+    for tok in ",".join(tokens).split(","):
+        tok = tok.strip().lower()
+        if tok:
+            spec.append(POOL if tok == POOL else _num("channels", tok, int, 1))
+    try:
+        conv_plan(spec)
+    except ValueError as e:
+        raise UsageError(f"--channels {','.join(tokens)}: {e}") from None
+    return spec
+
+
 def resolve(args) -> dict:
     """Defaults, then the preset, then explicit options: one validated configuration."""
     cfg = dict(DEFAULTS)
@@ -111,7 +128,7 @@ def resolve(args) -> dict:
     if "hidden" in given:
         cfg["hidden"] = [_num("hidden", h, int, 1) for h in given["hidden"]]
     if "channels" in given:
-        cfg["channels"] = [_num("channels", c, int, 1) for c in given["channels"]]
+        cfg["channels"] = _channels(given["channels"])
     if "meta" in given:
         ms = [_num("meta", m, float, 0.0) for m in given["meta"]]
         cfg["meta"] = ms[0] if len(ms) == 1 else ms
@@ -131,11 +148,11 @@ def resolve(args) -> dict:
         if "bn" in given:
             raise UsageError("--bn adaptive is defined for MLPs; use --bn frozen or task-aware with --model conv")
         cfg["bn"] = "frozen"  # the default protocol is the MLP's; a conv net is not deployed, test it frozen
-    n_layers = len(cfg["hidden"]) + 1 + (len(cfg["channels"] or [32, 64]) if cfg["model"] == "conv" else 0)
+    if cfg["model"] == "conv" and cfg["channels"] is None:
+        cfg["channels"] = list(LEGACY_CHANNELS)
+    n_layers = len(cfg["hidden"]) + 1 + (n_convs(cfg["channels"]) if cfg["model"] == "conv" else 0)
     if isinstance(cfg["meta"], list) and len(cfg["meta"]) != n_layers:
         raise UsageError(f"--meta: give 1 value or {n_layers} (one per weight layer), not {len(cfg['meta'])}")
-    if cfg["model"] == "conv" and cfg["channels"] is None:
-        cfg["channels"] = [32, 64]
     if cfg["model"] != "conv":
         cfg["channels"] = None
     return cfg

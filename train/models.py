@@ -1,4 +1,4 @@
-"""The three networks the trainer runs: BNN MLP (the paper's), full-precision MLP, small binary conv net.
+"""The three networks the trainer runs: BNN MLP (the paper's), full-precision MLP, binary conv net.
 
 MLPs are a list of blocks (linear -> BatchNorm1d -> activation, none after the
 last) so that the BatchNorm protocols in bn.py can walk them layer by layer.
@@ -50,18 +50,58 @@ class MLP(nn.Module):
         return x
 
 
-class ConvNet(nn.Module):
-    """Binary conv net for 28x28 inputs: 2 x [BinaryConv2d 3x3 -> BN2d -> sign -> maxpool 2], then a BNN MLP head."""
+POOL = "p"  # in a channels spec: a 2x2 max-pool after the sign of the conv before it
+LEGACY_CHANNELS = [32, 64]  # the conv net before pools could be placed: each conv followed by a pool
 
-    def __init__(self, channels: list[int], hidden: list[int], init_width: float = 0.1, affine: bool = True):
+
+def conv_plan(channels: list) -> list:
+    """A channels spec as the list of stages: ints (a conv's output channels) and POOL.
+
+    A spec without any POOL is the original form (every conv followed by a pool), so checkpoints written before
+    pools could be placed build the same net. Raises ValueError on a spec no net can follow."""
+    spec = list(channels)
+    if not spec or not isinstance(spec[0], int):
+        raise ValueError("the channels spec must start with a conv layer's channel count")
+    if POOL not in spec:
+        spec = [s for c in spec for s in (c, POOL)]
+    side = 28
+    for s in spec:
+        if s == POOL:
+            if side < 2:
+                raise ValueError(f"a 2x2 max-pool needs a map of at least 2x2 (it is {side}x{side} there)")
+            side //= 2  # floor, as torch's and the golden model's pool (an odd last row/column is dropped)
+        elif not isinstance(s, int) or isinstance(s, bool) or s < 1:
+            raise ValueError(f"channels: {s!r} is neither a channel count >= 1 nor {POOL!r}")
+    return spec
+
+
+def n_convs(channels: list) -> int:
+    return sum(1 for s in conv_plan(channels) if s != POOL)
+
+
+class ConvNet(nn.Module):
+    """Binary conv net for 28x28 inputs: stages of [BinaryConv2d 3x3 pad 1 -> BN2d -> sign], a 2x2 max-pool
+    where the spec says POOL (after the sign: FINN's order, what the golden model's MaxPool2 on bits computes),
+    then the map flattened in NCHW order into a BNN MLP head.
+
+    Padding is zeros: at the border a tap reads nothing, the golden model's convention (sim/ops/conv2d.py).
+    """
+
+    def __init__(self, channels: list, hidden: list[int], init_width: float = 0.1, affine: bool = True):
         super().__init__()
+        plan = conv_plan(channels)
         self.kind, self.channels, self.hidden = "conv", list(channels), list(hidden)
         feats, c_in, side = [], 1, 28
-        for c in channels:
-            feats += [BinaryConv2d(c_in, c, 3, padding=1, init_width=init_width), nn.BatchNorm2d(c, affine=affine),
-                      SignActivation(), nn.MaxPool2d(2)]
-            c_in, side = c, side // 2
+        for s in plan:
+            if s == POOL:
+                feats.append(nn.MaxPool2d(2))
+                side //= 2
+                continue
+            feats += [BinaryConv2d(c_in, s, 3, padding=1, init_width=init_width), nn.BatchNorm2d(s, affine=affine),
+                      SignActivation()]
+            c_in = s
         self.features = nn.Sequential(*feats)
+        self.feature_shape = (c_in, side, side)
         self.head = MLP(hidden, "bnn", init_width, affine)
         # the head's first layer sees the flattened feature map, not 784 pixels
         first = self.head.blocks[0]
@@ -84,7 +124,7 @@ def build(model: str, hidden: list[int], channels: list[int] | None = None, affi
     the same hidden weights for one seed."""
     if gamma_init not in GAMMA_INITS:
         raise ValueError(f"gamma_init must be one of {GAMMA_INITS}, got {gamma_init!r}")
-    net = ConvNet(channels or [32, 64], hidden, affine=affine) if model == "conv" else MLP(hidden, kind=model, affine=affine)
+    net = ConvNet(channels or LEGACY_CHANNELS, hidden, affine=affine) if model == "conv" else MLP(hidden, kind=model, affine=affine)
     if gamma_init == "uniform":
         for m in bn_modules(net):
             if m.affine:
