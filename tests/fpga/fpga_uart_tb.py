@@ -5,7 +5,9 @@ banks, adapts (inference), labels (learn), out (a JSON file of what was seen, fo
 Inference: every image's class byte and 'S' score equal the golden model's; a 'W' memory write (a sign word
 of the output layer) changes the classes exactly as the same change to the golden model; an unknown
 command answers '?'. Learning: hidden weights, f_meta tables and lr_shift loaded with 'H'/'T'/'R'; per step
-'I' (class = golden), the golden deltas with 'D', 'U', then 'C' per layer (n_flipped = learn_step's flips).
+'I' (class = golden), the golden deltas with 'D', 'U', then 'C' per layer (n_flipped = learn_step's flips);
+a model's stochastic rounding state loaded with 'G', and after the steps every hidden word ('Y') and every
+layer's sr_step ('Q') read back for comparison with the golden model's.
 """
 
 from __future__ import annotations
@@ -105,6 +107,9 @@ async def uart_top(dut):
             for i, q in enumerate(lay.table):
                 assert await host.ask(protocol.table(l, i, int(q)), 1) == protocol.ACK
             assert await host.ask(protocol.lr_shift(l, lay.lr_shift), 1) == protocol.ACK
+            # the rounding state from the file (FORMAT.md 4.4): the chip continues the file's draw stream
+            sr = protocol.sr_state(l, lay.rounding, lay.sr_seed, lay.sr_step)
+            assert await host.ask(sr, 1) == protocol.ACK
         for px, label in zip(case["images"], case["labels"]):
             await image(px, 0)
             model, info = learn_step(model, px, int(label), bank=0)
@@ -117,4 +122,16 @@ async def uart_top(dut):
                 seen["flips"].append(int.from_bytes(cnt[4:], "little"))
                 seen["golden_flips"].append(int(info.flips[l]))
         await image(case["images"][0], 0)  # after the last update: the learned model's class
+        # the learned state read back over the UART, as a host saving the model would: every hidden word and
+        # every layer's sr_step, against the golden model's after the same steps
+        nbytes = (simd * hb + 7) // 8
+        seen["hidden"], seen["golden_hidden"], seen["sr_steps"], seen["golden_sr_steps"] = [], [], [], []
+        for l, lay in enumerate(model.layers):
+            for a, w in enumerate(hidden_to_chunks(lay.hidden, hb, simd)):
+                got = int.from_bytes(await host.ask(protocol.hidden_read(l, a), nbytes), "little")
+                seen["hidden"].append(got)
+                seen["golden_hidden"].append(w & ((1 << (simd * hb)) - 1))
+            step = await host.ask(protocol.sr_step_read(l), 4)
+            seen["sr_steps"].append(int.from_bytes(step, "little"))
+            seen["golden_sr_steps"].append(int(lay.sr_step))
     Path(case["out"]).write_text(json.dumps(seen))

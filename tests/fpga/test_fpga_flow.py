@@ -128,20 +128,18 @@ def test_learn_refuses_mixed_hidden_widths(small, tmp_path):
         check_options(model, Options(learn=True))
 
 
-def test_learn_refuses_stochastic_rounding(small, tmp_path):
-    """The FPGA learning top has no stochastic rounding yet: refused in one line, not built to round otherwise."""
+def test_learn_builds_the_sr_mask_of_the_model(small):
+    """A model rounding stochastically on some layers: accepted with --learn, and only those layers' update
+    units get the generators (the SR mask in the Yosys script), as metabnn.backends.rtl builds them."""
     model, _ = small
-    from metabnn.export import save
-    from metabnn.fpga.flow import Options, check_options
-    from metabnn.errors import UsageError
-    check_options(model, Options(learn=True))  # nearest: accepted
+    from metabnn.backends.rtl import sr_mask
+    from metabnn.fpga.devices import device
+    from metabnn.fpga.flow import Options, check_options, yosys_script
     model.layers[1].rounding, model.layers[1].sr_seed = 1, 7
-    with pytest.raises(UsageError, match="layer\\(s\\) 1 round stochastically"):
-        check_options(model, Options(learn=True))
-    check_options(model, Options(learn=False))  # inference does not round: fine
-    save(model, tmp_path / "sr.mbnn")
-    r = metabnn("fpga", tmp_path / "sr.mbnn", "--device", "ecp5-25k", "--learn", "--out", tmp_path / "run")
-    assert r.returncode == 2 and "--rounding nearest" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert check_options(model, Options(learn=True)) == (8, 4)
+    assert sr_mask(model) == 0b10
+    assert "-set TK 4 -set SR 2 -set CLK_HZ" in yosys_script(device("ecp5-25k"), Options(learn=True), 8, 4,
+                                                             sr_mask(model))
 
 
 def test_unwritable_out_is_one_line(small, tmp_path):
@@ -167,7 +165,7 @@ def test_yosys_script_follows_the_options():
     from metabnn.fpga.flow import Options, yosys_script
     ecp5 = yosys_script(device("ecp5-25k"), Options(simd=16, pe=3, learn=True), 8, 4)
     assert "synth_ecp5 -top mbnn_uart_top -json" in ecp5 and "-nodsp" not in ecp5
-    assert "-set SIMD 16 -set PE 3 -set LEARN 1 -set HB 8 -set TK 4 -set CLK_HZ 25000000" in ecp5
+    assert "-set SIMD 16 -set PE 3 -set LEARN 1 -set HB 8 -set TK 4 -set SR 0 -set CLK_HZ 25000000" in ecp5
     assert "-nodsp" in yosys_script(device("ecp5-25k"), Options(dsp=False), 8, 4)
     up5k = yosys_script(device("ice40-up5k"), Options(), 8, 4)
     assert "synth_ice40 -top mbnn_uart_top -dsp" in up5k and "-set LED_LOW 1" in up5k

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metabnn.backends.rtl import RTLBackend
+from metabnn.backends.rtl import RTLBackend, sr_mask
+from metabnn.backends.sources import source_root
 from metabnn.export.readmemh import write_readmemh
 from metabnn.fpga.flow import TOP, rtl_sources
 from metabnn.sim import random_model
@@ -38,7 +39,7 @@ def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, 
     write_readmemh(model, hexdir)
     lay0 = model.layers[0]
     params = {"SIMD": simd, "PE": pe, "LEARN": int(learn), "HB": lay0.bits, "TK": lay0.table_bits,
-              "CLK_HZ": CPB * BAUD, "BAUD": BAUD}
+              "SR": sr_mask(model) if learn else 0, "CLK_HZ": CPB * BAUD, "BAUD": BAUD}
     runner = get_runner("verilator")
     runner.build(sources=[str(p) for p in rtl_sources()], hdl_toplevel=TOP, parameters=params,
                  includes=[str(hexdir)], build_dir=str(tmp_path / "build"), timescale=("1ns", "1ps"),
@@ -60,6 +61,16 @@ def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, 
     return json.loads(seen_file.read_text())
 
 
+def _chunks(hidden, hb):
+    """The hidden words as the update unit holds them at SIMD 8 (hw/tb/update/chunks.py)."""
+    sys.path.insert(0, str(source_root("hw") / "tb"))
+    try:
+        from update.chunks import hidden_to_chunks
+    finally:
+        sys.path.pop(0)
+    return hidden_to_chunks(hidden, hb, 8)
+
+
 def test_uart_inference_matches_golden(tools_ok, tmp_path):
     # 20 pixels at SIMD 8: a padded last beat; 2 banks; PE 3 does not divide the 12 and 10 neurons; the
     # stream-adaptive normalisation on for some images (M moves on the chip and in the golden model alike)
@@ -76,12 +87,35 @@ def test_uart_inference_matches_golden(tools_ok, tmp_path):
     assert seen["unknown"] == "?"
 
 
-def test_uart_learning_steps_match_golden(tools_ok, tmp_path):
-    model = random_model((20, 12, 10), seed=4)
-    rng = np.random.default_rng(6)
-    images = rng.integers(0, 256, (3, 20))
-    labels = [int(v) for v in rng.integers(0, 10, 3)]
+def learn_over_uart(tmp_path, model, steps: int, seed: int) -> dict:
+    """`steps` learning steps on random images and labels through the wrapper's pins; every class, score, flip
+    counter and hidden word read back asserted equal to the golden model's; returns what was seen."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (steps, model.input_size))
+    labels = [int(v) for v in rng.integers(0, model.layers[-1].N, steps)]
     seen = run_wrapper(tmp_path, model, simd=8, pe=2, learn=True, images=images, labels=labels)
     assert seen["classes"] == seen["golden"] and seen["scores"] == seen["golden_scores"]
     assert seen["flips"] == seen["golden_flips"]
+    assert seen["hidden"] == seen["golden_hidden"]
+    return seen
+
+
+def test_uart_learning_steps_match_golden(tools_ok, tmp_path):
+    seen = learn_over_uart(tmp_path, random_model((20, 12, 10), seed=4), steps=3, seed=6)
     assert sum(seen["golden_flips"]) > 0  # the steps did learn something, so equal counters say something
+    assert seen["sr_steps"] == seen["golden_sr_steps"] == [0, 0]  # nearest rounding: no step counter
+
+
+def test_uart_stochastic_rounding_learns_bit_exactly(tools_ok, tmp_path):
+    """4-bit hidden weights rounding stochastically (FORMAT.md 4.4) on layer 0, to nearest on layer 1 (SR mask
+    0b01): the seeds and steps loaded over the UART from the model, four steps whose sr_step crosses the 2^32
+    wrap; every class, flip counter, hidden word and sr_step read back equals the golden model's."""
+    model = random_model((20, 12, 10), bits=4, table_bits=2, lr_shift=2, rounding=1, sr_step=2**32 - 2, seed=8)
+    lay1 = model.layers[1]
+    lay1.rounding, lay1.sr_seed, lay1.sr_step = 0, 0, 0
+    assert sr_mask(model) == 0b01
+    seen = learn_over_uart(tmp_path, model, steps=4, seed=9)
+    assert seen["sr_steps"] == seen["golden_sr_steps"] == [2, 0]  # 2^32 - 2 + 4 steps, wrapped; nearest: 0
+    # the stochastic layer learned at 4 bits (changed hidden words), so equal memories say something
+    start = _chunks(model.layers[0].hidden, 4)
+    assert sum(a != b for a, b in zip(start, seen["hidden"][:len(start)])) > 0
