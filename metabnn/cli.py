@@ -18,6 +18,7 @@ from metabnn.errors import MetabnnError
 # (module, subcommand) in the order `metabnn --help` lists them: the data flow.
 COMMANDS = [
     "metabnn.train.cli",
+    "metabnn.summary",
     "metabnn.export.cli",
     "metabnn.verify_cli",
     "metabnn.fpga.cli",
