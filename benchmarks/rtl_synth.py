@@ -1,5 +1,5 @@
 """Resources and Fmax of the engine at several SIMD/PE settings, through `metabnn fpga` (Yosys, nextpnr, the
-packer: docs/FPGA.md); it replaces the Debian Yosys 0.23 `synth_ice40` run of hw/synth/synth.sh here.
+packer: docs/FPGA.md), the flow that replaced the Debian Yosys 0.23 scripts of hw/synth.
 
     python benchmarks/rtl_synth.py [--sizes 64,32,10] [--device ecp5-85k] [--settings 8x1,8x2] [--learn]
                                    [--freq 50] [--keep DIR]
@@ -18,9 +18,33 @@ import time
 from pathlib import Path
 
 from metabnn.errors import MetabnnError
-from metabnn.fpga.devices import DEVICES, device
+from metabnn.fpga.devices import DEVICES, Device, device
 from metabnn.fpga.flow import DoesNotFit, Options, run_flow
 from metabnn.sim import random_model
+from metabnn.sim.model import Model
+
+HEADER = f"{'what':<22}{'SIMD':>5}{'PE':>4}{'LUT':>9}{'FF':>8}{'BRAM':>6}{'DSP':>5}{'Fmax MHz':>10}{'flow s':>8}"
+
+
+def flow_rows(model: Model, dev: Device, settings, learn_modes, freq: float, root: Path) -> int:
+    """One `metabnn fpga` run per (setting, learn) and one printed row each (HEADER's columns); a design too
+    large for the part prints what overflowed. Returns 0, or the exit code of a flow error (printed)."""
+    for simd, pe in settings:
+        for learn in learn_modes:
+            what = "engines+update units" if learn else "engines"
+            t = time.time()
+            opts = Options(simd=simd, pe=pe, learn=learn, freq_mhz=freq, quiet=True)
+            try:
+                r = run_flow(model, dev, root / f"{simd}x{pe}{'_learn' if learn else ''}", opts)
+            except DoesNotFit as e:
+                print(f"{what:<22}{simd:>5}{pe:>4}  {e}", flush=True)
+                continue
+            except MetabnnError as e:
+                print(f"{Path(sys.argv[0]).stem}: {e}", file=sys.stderr)
+                return e.exit_code
+            print(f"{what:<22}{simd:>5}{pe:>4}{r['luts']:>9,}{r['ffs']:>8,}{r['brams']:>6}{r['dsps']:>5}"
+                  f"{r['fmax_mhz']:>10.1f}{time.time() - t:>8.0f}", flush=True)
+    return 0
 
 
 def main(argv=None) -> int:
@@ -42,23 +66,9 @@ def main(argv=None) -> int:
     dev = device(args.device)
     print(f"metabnn fpga on {dev.name} ({dev.part}), model {'-'.join(map(str, sizes))}"
           f"{', learning top' if args.learn else ''}, target {args.freq:g} MHz")
-    print(f"{'SIMD':>5}{'PE':>4}{'LUT':>9}{'FF':>8}{'BRAM':>6}{'DSP':>5}{'Fmax MHz':>10}{'flow s':>8}", flush=True)
+    print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.keep) if args.keep else Path(tmp)
-        for simd, pe in settings:
-            t = time.time()
-            opts = Options(simd=simd, pe=pe, learn=args.learn, freq_mhz=args.freq, quiet=True)
-            try:
-                r = run_flow(model, dev, root / f"{simd}x{pe}", opts)
-            except DoesNotFit as e:
-                print(f"{simd:>5}{pe:>4}  {e}", flush=True)
-                continue
-            except MetabnnError as e:
-                print(f"rtl_synth: {e}", file=sys.stderr)
-                return e.exit_code
-            print(f"{simd:>5}{pe:>4}{r['luts']:>9,}{r['ffs']:>8,}{r['brams']:>6}{r['dsps']:>5}"
-                  f"{r['fmax_mhz']:>10.1f}{time.time() - t:>8.0f}", flush=True)
-    return 0
+        return flow_rows(model, dev, settings, [args.learn], args.freq, Path(args.keep) if args.keep else Path(tmp))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 large network from the formula, the flip counters over a short on-chip run, and (--synth) Yosys sizes.
 
     python benchmarks/rtl_update.py [--sizes 40,24,10] [--settings 8x4,32x8] [--steps 20]
-                                    [--big 784,512,512,10] [--mhz 100] [--synth] [--target ice40]
-                                    [--model MODEL.mbnn]
+                                    [--big 784,512,512,10] [--mhz 100] [--synth] [--device ecp5-85k]
+                                    [--freq 50] [--model MODEL.mbnn]
 
 1. For each SIMDxPE setting (LANES = SIMD), runs --steps learning steps of a random model of --sizes
    (or of --model, an exported .mbnn, on MNIST training images when installed) on hw/rtl/mbnn_update_top.sv (RTL forward, golden deltas, RTL update; every memory compared with
@@ -13,15 +13,14 @@ large network from the formula, the flip counters over a short on-chip run, and 
    metabnn.backends.rtl.cycles_formula), the deltas written through the host port (one per cycle:
    sum of N), the update. The backward pass (deltas) is the firmware's and is not counted.
 3. The flip counters (signs flipped per layer per step) of the first setting's run.
-4. --synth: Yosys cells / LUT4 / flip-flops / block RAMs of the update unit alone (one per layer of
-   --sizes), of the engines alone (hw/synth/synth.sh) and of the learning top, per setting.
+4. --synth: the engines alone and the learning top (engines + update units) of the model through
+   `metabnn fpga` on --device (Yosys, nextpnr, the packer: docs/FPGA.md), per setting: LUT sites,
+   flip-flops, block RAMs, DSPs and Fmax, or what overflowed; the difference is the cost of learning on chip.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,27 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from metabnn.export.readmemh import write_readmemh
+from metabnn.fpga.devices import DEVICES, device
 from metabnn.sim import random_model
 from metabnn.backends.rtl import RTLError, RTLLearner, cycles_formula, update_cycles_formula
 
-SYNTH_DIR = Path(__file__).resolve().parent.parent / "hw" / "synth"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rtl_synth import HEADER, flow_rows  # noqa: E402  (the benchmarks' one metabnn fpga runner)
+
 UPDATE_LATENCY = 3
-
-
-def parse_stat(text: str) -> dict:
-    cells = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s+(\S+)\s+(\d+)\s*$", text, re.M)}
-    total = int(re.search(r"Number of cells:\s+(\d+)", text).group(1))
-    return {"cells": total, "lut": sum(v for k, v in cells.items() if "LUT" in k.upper()),
-            "ff": sum(v for k, v in cells.items() if "DFF" in k.upper()),
-            "bram": sum(v for k, v in cells.items() if "RAM" in k.upper())}
-
-
-def yosys(cmd: list[str]) -> dict:
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"yosys failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
-    return parse_stat(r.stdout)
 
 
 def big_model_cycles(sizes, simd: int, pe: int):
@@ -82,8 +68,10 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--big", default="784,512,512,10", help="network for the cycles-per-step figure")
     ap.add_argument("--mhz", type=float, default=100.0, help="assumed clock for steps per second")
-    ap.add_argument("--synth", action="store_true", help="also run Yosys (minutes)")
-    ap.add_argument("--target", default="ice40", choices=["ice40", "generic"])
+    ap.add_argument("--synth", action="store_true",
+                    help="also build both tops with metabnn fpga (a place and route each: many minutes)")
+    ap.add_argument("--device", default="ecp5-85k", choices=list(DEVICES), help="the part for --synth")
+    ap.add_argument("--freq", type=float, default=50.0, help="--synth: nextpnr's target, MHz (above the Fmax)")
     ap.add_argument("--model", default=None, help="an exported .mbnn to learn with instead of a random model")
     args = ap.parse_args(argv)
     try:
@@ -161,31 +149,14 @@ def main(argv=None) -> int:
           + f"{int(res['changed'].sum()):>10}")
 
     if args.synth:
-        print(f"\n4. Yosys {args.target}: update units alone (per layer of {'-'.join(map(str, sizes))}), "
-              "engines alone, learning top")
-        print(f"{'what':<34}{'cells':>9}{'LUT':>8}{'FF':>7}{'BRAM':>6}{'yosys s':>9}")
-        hb, tk = model.layers[0].bits, model.layers[0].table_bits
-        with tempfile.TemporaryDirectory() as hexdir:
-            write_readmemh(model, hexdir)
-            for simd, pe in settings:
-                rows = []
-                for l, lay in enumerate(model.layers):
-                    rows.append((f"update L{l} {lay.K}x{lay.N} LANES={simd}",
-                                 [str(SYNTH_DIR / "update_synth.sh"), str(lay.K), str(lay.N),
-                                  str(int(l == 0)), str(hb), str(tk), str(simd), args.target]))
-                rows.append((f"engines SIMD={simd} PE={pe}",
-                             [str(SYNTH_DIR / "synth.sh"), hexdir, str(simd), str(pe), args.target]))
-                rows.append((f"engines+update SIMD={simd} PE={pe}",
-                             [str(SYNTH_DIR / "update_top_synth.sh"), hexdir, str(simd), str(pe), str(hb), str(tk),
-                              args.target]))
-                for name, cmd in rows:
-                    t = time.time()
-                    try:
-                        s = yosys(cmd)
-                    except RuntimeError as e:
-                        print(f"rtl_update: {e}", file=sys.stderr)
-                        return 1
-                    print(f"{name:<34}{s['cells']:>9}{s['lut']:>8}{s['ff']:>7}{s['bram']:>6}{time.time() - t:>9.0f}")
+        dev = device(args.device)
+        print(f"\n4. metabnn fpga on {dev.name} ({dev.part}), target {args.freq:g} MHz: the engines alone and the "
+              f"learning top, model {'-'.join(map(str, sizes))}")
+        print(HEADER, flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            rc = flow_rows(model, dev, settings, [False, True], args.freq, Path(tmp))
+        if rc:
+            return rc
     return 0
 
 

@@ -25,9 +25,9 @@ die() { echo "setup: error: $2" >&2; exit "$1"; }
 # --- 1. Debian packages -----------------------------------------------------------------------------------
 # python3-venv: the venv module's pip; python3-dev: Python.h, which torch.compile's CPU kernels (MetaAdam) build
 # against; build-essential: gcc/g++/make for the C firmware and Verilator;
-# Fashion-MNIST; Yosys (hw/synth, benchmarks/rtl_*); the Cortex-M toolchain and QEMU; liblz4-dev: Verilator's
+# Fashion-MNIST; the Cortex-M toolchain and QEMU; liblz4-dev: Verilator's
 # FST trace writer (the native RTL harness's --wave build) includes lz4.h.
-DEBS="python3-venv python3-dev build-essential dataset-fashion-mnist yosys gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm liblz4-dev"
+DEBS="python3-venv python3-dev build-essential dataset-fashion-mnist gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm liblz4-dev"
 APT_HINT=""
 if command -v dpkg-query >/dev/null; then
   # dpkg-query's status, not `dpkg -s`: a removed package whose config files remain is not installed

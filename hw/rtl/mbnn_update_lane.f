@@ -1,3 +1,3 @@
 // Sources of mbnn_update_lane in elaboration order, one a line, relative to this folder (hw/rtl). Read by
-// metabnn.backends.sources.file_list, `verilator -F`, the tests and hw/synth/*.sh: the one list of this top.
+// metabnn.backends.sources.file_list, `verilator -F`, the tests and `metabnn fpga`: the one list of this top.
 mbnn_update_lane.sv

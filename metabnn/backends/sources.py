@@ -27,7 +27,7 @@ def source_root(name: str) -> Path | None:
 
 def file_list(top: str) -> list[Path]:
     """The RTL sources of `top` from its file list hw/rtl/<top>.f (one source a line, relative to hw/rtl, `//`
-    comment lines): the one list that the backends, Verilator's lint (`-F`), the tests and hw/synth/ all read."""
+    comment lines): the one list that the backends, Verilator's lint (`-F`), the tests and `metabnn fpga` all read."""
     from metabnn.errors import MetabnnError
 
     hw = source_root("hw")
