@@ -135,9 +135,9 @@ mbnn_status mbnn_dense_pixels_columns(const mbnn_layer *layer, const uint8_t *x,
     return MBNN_OK;
 }
 
+#ifdef MBNN_PIXEL_COLUMNS
 int mbnn_pixels_by_columns(const mbnn_layer *layer, const uint8_t *x, const mbnn_ws *ws, int may_build, int32_t *acc)
 {
-#ifdef MBNN_PIXEL_COLUMNS
     uint32_t *tag = ws->cols_tag;
     if (tag == NULL) return 0;
     const uint64_t rows = (uint64_t)(uintptr_t)layer->signs;
@@ -156,8 +156,5 @@ int mbnn_pixels_by_columns(const mbnn_layer *layer, const uint8_t *x, const mbnn
     }
     kernel(layer, x, ws->cols, acc);
     return 1;
-#else
-    (void)layer, (void)x, (void)ws, (void)may_build, (void)acc;
-    return 0;
-#endif
 }
+#endif

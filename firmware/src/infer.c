@@ -11,7 +11,7 @@ mbnn_status mbnn_forward_record(mbnn_model *m, const uint8_t *pixels, mbnn_ws *w
         mbnn_layer *lay = &m->layers[l];
         if (l > 0)
             st = mbnn_dense_bits(lay, ws->bits[l - 1], ws->acc);
-        else if (!mbnn_pixels_by_columns(lay, pixels, ws, !learn, ws->acc)) /* learning: the copy is */
+        else if (!MBNN_BY_COLUMNS(lay, pixels, ws, !learn, ws->acc)) /* learning: the copy is */
             st = mbnn_dense_pixels(lay, pixels, ws->planes, ws->acc); /* not rebuilt (most steps flip a sign) */
         if (st == MBNN_OK)
             st = mbnn_activate(lay, m->bank, m->adapt, ws->acc, ws->bits[l], learn ? ws->window[l] : NULL,

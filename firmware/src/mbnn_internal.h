@@ -113,7 +113,13 @@ size_t mbnn_ws_layout(const mbnn_model *model, mbnn_mode mode, void *base, mbnn_
 mbnn_status mbnn_ws_check(const mbnn_model *model, mbnn_mode mode, void *ws, size_t ws_size, mbnn_ws *out);
 mbnn_status mbnn_forward_record(mbnn_model *model, const uint8_t *pixels, mbnn_ws *ws, int learn);
 /* acc of layer 0 by columns if the workspace's copy is valid (or, with may_build, after rebuilding
- * it): 1; 0 if this build or workspace has no copy, or it is stale and may_build is 0. */
+ * it): 1; 0 if the workspace has no copy, or it is stale and may_build is 0. Other builds: 0, no call
+ * (the Cortex-M's instruction counts stay those of the row kernel). */
+#ifdef MBNN_PIXEL_COLUMNS
 int mbnn_pixels_by_columns(const mbnn_layer *layer, const uint8_t *x, const mbnn_ws *ws, int may_build, int32_t *acc);
+#define MBNN_BY_COLUMNS(layer, x, ws, may_build, acc) mbnn_pixels_by_columns(layer, x, ws, may_build, acc)
+#else
+#define MBNN_BY_COLUMNS(layer, x, ws, may_build, acc) 0
+#endif
 
 #endif

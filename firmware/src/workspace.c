@@ -28,7 +28,11 @@ size_t mbnn_ws_layout(const mbnn_model *m, mbnn_mode mode, void *base, mbnn_ws *
         if (m->layers[l].N > max_n) max_n = m->layers[l].N;
         if (l + 1 < L && mbnn_words(m->layers[l].N) > max_w) max_w = mbnn_words(m->layers[l].N);
     }
+#ifdef MBNN_PIXEL_COLUMNS
     const size_t col_words = mbnn_pixel_columns_words(&m->layers[0]);
+#else
+    const size_t col_words = 0;
+#endif
     ws->cols_tag = col_words ? (uint32_t *)carve(b, &pos, 64u) : NULL;
     /* the copy on a cache line whatever the buffer's alignment (8 is all the API asks): a pixel's 512 signs
      * are then one line, not two */
