@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from metabnn.sim.model import ConvGeom
+from metabnn.sim.ops.conv2d import as_map, patches
+from metabnn.sim.ops.maxpool import windows
+
 
 @dataclass
 class BNState:
@@ -26,16 +30,24 @@ class BNState:
 
 @dataclass
 class FloatLayer:
-    """A BinaryLinear (no bias) followed by BatchNorm1d.
+    """A BinaryLinear (no bias) followed by BatchNorm1d, or (conv set) a BinaryConv2d followed by BatchNorm2d.
 
     `weight` holds the real-valued hidden weights W_h, shape [N, K]; the forward
     pass uses sign(W_h) with sign(0) = +1. The first layer sees pixels / 255 in
     [0, 1]; every later layer sees +-1. Every layer but the last is followed by sign().
     """
 
-    weight: np.ndarray  # [N, K] float32
+    weight: np.ndarray  # [N, K] float32; a conv: [N, C, k, k], torch's layout
     meta: float  # metaplasticity m of this layer (0 = plain BNN)
     bn: list[BNState]  # one normalization state per bank (task); same length in every layer
+    # a conv layer: where it slides, zero padding, and the 2x2 max-pool after its sign (FORMAT.md 3.3)
+    conv: ConvGeom | None = None
+
+    @property
+    def n_in(self) -> int:
+        """Values the layer reads: K for a dense layer, C*H*W for a conv."""
+        g = self.conv
+        return self.weight.shape[1] if g is None else g.in_c * g.in_h * g.in_w
 
 
 @dataclass
@@ -53,7 +65,7 @@ class FloatNet:
 
     @property
     def sizes(self) -> list[int]:
-        return [self.layers[0].weight.shape[1]] + [lay.weight.shape[0] for lay in self.layers]
+        return [self.layers[0].n_in] + [lay.weight.shape[0] for lay in self.layers]
 
 
 def float_forward(net: FloatNet, images: np.ndarray, bank: int = 0, dtype=np.float32) -> np.ndarray:
@@ -65,9 +77,17 @@ def float_forward(net: FloatNet, images: np.ndarray, bank: int = 0, dtype=np.flo
     x = np.asarray(images, dtype=dtype) / dtype(255.0)
     for i, lay in enumerate(net.layers):
         w = np.where(lay.weight >= 0, 1, -1).astype(dtype)
-        a = x @ w.T
         bn = lay.bn[bank]
-        y = (a - bn.mean.astype(dtype)) / np.sqrt(bn.var.astype(dtype) + dtype(bn.eps)) * bn.gamma.astype(dtype) \
-            + bn.beta.astype(dtype)
+        g = lay.conv
+        if g is None:
+            a = x.reshape(len(x), -1) @ w.T
+            stats = lambda v: v.astype(dtype)
+        else:  # the conv as a matrix product over its windows (synapse order (ky, kx, c), FORMAT.md 3.3)
+            wk = w.transpose(0, 2, 3, 1).reshape(len(w), -1)
+            a = (patches(as_map(x, g), g, dtype) @ wk.T).transpose(0, 2, 1).reshape(len(x), -1, g.out_h, g.out_w)
+            stats = lambda v: v.astype(dtype)[:, None, None]
+        y = (a - stats(bn.mean)) / np.sqrt(stats(bn.var) + dtype(bn.eps)) * stats(bn.gamma) + stats(bn.beta)
         x = y if i == len(net.layers) - 1 else np.where(y >= 0, 1, -1).astype(dtype)
+        if g is not None and g.pool:
+            x = windows(x).max(axis=-1)
     return x

@@ -1,7 +1,8 @@
 """FloatNet -> integer Model: BatchNorm folded to thresholds, hidden weights quantized.
 
 Every formula here is the informational part of docs/FORMAT.md (3.2, 4.1, 4.2),
-computed in float64 from the float32 parameters of the trained network.
+computed in float64 from the float32 parameters of the trained network. A conv layer (3.3) folds exactly as a
+dense one, per output channel: its accumulator at every position is a dense accumulator of its K = C k^2 taps.
 """
 
 from __future__ import annotations
@@ -35,6 +36,29 @@ def default_lr_shift(layer_index: int, bits: int, base: int = 14) -> int:
     (one LSB is 2^(8-b) of an 8-bit LSB); the pixel layer's gradients are 255x larger."""
     s = base - (bits - 8) + (8 if layer_index == 0 else 0)
     return int(min(max(s, 0), 31))
+
+
+def conv_lr_extra(positions: int) -> int:
+    """A conv synapse's gradient sums `positions` products of random sign: it grows like sqrt(positions), so
+    its shift grows by half their log2 (the same argument as default_bshift; informational, not tuned on a device)."""
+    return int(math.ceil(math.log2(max(positions, 1)) / 2))
+
+
+def kernel_rows(weight: np.ndarray) -> np.ndarray:
+    """torch's conv weight [N, C, k, k] as the format's rows [N, K], synapse i = (ky k + kx) C + c (FORMAT.md 3.3)."""
+    w = np.asarray(weight)
+    return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+
+
+def terms_above(net: FloatNet, l: int) -> int:
+    """How many +-delta terms the error reaching layer l's output sums: the neurons of a dense layer above, or
+    a conv above's channels times its taps per input (k^2 / stride^2, at least 1)."""
+    if l + 1 >= len(net.layers):
+        return 1
+    above = net.layers[l + 1]
+    g = above.conv
+    n = above.weight.shape[0]
+    return n if g is None else n * max(1, (g.kernel * g.kernel) // (g.stride * g.stride))
 
 
 def default_bshift(n_above: int) -> int:
@@ -116,9 +140,13 @@ def from_floatnet(net: FloatNet, hidden_bits: int = 8, table_bits: int | None = 
     if len(net.layers) < 2:
         raise FormatError("the format needs at least one hidden layer (2 or more layers)")
     L = len(net.layers)
+    if net.adapt_shift and any(fl.conv is not None for fl in net.layers):
+        raise FormatError("stream-adaptive normalization is defined for dense layers only: export a conv net "
+                          "trained with --bn frozen or task-aware")
     layers = []
     for l, fl in enumerate(net.layers):
-        N, K = fl.weight.shape
+        weight = fl.weight if fl.conv is None else kernel_rows(fl.weight)
+        N, K = weight.shape
         in_kind = PIXELS if l == 0 else BITS
         out_kind = SCORES if l == L - 1 else SIGN
         s_in = 255 if in_kind == PIXELS else 1
@@ -128,14 +156,16 @@ def from_floatnet(net: FloatNet, hidden_bits: int = 8, table_bits: int | None = 
         meta = float(fl.meta if dm is None else dm)
         if not (math.isfinite(meta) and meta >= 0):
             raise FormatError(f"metaplasticity m = {meta} must be finite and >= 0")
-        h, scale = quantize_hidden(fl.weight, meta, hidden_bits)
-        n_above = net.layers[l + 1].weight.shape[0] if l + 1 < L else 1
+        h, scale = quantize_hidden(weight, meta, hidden_bits)
+        lr = default_lr_shift(l, hidden_bits, lr_shift_base)
+        if fl.conv is not None:
+            lr = min(lr + conv_lr_extra(fl.conv.positions), 31)
         lay = Layer(K=K, N=N, in_kind=in_kind, out_kind=out_kind, bits=hidden_bits, table_bits=tb,
-                    lr_shift=lr_shifts[l] if lr_shifts else default_lr_shift(l, hidden_bits, lr_shift_base),
-                    bshift=bshifts[l] if bshifts else default_bshift(n_above),
+                    lr_shift=lr_shifts[l] if lr_shifts else lr,
+                    bshift=bshifts[l] if bshifts else default_bshift(terms_above(net, l)),
                     adapt_shift=int(net.adapt_shift), score_frac=0, meta=meta, scale=scale,
                     signs=pack_bits(h >= 0), hidden=h,
-                    table=f_meta_table(meta, scale, hidden_bits, tb), M=None)
+                    table=f_meta_table(meta, scale, hidden_bits, tb), M=None, conv=fl.conv)
         if out_kind == SIGN:
             folds = [_fold_sign(bn, s_in, R) for bn in fl.bn]
             lay.M, lay.C, lay.lo, lay.hi, lay.flip = (np.stack([f[i] for f in folds]).astype(np.int32)

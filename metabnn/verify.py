@@ -74,15 +74,17 @@ def compare_learning(backend, model: Model, images, labels, bank: int, adapt: bo
     return None if seen == len(labels) else f"only {seen} of {len(labels)} steps came back"
 
 
-def open_backends(names, adapt: bool = False, checkpoint: str | None = None, options: dict | None = None) -> list:
-    """The requested backends, each checked to run here (BackendUnavailable names the first that cannot)."""
+def open_backends(names, adapt: bool = False, checkpoint: str | None = None, options: dict | None = None,
+                  model: Model | None = None) -> list:
+    """The requested backends, each checked to run here (on `model`, if given: a conv model needs backends that
+    run conv layers). BackendUnavailable names the first that cannot."""
     out = []
     for name in names:
         kw = dict((options or {}).get(name, {}))
         if name == "torch":
             kw["checkpoint"] = checkpoint
         be = backends.get(name, **kw)
-        backends.require(be, adapt=adapt and be.integer)
+        backends.require(be, adapt=adapt and be.integer, model=model)
         out.append(be)
     return out
 

@@ -73,7 +73,7 @@ def run(args) -> int:
     pick_test_set(model.meta, args.task)  # a wrong --task is one line before any backend is built
     # every requested backend must run: found out before any data is loaded or image is run
     print("checking backends: " + ", ".join(names), file=sys.stderr)
-    backend_list = open_backends(names, adapt=args.adapt, checkpoint=args.checkpoint)
+    backend_list = open_backends(names, adapt=args.adapt, checkpoint=args.checkpoint, model=model)
     data = for_model(model.meta, args.task, args.data_dir)
     n, bank = _count(args.limit, len(data.test_y), data.label), data.bank if args.bank is None else args.bank
     if args.learn > len(data.train_y):

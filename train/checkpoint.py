@@ -105,20 +105,45 @@ def _data(ckpt: dict, n_banks: int) -> dict:
     return ckpt.get("data") or describe(cfg["tasks"], cfg["seed"], cfg["bn"], n_banks)
 
 
+def _weighted_layers(model) -> list[tuple]:
+    """(weight module, its BatchNorm, conv geometry or None) per weighted layer, in forward order (the order of
+    the BatchNorm banks). A conv net's features are [BinaryConv2d, BatchNorm2d, sign] stages, each maybe followed
+    by MaxPool2d(2) (after the sign), on 1 x 28 x 28 images, then its MLP head."""
+    from metabnn.sim.model import ConvGeom
+
+    out = []
+    if getattr(model, "kind", None) == "conv":
+        mods = list(model.features)
+        c, side = 1, 28
+        for i, mod in enumerate(mods):
+            if isinstance(mod, torch.nn.Conv2d):
+                pool = 2 if i + 3 < len(mods) and isinstance(mods[i + 3], torch.nn.MaxPool2d) else 0
+                k, st, pad = mod.kernel_size[0], mod.stride[0], mod.padding[0]
+                g = ConvGeom(in_c=c, in_h=side, in_w=side, kernel=k, stride=st, pad=pad, pool=pool)
+                out.append((mod, mods[i + 1], g))
+                c, side = mod.out_channels, g.map_h
+        blocks = model.head.blocks
+    else:
+        blocks = model.blocks
+    return out + [(blk.lin, blk.bn, None) for blk in blocks]
+
+
 def load_floatnet(path) -> FloatNet:
-    """A BNN MLP checkpoint as the exporter's FloatNet (hidden weights, m, BN banks, task-free BN mode)."""
+    """A BNN MLP or conv net checkpoint as the exporter's FloatNet (hidden weights, m, BN banks, task-free BN
+    mode; a conv layer's weight [N, C, k, k] as torch holds it, with its geometry)."""
     ckpt = read(path)
     cfg = ckpt["config"]
-    if cfg["model"] != "bnn":
-        raise UsageError(f"{path}: a {cfg['model']} model cannot be exported (only the BNN MLP can)")
+    if cfg["model"] not in ("bnn", "conv"):
+        raise UsageError(f"{path}: a {cfg['model']} model cannot be exported (only the BNN MLP and conv net can)")
     model = build_model(ckpt)
     banks = export_banks(ckpt)
-    n_layers = len(model.blocks)
+    weighted = _weighted_layers(model)
+    n_layers = len(weighted)
     metas = cfg["meta"] if isinstance(cfg["meta"], list) else [cfg["meta"]] * n_layers
     layers = []
-    for i, blk in enumerate(model.blocks):
+    for i, (lin, bn, geom) in enumerate(weighted):
         states = []
-        n = blk.lin.weight.shape[0]
+        n = lin.weight.shape[0]
         for bank in banks:
             s = bank[i]
             states.append(BNState(
@@ -127,10 +152,10 @@ def load_floatnet(path) -> FloatNet:
                 beta=s["bias"].numpy().astype(np.float64) if "bias" in s else np.zeros(n),
                 mean=s["running_mean"].numpy().astype(np.float64),
                 var=s["running_var"].numpy().astype(np.float64),
-                eps=float(blk.bn.eps),
+                eps=float(bn.eps),
             ))
-        layers.append(FloatLayer(weight=blk.lin.weight.detach().numpy().astype(np.float32),
-                                 meta=float(metas[i]), bn=states))
+        layers.append(FloatLayer(weight=lin.weight.detach().numpy().astype(np.float32),
+                                 meta=float(metas[i]), bn=states, conv=geom))
     adaptive = cfg["bn"] == "adaptive"
     return FloatNet(
         layers=layers,

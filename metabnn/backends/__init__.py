@@ -4,6 +4,7 @@ under Verilator), plus the float PyTorch model, behind one small protocol and a 
 Every backend has
     name, integer      integer: must agree with the golden model bit for bit (torch is float: reported only)
     adapts             whether it runs the stream-adaptive normalization (FORMAT.md 3.1)
+    conv               (optional, default False) whether it runs conv layers (FORMAT.md version 2)
     available()        -> (ok, reason): reason says what is missing and how to install it
     predict(model, images, bank=0, adapt=False) -> labels int64 [n]
 and backends that learn on the device also
@@ -54,8 +55,12 @@ def get(name: str, **options):
     return getattr(importlib.import_module(module), cls)(**options)
 
 
-def require(backend, adapt: bool = False) -> None:
-    """Raise BackendUnavailable unless `backend` can run here (with `adapt` if asked)."""
+def require(backend, adapt: bool = False, model=None) -> None:
+    """Raise BackendUnavailable unless `backend` can run here (with `adapt` if asked, on `model` if given: a
+    conv model, FORMAT.md version 2, runs only on the backends that say `conv = True`)."""
+    if model is not None and model.has_conv and not getattr(backend, "conv", False):
+        raise BackendUnavailable(f"backend {backend.name} does not run conv layers yet (FORMAT.md version 2): "
+                                 f"leave {backend.name} out of --backends (golden and torch run them)")
     ok, why = backend.available()
     if not ok:
         raise BackendUnavailable(f"backend {backend.name} cannot run: {why}")

@@ -9,6 +9,7 @@ from metabnn.sim.model import Model
 
 class GoldenBackend:
     name, integer, adapts = "golden", True, True
+    conv = True  # the golden model defines the conv ops (sim/ops)
 
     def available(self):
         return True, ""

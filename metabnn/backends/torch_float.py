@@ -8,6 +8,7 @@ import numpy as np
 
 class TorchBackend:
     name, integer, adapts = "torch", False, False
+    conv = True  # the checkpoint's own network, whatever its layers
 
     def __init__(self, checkpoint: str | None = None):
         self.checkpoint = checkpoint
