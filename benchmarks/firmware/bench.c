@@ -44,7 +44,7 @@ static int infer(int argc, char **argv, int learn)
     size_t wsz;
     mbnn_workspace_size(&m, learn ? MBNN_MODE_LEARN : MBNN_MODE_INFER, &wsz);
     void *ws = host_alloc(wsz);
-    const size_t K = m.layers[0].K;
+    const size_t K = m.n_inputs;
     uint32_t label;
     double best = 1e30;
     for (unsigned long r = 0; r < (learn ? 1ul : rep); r++) {

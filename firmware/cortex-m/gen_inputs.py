@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         else:
             model = random_model((784, 128, 128, 10), bits=8, table_bits=4, seed=0)
             data = to_bytes(model)
-        k0, classes = model.layers[0].K, model.layers[-1].N
+        k0, classes = model.input_size, model.layers[-1].N  # a conv first layer reads C H W pixels
         if a.cases is not None:
             with np.load(a.cases) as z:
                 images, labels = np.asarray(z["images"]), np.asarray(z["labels"])

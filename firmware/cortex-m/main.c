@@ -66,7 +66,7 @@ static int run_inference(void)
     mbnn_status st = mbnn_load(&model, board_model_words, BOARD_MODEL_SIZE);
     if (st != MBNN_OK) return failed("load", st);
     const uint32_t L = model.n_layers, classes = model.layers[L - 1u].N;
-    if (classes > MAX_CLASSES || model.layers[0].K != BOARD_PIXELS) return failed("shape", MBNN_ERR_ARG);
+    if (classes > MAX_CLASSES || model.n_inputs != BOARD_PIXELS) return failed("shape", MBNN_ERR_ARG);
     size_t ws_infer, ws_learn;
     mbnn_workspace_size(&model, MBNN_MODE_INFER, &ws_infer);
     mbnn_workspace_size(&model, MBNN_MODE_LEARN, &ws_learn);
@@ -126,7 +126,7 @@ static int run_learning(void)
     out_u32(BOARD_LEARN_ADAPT);
     out_nl();
     stack_paint();
-    for (uint32_t k = 0; k < BOARD_LEARN_STEPS; k++) {
+    for (uint32_t k = 0; k + 1u <= BOARD_LEARN_STEPS; k++) { /* not k < S: S may be 0 (a conv model), -Wtype-limits */
         const uint32_t i = k % BOARD_CASES;
         mbnn_step_info info;
         cycles_begin();

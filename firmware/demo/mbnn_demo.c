@@ -116,8 +116,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "mbnn_demo: %s: %s\n", argv[1], mbnn_status_str(st));
         return 1;
     }
-    if (m.layers[0].K != d.K) {
-        fprintf(stderr, "mbnn_demo: model takes %u pixels, data has %u\n", (unsigned)m.layers[0].K, (unsigned)d.K);
+    if (m.n_inputs != d.K) {
+        fprintf(stderr, "mbnn_demo: model takes %u pixels, data has %u\n", (unsigned)m.n_inputs, (unsigned)d.K);
         return 1;
     }
     if (samples == 0 || samples > d.n_train) samples = d.n_train;

@@ -49,7 +49,8 @@
 extern "C" {
 #endif
 
-#define MBNN_FORMAT_VERSION 1u
+#define MBNN_FORMAT_VERSION 1u      /* dense layers only */
+#define MBNN_FORMAT_VERSION_CONV 2u /* conv2d layers too (docs/FORMAT.md 3.3); the loader reads both */
 #define MBNN_MAX_LAYERS 16u
 
 typedef enum {
@@ -59,7 +60,7 @@ typedef enum {
     MBNN_ERR_ENDIAN,         /* the target is not little-endian */
     MBNN_ERR_TRUNCATED,      /* buffer too short for a header, or shorter than the header says */
     MBNN_ERR_MAGIC,          /* not "MBNN" */
-    MBNN_ERR_VERSION,        /* format version is not 1 */
+    MBNN_ERR_VERSION,        /* format version is not 1 or 2, or version 2 without a conv layer */
     MBNN_ERR_FILE_SIZE,      /* header size field differs from the buffer size */
     MBNN_ERR_CRC,            /* CRC-32 mismatch */
     MBNN_ERR_RESERVED,       /* a reserved header/descriptor field is not zero */
@@ -78,14 +79,18 @@ typedef enum {
     MBNN_ERR_LABEL,          /* label >= number of classes */
     MBNN_ERR_ARG,            /* another argument out of range (layer index, shift, buffer length) */
     MBNN_ERR_READONLY,       /* learning or adaptation on a model loaded read-only */
+    MBNN_ERR_UNSUPPORTED,    /* an operation this build does not run on the model (learning through conv2d) */
     MBNN_STATUS_COUNT
 } mbnn_status;
 
 typedef enum { MBNN_PIXELS = 0, MBNN_BITS = 1 } mbnn_in_kind;
 typedef enum { MBNN_SIGN = 0, MBNN_SCORES = 1 } mbnn_out_kind;
 typedef enum { MBNN_MODE_INFER = 0, MBNN_MODE_LEARN = 1 } mbnn_mode;
+typedef enum { MBNN_OP_DENSE = 0, MBNN_OP_CONV2D = 1 } mbnn_op;
 
-/* One dense layer: a view into the image (fields filled by the loader; read them, do not write them). */
+/* One layer (dense, or conv2d in a version-2 image): a view into the image (fields filled by the loader;
+ * read them, do not write them). A conv2d layer's rows are its N output channels' kernels of K = C k^2
+ * synapses, synapse i = (ky k + kx) C + c (FORMAT.md 3.3). */
 typedef struct {
     uint32_t K, N, W;            /* inputs, neurons, 32-bit words per packed row */
     uint8_t in_kind, out_kind;   /* mbnn_in_kind, mbnn_out_kind */
@@ -103,6 +108,13 @@ typedef struct {
     uint8_t rounding;            /* 0 nearest (4.3), 1 stochastic (4.4) */
     uint32_t sign_version;       /* the loader sets it, mbnn_metaplastic_update moves it whenever it flips a
                                     sign of this layer: it keys the workspace's column copy (below) */
+    /* conv2d geometry (op = MBNN_OP_CONV2D; all 0 in a dense layer): input map in_c x in_h x in_w, a
+     * kernel x kernel window, stride, zero padding pad (taps off the map contribute nothing), pool 2 = a
+     * 2 x 2 max-pool on the output bits (0 = none); out_h x out_w positions, map_h x map_w after the pool */
+    uint8_t op;
+    uint8_t kernel, stride, pad, pool;
+    uint16_t in_c, in_h, in_w;
+    uint16_t out_h, out_w, map_h, map_w;
 } mbnn_layer;
 
 /* A loaded model. Declare it anywhere (static, stack); mbnn_load* fills it. */
@@ -113,6 +125,7 @@ typedef struct {
     uint8_t adapt;               /* stream-adaptive normalization on/off (FORMAT.md 3.1) */
     uint16_t n_layers;
     uint32_t n_banks, bank;      /* number of banks, the active bank */
+    uint32_t n_inputs;           /* pixels per image: K of a dense first layer, in_c in_h in_w of a conv one */
     const uint16_t *exp_table;   /* 256 Q15 entries */
     mbnn_layer layers[MBNN_MAX_LAYERS];
 } mbnn_model;
@@ -149,7 +162,8 @@ mbnn_status mbnn_set_shifts(mbnn_model *model, uint32_t layer, uint32_t lr_shift
 mbnn_status mbnn_workspace_size(const mbnn_model *model, mbnn_mode mode, size_t *bytes);
 
 /* ---- inference (infer.c) --------------------------------------------------------------------- */
-/* Scores of one uint8 image of K0 pixels into scores[n_classes]; with adaptation on, M moves. */
+/* Scores of one uint8 image of n_inputs pixels into scores[n_classes]; with adaptation on, M moves.
+ * A conv first layer reads the image in CHW order (pixel (c, y, x) at c H W + y W + x). */
 mbnn_status mbnn_forward(mbnn_model *model, const uint8_t *pixels, size_t n_pixels,
                          void *workspace, size_t ws_size, int64_t *scores, size_t n_scores);
 mbnn_status mbnn_predict(mbnn_model *model, const uint8_t *pixels, size_t n_pixels,
@@ -157,7 +171,8 @@ mbnn_status mbnn_predict(mbnn_model *model, const uint8_t *pixels, size_t n_pixe
 
 /* ---- learning (learn.c) ---------------------------------------------------------------------- */
 /* One on-device learning step, docs/FORMAT.md 4.3 (4.4 in layers with stochastic rounding, whose
- * step counter sr_step then advances in the image). `info` may be NULL. Needs a writable model. */
+ * step counter sr_step then advances in the image). `info` may be NULL. Needs a writable model.
+ * A model with a conv2d layer: MBNN_ERR_UNSUPPORTED, nothing changed (this version infers conv models only). */
 mbnn_status mbnn_learn_step(mbnn_model *model, const uint8_t *pixels, size_t n_pixels, uint32_t label,
                             void *workspace, size_t ws_size, mbnn_step_info *info);
 
@@ -201,6 +216,25 @@ mbnn_status mbnn_backward(const mbnn_model *model, uint32_t layer, const int32_t
  * of its current sr_step) for every synapse of one layer; x is the layer input (uint8 pixels or
  * packed bits). Writes hidden weights and sign bits; adds the flips to *flips. */
 mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int32_t *delta, uint32_t *flips);
+/* The conv ops (version 2, FORMAT.md 3.3). Maps are position-major and channel-packed: position
+ * (y, x) of a C-channel map at words (y W + x) ceil(C/32) .. +ceil(C/32)-1, channel c at bit c mod 32
+ * of word c / 32, padding bits 0. Each conv kernel thresholds its accumulators as a dense layer does
+ * (mbnn_activate, frozen normalization of `bank`) into out_map, out_h x out_w positions of N channels.
+ * conv2d_pixels.c: the first layer on uint8 pixels x (CHW order); scratch: window of K bytes, planes
+ * as mbnn_dense_pixels', acc of N. Each position's window goes through mbnn_dense_pixels. */
+mbnn_status mbnn_conv2d_pixels(mbnn_layer *layer, uint32_t bank, const uint8_t *x, uint8_t *window,
+                               uint32_t *planes, int32_t *acc, uint32_t *out_map);
+/* conv2d_bits.c: a conv on a +-1 map in_map; scratch: window of 2 W words, acc of N. Each position's
+ * window goes through mbnn_dense_bits; at a border position the taps off the map are put back with one
+ * AND-popcount per channel (acc = K_in - 2 popcount((a XOR w) AND inside)). */
+mbnn_status mbnn_conv2d_bits(mbnn_layer *layer, uint32_t bank, const uint32_t *in_map, uint32_t *window,
+                             int32_t *acc, uint32_t *out_map);
+/* maxpool.c: 2 x 2, stride 2, on the bits of a C x H x W map: out (C x H/2 x W/2, an odd last row or
+ * column dropped) = the OR of each window's four bits. */
+mbnn_status mbnn_maxpool2(const uint32_t *in_map, uint32_t C, uint32_t H, uint32_t W, uint32_t *out_map);
+/* flatten.c: a C x H x W map into the packed vector of C H W bits a dense layer reads, bit c H W + y W + x
+ * (torch's NCHW order); padding bits 0. */
+mbnn_status mbnn_flatten(const uint32_t *map, uint32_t C, uint32_t H, uint32_t W, uint32_t *out);
 /* threefry.c: (out[0], out[1]) = threefry2x32_20(ctr = (c0, c1), key = (k0, k1)), FORMAT.md 4.4. */
 void mbnn_threefry2x32_20(uint32_t c0, uint32_t c1, uint32_t k0, uint32_t k1, uint32_t out[2]);
 

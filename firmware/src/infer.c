@@ -3,13 +3,32 @@
  * goes by columns where the build and the workspace's copy allow (dense_pixels_columns.c). */
 #include "mbnn_internal.h"
 
+/* A conv layer (FORMAT.md 3.3): the conv op into bits[l], or into pool_in and then max-pooled into bits[l]. */
+static mbnn_status conv_layer(mbnn_model *m, uint32_t l, const uint8_t *pixels, mbnn_ws *ws)
+{
+    mbnn_layer *lay = &m->layers[l];
+    uint32_t *out = lay->pool ? ws->pool_in : ws->bits[l];
+    mbnn_status st = l == 0 ? mbnn_conv2d_pixels(lay, m->bank, pixels, ws->win_pixels, ws->planes, ws->acc, out)
+                            : mbnn_conv2d_bits(lay, m->bank, ws->bits[l - 1], ws->win_bits, ws->acc, out);
+    if (st == MBNN_OK && lay->pool) st = mbnn_maxpool2(out, lay->N, lay->out_h, lay->out_w, ws->bits[l]);
+    return st;
+}
+
 mbnn_status mbnn_forward_record(mbnn_model *m, const uint8_t *pixels, mbnn_ws *ws, int learn)
 {
     mbnn_status st = MBNN_OK;
     const uint32_t L = m->n_layers;
     for (uint32_t l = 0; l < L && st == MBNN_OK; l++) {
         mbnn_layer *lay = &m->layers[l];
-        if (l > 0)
+        if (lay->op == MBNN_OP_CONV2D) {
+            st = conv_layer(m, l, pixels, ws);
+            continue;
+        }
+        if (l > 0 && m->layers[l - 1].op == MBNN_OP_CONV2D) { /* flatten, then the dense layer */
+            const mbnn_layer *pr = &m->layers[l - 1];
+            st = mbnn_flatten(ws->bits[l - 1], pr->N, pr->map_h, pr->map_w, ws->flat);
+            if (st == MBNN_OK) st = mbnn_dense_bits(lay, ws->flat, ws->acc);
+        } else if (l > 0)
             st = mbnn_dense_bits(lay, ws->bits[l - 1], ws->acc);
         else if (!MBNN_BY_COLUMNS(lay, pixels, ws, !learn, ws->acc)) /* learning: the copy is */
             st = mbnn_dense_pixels(lay, pixels, ws->planes, ws->acc); /* not rebuilt (most steps flip a sign) */
@@ -23,7 +42,7 @@ mbnn_status mbnn_forward_record(mbnn_model *m, const uint8_t *pixels, mbnn_ws *w
 static mbnn_status check_call(const mbnn_model *m, const uint8_t *pixels, size_t n_pixels)
 {
     if (m == NULL || pixels == NULL || m->image == NULL) return MBNN_ERR_NULL;
-    if (n_pixels != m->layers[0].K) return MBNN_ERR_ARG;
+    if (n_pixels != m->n_inputs) return MBNN_ERR_ARG;
     if (m->bank >= m->n_banks) return MBNN_ERR_BANK;
     return MBNN_OK;
 }

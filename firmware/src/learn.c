@@ -11,7 +11,8 @@ mbnn_status mbnn_learn_step(mbnn_model *model, const uint8_t *pixels, size_t n_p
 {
     if (model == NULL || pixels == NULL || model->image == NULL) return MBNN_ERR_NULL;
     if (!model->writable) return MBNN_ERR_READONLY;
-    if (n_pixels != model->layers[0].K) return MBNN_ERR_ARG;
+    if (model->layers[0].op == MBNN_OP_CONV2D) return MBNN_ERR_UNSUPPORTED; /* conv is always first */
+    if (n_pixels != model->n_inputs) return MBNN_ERR_ARG;
     if (model->bank >= model->n_banks) return MBNN_ERR_BANK;
     const uint32_t L = model->n_layers;
     if (label >= model->layers[L - 1].N) return MBNN_ERR_LABEL;

@@ -9,6 +9,12 @@
 
 #define MAX_SECTIONS (3u + 4u * MBNN_MAX_LAYERS) /* header, exp table, metadata, 4 per layer */
 #define MAX_META_BYTES 65536u                    /* docs/FORMAT.md 6.1 */
+#define MAX_SIDE 1024u                           /* conv maps (FORMAT.md 6, version 2) */
+#define MAX_KERNEL 16u
+#define MAX_STRIDE 16u
+#define MAX_IMAGE (1u << 20)
+#define DESC_OP 41u   /* version 2: op (0 dense, 1 conv2d) */
+#define DESC_GEOM 52u /* version 2: in_c, in_h, in_w (u16), kernel, stride, pad, pool (u8): bytes 52..61 */
 
 typedef struct {
     uint64_t off, len;
@@ -93,15 +99,53 @@ static mbnn_status check_layer_contents(const mbnn_layer *l, uint32_t B)
     return MBNN_OK;
 }
 
-static mbnn_status parse_descriptor(mbnn_model *m, uint32_t idx, span *sec, uint32_t *nsec,
+/* The conv2d geometry of a version-2 descriptor (FORMAT.md 3.3, 6), the checks of export/mbnn.py's
+ * _conv_geom: ranges, K = C k^2, a kernel that fits the padded map, an output the pool can halve, a conv
+ * only first or after a conv whose output map is its input, no stream adaptation. */
+static mbnn_status parse_conv(mbnn_model *m, uint32_t idx, const uint8_t *d)
+{
+    mbnn_layer *l = &m->layers[idx];
+    l->in_c = mbnn_rd_u16(d + DESC_GEOM);
+    l->in_h = mbnn_rd_u16(d + DESC_GEOM + 2u);
+    l->in_w = mbnn_rd_u16(d + DESC_GEOM + 4u);
+    l->kernel = d[DESC_GEOM + 6u];
+    l->stride = d[DESC_GEOM + 7u];
+    l->pad = d[DESC_GEOM + 8u];
+    l->pool = d[DESC_GEOM + 9u];
+    const uint32_t C = l->in_c, H = l->in_h, W = l->in_w, k = l->kernel, s = l->stride, p = l->pad;
+    if (idx > 0 && m->layers[idx - 1].op != MBNN_OP_CONV2D) return MBNN_ERR_CHAIN;
+    if (idx + 1u == m->n_layers) return MBNN_ERR_CHAIN; /* the output layer is dense */
+    if (l->adapt_shift != 0) return MBNN_ERR_FIELD;
+    if (C < 1 || H < 1 || H > MAX_SIDE || W < 1 || W > MAX_SIDE || (uint64_t)C * H * W > MAX_IMAGE)
+        return MBNN_ERR_FIELD;
+    if (k < 1 || k > MAX_KERNEL || s < 1 || s > MAX_STRIDE || p >= k) return MBNN_ERR_FIELD;
+    if (l->pool != 0 && l->pool != 2) return MBNN_ERR_FIELD;
+    if (l->K != C * k * k) return MBNN_ERR_FIELD;
+    if (H + 2u * p < k || W + 2u * p < k) return MBNN_ERR_FIELD;
+    l->out_h = (uint16_t)((H + 2u * p - k) / s + 1u);
+    l->out_w = (uint16_t)((W + 2u * p - k) / s + 1u);
+    l->map_h = l->pool ? (uint16_t)(l->out_h / 2u) : l->out_h;
+    l->map_w = l->pool ? (uint16_t)(l->out_w / 2u) : l->out_w;
+    if (l->map_h < 1 || l->map_w < 1) return MBNN_ERR_FIELD;
+    if (idx > 0) {
+        const mbnn_layer *pr = &m->layers[idx - 1];
+        if (C != pr->N || H != pr->map_h || W != pr->map_w) return MBNN_ERR_CHAIN;
+    }
+    return MBNN_OK;
+}
+
+static mbnn_status parse_descriptor(mbnn_model *m, uint32_t idx, uint32_t version, span *sec, uint32_t *nsec,
                                     uint64_t data_begin, uint64_t data_end)
 {
     uint8_t *d = m->image + MBNN_HEADER_BYTES + MBNN_DESC_BYTES * idx;
     mbnn_layer *l = &m->layers[idx];
     const uint32_t L = m->n_layers;
-    for (uint32_t i = MBNN_DESC_ROUNDING + 1u; i < MBNN_DESC_SR_SEED; i++) /* reserved 41..43 */
+    /* reserved: 41..43 and 52..63 in version 1; 42..43 and 62..63 in version 2 (op at 41, geometry 52..61) */
+    const uint32_t first = version == MBNN_FORMAT_VERSION ? MBNN_DESC_ROUNDING + 1u : DESC_OP + 1u;
+    const uint32_t geom_end = version == MBNN_FORMAT_VERSION ? MBNN_DESC_SR_STEP + 4u : DESC_GEOM + 10u;
+    for (uint32_t i = first; i < MBNN_DESC_SR_SEED; i++)
         if (d[i] != 0) return MBNN_ERR_RESERVED;
-    for (uint32_t i = MBNN_DESC_SR_STEP + 4u; i < MBNN_DESC_BYTES; i++) /* reserved 52..63 */
+    for (uint32_t i = geom_end; i < MBNN_DESC_BYTES; i++)
         if (d[i] != 0) return MBNN_ERR_RESERVED;
     l->K = mbnn_rd_u32(d);
     l->N = mbnn_rd_u32(d + 4);
@@ -122,7 +166,21 @@ static mbnn_status parse_descriptor(mbnn_model *m, uint32_t idx, span *sec, uint
     if (l->in_kind != (idx == 0 ? MBNN_PIXELS : MBNN_BITS)) return MBNN_ERR_CHAIN;
     if (l->out_kind != (idx == L - 1 ? MBNN_SCORES : MBNN_SIGN)) return MBNN_ERR_CHAIN;
     if (l->K < 1 || l->K > (idx == 0 ? 16384u : 65536u) || l->N < 1 || l->N > 65536u) return MBNN_ERR_FIELD;
-    if (idx > 0 && l->K != m->layers[idx - 1].N) return MBNN_ERR_CHAIN;
+    l->op = version == MBNN_FORMAT_VERSION ? (uint8_t)MBNN_OP_DENSE : d[DESC_OP];
+    if (l->op == MBNN_OP_CONV2D) {
+        mbnn_status st = parse_conv(m, idx, d);
+        if (st != MBNN_OK) return st;
+    } else if (l->op != MBNN_OP_DENSE) {
+        return MBNN_ERR_FIELD;
+    } else {
+        for (uint32_t i = DESC_GEOM; i < DESC_GEOM + 10u; i++) /* a dense layer's geometry bytes */
+            if (d[i] != 0) return MBNN_ERR_RESERVED;
+        if (idx > 0) { /* K = the previous layer's outputs: N, or the whole (pooled) map of a conv (flatten) */
+            const mbnn_layer *pr = &m->layers[idx - 1];
+            const uint64_t outs = pr->op == MBNN_OP_CONV2D ? (uint64_t)pr->N * pr->map_h * pr->map_w : pr->N;
+            if (l->K != outs) return MBNN_ERR_CHAIN;
+        }
+    }
     if (l->bits < 2 || l->bits > 16) return MBNN_ERR_FIELD;
     if (l->table_bits > (l->bits - 1 < 12 ? l->bits - 1 : 12)) return MBNN_ERR_FIELD;
     if (l->lr_shift > 31 || l->bshift > 31 || l->adapt_shift > 24) return MBNN_ERR_FIELD;
@@ -179,7 +237,8 @@ static mbnn_status load(mbnn_model *m, uint8_t *img, size_t size, int writable)
     if (((uintptr_t)img & 3u) != 0) return MBNN_ERR_ALIGN;
     if (size < MBNN_HEADER_BYTES + 4u) return MBNN_ERR_TRUNCATED;
     if (memcmp(img, "MBNN", 4) != 0) return MBNN_ERR_MAGIC;
-    if (mbnn_rd_u16(img + 4) != MBNN_FORMAT_VERSION) return MBNN_ERR_VERSION;
+    const uint32_t version = mbnn_rd_u16(img + 4);
+    if (version != MBNN_FORMAT_VERSION && version != MBNN_FORMAT_VERSION_CONV) return MBNN_ERR_VERSION;
     const uint32_t file_size = mbnn_rd_u32(img + 12);
     if ((uint64_t)file_size > (uint64_t)size) return MBNN_ERR_TRUNCATED;
     if ((uint64_t)file_size != (uint64_t)size || file_size > 0x80000000u) return MBNN_ERR_FILE_SIZE;
@@ -208,8 +267,14 @@ static mbnn_status load(mbnn_model *m, uint8_t *img, size_t size, int writable)
     m->exp_table = (const uint16_t *)(const void *)(img + exp_off);
     st = add_metadata(sec, &nsec, img, mbnn_rd_u32(img + 20), data_begin, data_end);
     if (st != MBNN_OK) goto fail;
-    for (uint32_t l = 0; l < L && st == MBNN_OK; l++) st = parse_descriptor(m, l, sec, &nsec, data_begin, data_end);
+    for (uint32_t l = 0; l < L && st == MBNN_OK; l++)
+        st = parse_descriptor(m, l, version, sec, &nsec, data_begin, data_end);
     if (st != MBNN_OK) goto fail;
+    /* version 2 is for conv models: a dense model is written as version 1 */
+    if (version == MBNN_FORMAT_VERSION_CONV && m->layers[0].op != MBNN_OP_CONV2D) { st = MBNN_ERR_VERSION; goto fail; }
+    m->n_inputs = m->layers[0].op == MBNN_OP_CONV2D
+                      ? (uint32_t)m->layers[0].in_c * m->layers[0].in_h * m->layers[0].in_w
+                      : m->layers[0].K;
     st = check_layout(img, sec, nsec, data_end);
     if (st != MBNN_OK) goto fail;
     /* every section is now known to lie inside the buffer, alone: contents can be read */

@@ -107,7 +107,18 @@ typedef struct {
     uint32_t *bits[MBNN_MAX_LAYERS];   /* output bits of SIGN layer l (learn: all; infer: ping-pong) */
     uint32_t *window[MBNN_MAX_LAYERS]; /* learn only: straight-through window mask of SIGN layer l */
     int32_t *delta_a, *delta_b;        /* learn only: max N each */
+    /* conv models (version 2) only, else NULL: */
+    uint8_t *win_pixels;   /* the first layer's window, K0 bytes */
+    uint32_t *win_bits;    /* a bits conv's window and off-map mask, 2 W words (max over those layers) */
+    uint32_t *pool_in;     /* a pooled conv's map before the pool, out_h out_w ceil(N/32) words (max) */
+    uint32_t *flat;        /* the flattened map the first dense layer reads, ceil(K/32) words */
 } mbnn_ws;
+
+/* Words of the packed output of layer l: ceil(N/32), or the whole (pooled) channel-packed map of a conv. */
+static inline uint32_t mbnn_out_words(const mbnn_layer *l)
+{
+    return l->op == MBNN_OP_CONV2D ? (uint32_t)l->map_h * l->map_w * mbnn_words(l->N) : mbnn_words(l->N);
+}
 
 size_t mbnn_ws_layout(const mbnn_model *model, mbnn_mode mode, void *base, mbnn_ws *ws);
 mbnn_status mbnn_ws_check(const mbnn_model *model, mbnn_mode mode, void *ws, size_t ws_size, mbnn_ws *out);

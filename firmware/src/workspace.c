@@ -24,12 +24,21 @@ size_t mbnn_ws_layout(const mbnn_model *m, mbnn_mode mode, void *base, mbnn_ws *
     size_t pos = 0;
     uint32_t max_n = 0, max_w = 0;
     const uint32_t L = m->n_layers;
+    uint32_t win_w = 0, pool_w = 0, flat_w = 0; /* conv models */
     for (uint32_t l = 0; l < L; l++) {
-        if (m->layers[l].N > max_n) max_n = m->layers[l].N;
-        if (l + 1 < L && mbnn_words(m->layers[l].N) > max_w) max_w = mbnn_words(m->layers[l].N);
+        const mbnn_layer *lay = &m->layers[l];
+        if (lay->N > max_n) max_n = lay->N;
+        if (l + 1 < L && mbnn_out_words(lay) > max_w) max_w = mbnn_out_words(lay);
+        if (lay->op == MBNN_OP_CONV2D && lay->in_kind == MBNN_BITS && 2u * lay->W > win_w) win_w = 2u * lay->W;
+        if (lay->op == MBNN_OP_CONV2D && lay->pool) {
+            const uint32_t w = (uint32_t)lay->out_h * lay->out_w * mbnn_words(lay->N);
+            if (w > pool_w) pool_w = w;
+        }
+        if (l > 0 && lay->op == MBNN_OP_DENSE && m->layers[l - 1].op == MBNN_OP_CONV2D) flat_w = lay->W;
     }
+    const int conv = m->layers[0].op == MBNN_OP_CONV2D;
 #ifdef MBNN_PIXEL_COLUMNS
-    const size_t col_words = mbnn_pixel_columns_words(&m->layers[0]);
+    const size_t col_words = conv ? 0 : mbnn_pixel_columns_words(&m->layers[0]);
 #else
     const size_t col_words = 0;
 #endif
@@ -47,12 +56,16 @@ size_t mbnn_ws_layout(const mbnn_model *m, mbnn_mode mode, void *base, mbnn_ws *
 #endif
     for (uint32_t l = 0; l < MBNN_MAX_LAYERS; l++) ws->bits[l] = ws->window[l] = NULL;
     ws->delta_a = ws->delta_b = NULL;
-    if (mode == MBNN_MODE_INFER) {
+    ws->win_pixels = conv ? (uint8_t *)carve(b, &pos, m->layers[0].K) : NULL;
+    ws->win_bits = win_w ? (uint32_t *)carve(b, &pos, 4u * win_w) : NULL;
+    ws->pool_in = pool_w ? (uint32_t *)carve(b, &pos, 4u * pool_w) : NULL;
+    ws->flat = flat_w ? (uint32_t *)carve(b, &pos, 4u * flat_w) : NULL;
+    if (mode == MBNN_MODE_INFER || conv) { /* conv models: inference only (mbnn_learn_step refuses them) */
         uint32_t *ping = (uint32_t *)carve(b, &pos, 4u * max_w), *pong = (uint32_t *)carve(b, &pos, 4u * max_w);
         for (uint32_t l = 0; l + 1 < L; l++) ws->bits[l] = (l & 1u) ? pong : ping;
     } else {
         for (uint32_t l = 0; l + 1 < L; l++) {
-            ws->bits[l] = (uint32_t *)carve(b, &pos, 4u * mbnn_words(m->layers[l].N));
+            ws->bits[l] = (uint32_t *)carve(b, &pos, 4u * mbnn_out_words(&m->layers[l]));
             ws->window[l] = (uint32_t *)carve(b, &pos, 4u * mbnn_words(m->layers[l].N));
         }
         ws->delta_a = (int32_t *)carve(b, &pos, sizeof(int32_t) * max_n);

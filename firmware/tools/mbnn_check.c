@@ -42,7 +42,7 @@ int main(int argc, char **argv)
     if (st != MBNN_OK) return fail("load", st);
     if ((st = mbnn_select_bank(&model, (uint32_t)bank)) != MBNN_OK) return fail("bank", st);
     if ((st = mbnn_set_adapt(&model, adapt)) != MBNN_OK) return fail("adapt", st);
-    const size_t K = model.layers[0].K;
+    const size_t K = model.n_inputs;
     if (isize != n * K || (learn && lsize != 4u * n)) {
         fprintf(stderr, "mbnn_check: IMAGES/LABELS sizes do not match N=%lu, K=%zu\n", n, K);
         return 1;

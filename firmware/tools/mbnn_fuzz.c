@@ -5,7 +5,8 @@
  * buffer of exactly its length, so a read past its end is an AddressSanitizer error; the buffer
  * is 64-byte aligned (host_alloc), as the demo's and the tools' images are. Prints the
  * status code of mbnn_load_writable per image; an accepted image then also runs one inference
- * (bank B-1, adaptation on) and one learning step, so the kernels see whatever the loader let in. */
+ * (bank B-1, adaptation on) and one learning step (refused with MBNN_ERR_UNSUPPORTED on a conv model),
+ * so the kernels see whatever the loader let in. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,14 +43,16 @@ int main(int argc, char **argv)
             size_t ws_size;
             mbnn_status s2 = mbnn_workspace_size(&model, MBNN_MODE_LEARN, &ws_size);
             void *ws = s2 == MBNN_OK ? host_alloc(ws_size) : NULL;
-            uint8_t *px = (uint8_t *)calloc(model.layers[0].K, 1);
+            uint8_t *px = (uint8_t *)calloc(model.n_inputs, 1);
             if (ws && px) {
-                for (uint32_t i = 0; i < model.layers[0].K; i++) px[i] = (uint8_t)(i * 37u);
+                for (uint32_t i = 0; i < model.n_inputs; i++) px[i] = (uint8_t)(i * 37u);
                 uint32_t label;
+                /* a conv model infers; its learning step must refuse, changing nothing */
+                const mbnn_status learned = model.layers[0].op == MBNN_OP_CONV2D ? MBNN_ERR_UNSUPPORTED : MBNN_OK;
                 if (mbnn_select_bank(&model, model.n_banks - 1) != MBNN_OK ||
                     mbnn_set_adapt(&model, 1) != MBNN_OK ||
-                    mbnn_predict(&model, px, model.layers[0].K, ws, ws_size, &label) != MBNN_OK ||
-                    mbnn_learn_step(&model, px, model.layers[0].K, label, ws, ws_size, NULL) != MBNN_OK) {
+                    mbnn_predict(&model, px, model.n_inputs, ws, ws_size, &label) != MBNN_OK ||
+                    mbnn_learn_step(&model, px, model.n_inputs, label, ws, ws_size, NULL) != learned) {
                     fprintf(stderr, "mbnn_fuzz: an accepted image failed to run\n");
                     return 1;
                 }

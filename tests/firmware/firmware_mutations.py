@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 
 from metabnn.export.mbnn import to_bytes
-from metabnn.sim import random_model
+from metabnn.sim import random_conv_model, random_model
 
 EDGE_U32 = [0, 1, 2, 3, 4, 7, 8, 23, 24, 31, 32, 255, 256, 16384, 16385, 65535, 65536, 65537,
             0x7FFFFFFF, 0x80000000, 0xFFFFFFF8, 0xFFFFFFFF]
@@ -32,6 +32,10 @@ def base_images() -> list[bytes]:
         to_bytes(random_model((8, 40, 2), bits=2, table_bits=0, banks=3, seed=3)),
         # stochastic rounding: the descriptor's rounding, sr_seed and sr_step fields are live (FORMAT.md 4.4)
         to_bytes(random_model((24, 12, 4), bits=4, table_bits=2, seed=4, rounding=1, sr_step=77)),
+        # version 2 (FORMAT.md 3.3): conv layers, the op byte and the geometry bytes 52..61 are live
+        to_bytes(random_conv_model((2, 9, 9), ((5, 3, 1, 1, 2), (33, 3, 2, 1, 0)), (6, 4), bits=6, table_bits=2,
+                                   banks=2, seed=5)),
+        to_bytes(random_conv_model((1, 6, 5), ((3, 2, 1, 0, 2),), (3,), seed=6)),
     ]
 
 

@@ -52,8 +52,8 @@ def test_crc32_equals_zlib(cbackend, n):
 
 
 def test_status_names(cbackend):
-    names = [cbackend.status_str(i) for i in range(25)]
-    assert names[0] == "ok" and len(set(names)) == 25
+    names = [cbackend.status_str(i) for i in range(26)]
+    assert names[0] == "ok" and len(set(names)) == 26
     assert cbackend.status_str(999) == "unknown status"
 
 
@@ -65,7 +65,11 @@ class _Layer(ctypes.Structure):
                 ("adapt_shift", ctypes.c_uint8), ("score_frac", ctypes.c_uint8),
                 ("signs", ctypes.c_void_p), ("hidden", ctypes.c_void_p), ("table", ctypes.c_void_p),
                 ("norm", ctypes.c_void_p), ("desc", ctypes.c_void_p), ("sr_seed", ctypes.c_uint32),
-                ("rounding", ctypes.c_uint8), ("sign_version", ctypes.c_uint32)]
+                ("rounding", ctypes.c_uint8), ("sign_version", ctypes.c_uint32),
+                ("op", ctypes.c_uint8), ("kernel", ctypes.c_uint8), ("stride", ctypes.c_uint8), ("pad", ctypes.c_uint8),
+                ("pool", ctypes.c_uint8), ("in_c", ctypes.c_uint16), ("in_h", ctypes.c_uint16), ("in_w", ctypes.c_uint16),
+                ("out_h", ctypes.c_uint16), ("out_w", ctypes.c_uint16), ("map_h", ctypes.c_uint16),
+                ("map_w", ctypes.c_uint16)]
 
 
 def _packed(rng, rows, K):
