@@ -43,6 +43,13 @@ def test_preset_fmnist_conv():
     assert resolve("--preset", "fmnist-conv", "--channels", "4,p")["channels"] == [4, POOL]  # an option wins
 
 
+def test_preset_fmnist_mnist_conv_is_the_same_net_on_two_tasks():
+    one, two = resolve("--preset", "fmnist-conv"), resolve("--preset", "fmnist-mnist-conv")
+    assert two["tasks"] == "fmnist,mnist" and two["train_subset"] == 10000 and two["meta"] == 1.35
+    assert all(two[k] == one[k] for k in ("model", "channels", "hidden", "bn"))
+    assert resolve("--preset", "fmnist-mnist-conv", "--meta", "0")["meta"] == 0.0  # the plain-BNN baseline
+
+
 @pytest.mark.parametrize("spec, needle", [("p,8", "start with a conv"), ("8,x", "'x': not a whole number"),
                                           ("8,0", "--channels 0"), ("4,p,p,p,p,p", "at least 2x2")])
 def test_bad_channels_one_line_exit_2(capsys, tmp_path, spec, needle):
