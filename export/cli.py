@@ -52,6 +52,16 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _conv_refusals(args) -> None:
+    """A conv net (FORMAT.md version 2) goes to the .mbnn file, ONNX and the C header (its bytes); the QONNX and
+    $readmemh writers know dense layers only."""
+    for flag, value, writer in (("--qonnx", args.qonnx, "the QONNX writer"),
+                                ("--hex-dir", args.hex_dir, "the $readmemh writer (RTL)")):
+        if value is not None:
+            raise UsageError(f"{flag}: {writer} does not support conv layers yet; a conv net exports to the .mbnn "
+                             "file, --onnx and --c-header (FORMAT.md version 2)")
+
+
 def run(args) -> int:
     from metabnn.export.mbnn import save, to_bytes
     from metabnn.export.quantize import from_floatnet
@@ -73,12 +83,19 @@ def run(args) -> int:
         raise UsageError(f"{args.checkpoint}: no such checkpoint file")
     from metabnn.export.device_meta import parse_option
     device_meta = parse_option(args.device_meta, args.device_horizon, args.device_quantile)
+    net = load_floatnet(args.checkpoint)
+    conv = any(fl.conv is not None for fl in net.layers)
+    if conv:
+        _conv_refusals(args)  # before the outputs are probed: a refused --hex-dir is not even made
     for path in [args.out, args.onnx, args.qonnx, args.c_header]:
         if path is not None:
             check_output(path)  # an unwritable output fails before the work, and before the other files
     if args.hex_dir is not None:
         check_output_dir(args.hex_dir)
-    net = load_floatnet(args.checkpoint)
+    if device_meta == "auto" and conv:
+        # the rule's probe (metabnn.ondevice) measures dense layers' updates; a conv synapse sums over positions
+        print("device m: the trained m (the device-m rule is derived for dense layers; --device-meta M sets one)")
+        device_meta = None
     if device_meta == "auto":
         from metabnn.ondevice import device_meta_or_trained
         device_meta = device_meta_or_trained(net, args.device_horizon, args.device_quantile,
@@ -106,7 +123,8 @@ def run(args) -> int:
         from metabnn.export.readmemh import write_readmemh
         write_readmemh(model, args.hex_dir)
         written.append(args.hex_dir + "/")
-    sizes = "-".join(str(s) for s in [model.input_size] + [lay.N for lay in model.layers])
+    sizes = "-".join(str(s) for s in [model.input_size] + [lay.N if lay.conv is None else f"conv{lay.N}"
+                                                            + ("p" if lay.conv.pool else "") for lay in model.layers])
     print(f"exported {sizes} network, {model.n_banks} bank(s), {args.hidden_bits}-bit hidden weights, "
           f"adapt_shift {model.layers[0].adapt_shift}, {args.rounding} rounding")
     if args.summary:

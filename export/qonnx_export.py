@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from metabnn.errors import UsageError
+from metabnn.export.errors import dense_only
 from metabnn.fileio import atomic_write_bytes
 from metabnn.sim.model import SIGN, Layer, Model
 
@@ -44,6 +45,7 @@ def to_qonnx(model: Model, bank: int = 0, batch: int = 1):
     shape with the graph's, so a symbolic batch dimension cannot be executed there."""
     from onnx import StringStringEntryProto, TensorAnnotation, TensorProto, helper, numpy_helper
 
+    dense_only(model, "the QONNX writer")
     if not isinstance(bank, (int, np.integer)) or not 0 <= int(bank) < model.n_banks:
         raise UsageError(f"bank {bank} out of range: the model has {model.n_banks} bank(s)")
     bank = int(bank)

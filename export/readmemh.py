@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from metabnn.errors import OutputError
+from metabnn.export.errors import dense_only
 from metabnn.fileio import atomic_write_text, ensure_dir
 from metabnn.sim.model import BITS, PIXELS, SCORES, SIGN, Model
 
@@ -37,6 +38,7 @@ def layer_file(out_dir, layer: int, field: str) -> Path:
 
 
 def _check(model: Model) -> None:
+    dense_only(model, "the $readmemh writer (RTL)")
     L = len(model.layers)
     if not 2 <= L <= MAX_LAYERS:
         raise ValueError(f"the RTL takes 2..{MAX_LAYERS} layers, the model has {L}")

@@ -121,6 +121,8 @@ def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, 
                 row.learn = f"{len(learn_labels)} steps (reference)"
             elif not hasattr(be, "learn"):
                 row.learn = "(inference only)"
+            elif model.has_conv and not getattr(be, "conv_learn", True):
+                row.learn = "(inference only on conv models)"
             else:
                 where = compare_learning(be, model, learn_images, learn_labels, bank, adapt)
                 row.learn = f"{len(learn_labels)} steps equal" if where is None else where.split(" first at")[0]

@@ -5,6 +5,7 @@ Every backend has
     name, integer      integer: must agree with the golden model bit for bit (torch is float: reported only)
     adapts             whether it runs the stream-adaptive normalization (FORMAT.md 3.1)
     conv               (optional, default False) whether it runs conv layers (FORMAT.md version 2)
+    conv_learn         (optional, default True) with conv: whether its learning step takes a conv model too
     available()        -> (ok, reason): reason says what is missing and how to install it
     predict(model, images, bank=0, adapt=False) -> labels int64 [n]
 and backends that learn on the device also
@@ -60,7 +61,7 @@ def require(backend, adapt: bool = False, model=None) -> None:
     conv model, FORMAT.md version 2, runs only on the backends that say `conv = True`)."""
     if model is not None and model.has_conv and not getattr(backend, "conv", False):
         raise BackendUnavailable(f"backend {backend.name} does not run conv layers yet (FORMAT.md version 2): "
-                                 f"leave {backend.name} out of --backends (golden and torch run them)")
+                                 f"leave {backend.name} out of --backends (golden, onnx, c and torch run them)")
     ok, why = backend.available()
     if not ok:
         raise BackendUnavailable(f"backend {backend.name} cannot run: {why}")

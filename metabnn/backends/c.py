@@ -277,6 +277,8 @@ class CBackend:
     """The registry's `c` backend: the firmware on metabnn.sim.Model objects."""
 
     name, integer, adapts = "c", True, True
+    conv = True  # inference of conv models (docs/FIRMWARE.md); its learning step refuses them
+    conv_learn = False
 
     def __init__(self, lib_path: str | Path | None = None):
         self.firmware = CFirmware(lib_path)

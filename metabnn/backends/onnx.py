@@ -14,6 +14,7 @@ from metabnn.sim.model import Model
 
 class OnnxBackend:
     name, integer, adapts = "onnx", True, False
+    conv = True  # ConvInteger, MaxPool and Flatten (docs/ONNX.md)
 
     def available(self):
         """(True, "") when onnx and onnxruntime import, else (False, what is missing)."""

@@ -1,7 +1,8 @@
 """A ConvNet checkpoint through export and verify (FORMAT.md 3.2, 3.3): a small binary conv net trained by
 `metabnn train --model conv` for one short epoch, its BatchNorm2d folded per channel, its kernels quantized; the
-golden model against the torch float model (equal except at thresholds: the rate is measured and bounded), and
-the backends without conv support refusing in one line."""
+golden model against the torch float model (equal except at thresholds: the rate is measured and bounded), the
+exported .onnx under onnxruntime equal to golden on real images, and the backends and writers without conv
+support refusing in one line."""
 
 import struct
 
@@ -12,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from metabnn.cli import main  # noqa: E402
 from metabnn.export.floatnet import float_forward  # noqa: E402
-from metabnn.export.mbnn import load  # noqa: E402
+from metabnn.export.mbnn import load, to_bytes  # noqa: E402
 from metabnn.sim import random_conv_model  # noqa: E402
 from metabnn.sim.model import PIXELS  # noqa: E402
 from metabnn.sim.forward import run_ops  # noqa: E402
@@ -23,12 +24,14 @@ from metabnn.train.layers import BinaryConv2d  # noqa: E402
 
 @pytest.fixture(scope="module")
 def conv_run(tmp_path_factory, mnist):
-    """(model.pt, model.mbnn) of a 784-conv4-pool-conv8-pool-16-10 net, one epoch on 3,000 MNIST images."""
+    """(model.pt, model.mbnn) of a 784-conv4-pool-conv8-pool-16-10 net, one epoch on 3,000 MNIST images; the
+    export wrote model.onnx beside them."""
     out = tmp_path_factory.mktemp("conv")
     assert main(["train", "--model", "conv", "--channels", "4", "8", "--hidden", "16", "--tasks", "mnist",
                  "--epochs", "1", "--train-subset", "3000", "--test-subset", "500", "--seed", "0", "--quiet",
                  "--out", str(out), "--overwrite"]) == 0
-    assert main(["export", str(out / "model.pt"), "--out", str(out / "model.mbnn")]) == 0
+    assert main(["export", str(out / "model.pt"), "--out", str(out / "model.mbnn"), "--onnx",
+                 str(out / "model.onnx")]) == 0
     return out / "model.pt", out / "model.mbnn"
 
 
@@ -78,18 +81,50 @@ def test_golden_equals_torch_except_at_thresholds(conv_run, mnist):
     assert (float_forward(load_floatnet(pt), x).argmax(1) == logits.argmax(1)).mean() >= 0.995
 
 
-def test_verify_golden_torch_and_refusals(conv_run, capsys):
+def test_onnx_file_equals_golden_on_real_images(conv_run, mnist):
+    """The shipped .onnx (full checker) under onnxruntime: the golden model's int64 scores and labels on 2,000
+    MNIST test images (the whole set: `metabnn verify --backends golden,onnx --limit 0`, docs/ONNX.md)."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from metabnn.export.onnx_export import from_onnx
+
     pt, mbnn = conv_run
-    rc, out, _ = _cli(["verify", str(mbnn), "--backends", "golden,torch", "--checkpoint", str(pt),
+    path = mbnn.parent / "model.onnx"
+    onnx.checker.check_model(str(path), full_check=True)
+    m = load(mbnn)
+    assert to_bytes(from_onnx(path)) == to_bytes(m)
+    x = np.asarray(mnist.test_x[:2000])
+    labels, scores = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": x})
+    want = run_ops(m, x)
+    assert np.array_equal(scores, want) and np.array_equal(labels, np.argmax(want, 1))
+
+
+def test_verify_golden_onnx_torch_and_refusals(conv_run, capsys):
+    from metabnn import backends
+
+    pytest.importorskip("onnxruntime")
+    pt, mbnn = conv_run
+    names = ["golden", "onnx", "torch"] + (["c"] if backends.get("c").available()[0] else [])
+    rc, out, _ = _cli(["verify", str(mbnn), "--backends", ",".join(names), "--checkpoint", str(pt),
                        "--limit", "300", "--learn", "3"], capsys)
     assert rc == 0 and "3 steps (reference)" in out
-    for be in ("onnx", "c", "rtl"):
+    rows = {l.split()[0]: l for l in out.splitlines()[-len(names):]}
+    for be in names:
+        assert rows[be].split()[1:3] == ["ok", "300/300"], out
+    if "c" in names:  # the firmware runs conv inference; its learning step refuses conv models
+        assert rows["c"].endswith("(inference only on conv models)")
+    for be in ("rtl",):
         rc, out, err = _cli(["verify", str(mbnn), "--backends", f"golden,{be}"], capsys)
         assert rc == 2 and f"backend {be} does not run conv layers yet" in err and len(err.strip().splitlines()) <= 2
-    for flag, value in (("--onnx", "m.onnx"), ("--qonnx", "q.onnx"), ("--c-header", "m.h"), ("--hex-dir", "hex")):
+    for flag, value in (("--qonnx", "q.onnx"), ("--hex-dir", "hex")):
         target = mbnn.parent / value
         rc, _, err = _cli(["export", str(pt), "--out", str(mbnn.parent / "again.mbnn"), flag, str(target)], capsys)
-        assert rc == 2 and "do not support conv layers yet" in err and not target.exists()
+        assert rc == 2 and "does not support conv layers yet" in err and not target.exists()
+        assert len(err.strip().splitlines()) == 1
+    # the C header is the .mbnn image as bytes (the firmware loads version 2)
+    rc, _, _ = _cli(["export", str(pt), "--out", str(mbnn.parent / "again.mbnn"), "--c-header",
+                     str(mbnn.parent / "m.h")], capsys)
+    assert rc == 0 and (mbnn.parent / "m.h").stat().st_size > 0
 
 
 def test_trainer_pads_with_zeros():
