@@ -42,7 +42,8 @@ struct Dims {
 // hidden chunk a = j*G + g holds synapses g*SIMD + lane at bits [lane*HB +: HB] (hw/rtl/mbnn_update.sv)
 template <class HMem, class WMem, class MMem>
 void dump_layer(Writer& out, const Dims& d, const HMem& hmem, const WMem& wmem, const MMem& mmem, int l) {
-    if (hmem.size() != size_t(d.N) * d.G || wmem.size() != size_t(d.N) * d.W || mmem.size() != size_t(d.B) * d.N)
+    const uint32_t groups = (d.N + MBNN_PE - 1) / MBNN_PE;
+    if (hmem.size() != size_t(d.N) * d.G || wmem.size() != size_t(groups) * d.W || mmem.size() != size_t(d.B) * d.N)
         fail(EXIT_INPUT, "layer %d: the case's shape differs from this build's memories", l);
     std::vector<int16_t> hidden(size_t(d.N) * d.K);
     uint32_t w[32];
@@ -56,8 +57,14 @@ void dump_layer(Writer& out, const Dims& d, const HMem& hmem, const WMem& wmem, 
             }
         }
     out.bytes(hidden.data(), 2 * hidden.size());
-    std::vector<uint32_t> words(wmem.size());
-    for (size_t i = 0; i < wmem.size(); i++) words[i] = wmem[i];
+    // the engine keeps its sign words as wide words (hw/rtl/mbnn_layer.sv): wmem[g*W + w] holds word w of
+    // neurons g*PE + p at bits [32p +: 32]; written out in FORMAT order (j*W + w)
+    std::vector<uint32_t> words(size_t(d.N) * d.W), lanes(MBNN_PE + 1);
+    for (uint32_t j = 0; j < d.N; j++)
+        for (uint32_t i = 0; i < d.W; i++) {
+            get(wmem[(j / MBNN_PE) * d.W + i], lanes.data());
+            words[size_t(j) * d.W + i] = lanes[j % MBNN_PE];
+        }
     out.bytes(words.data(), 4 * words.size());
     std::vector<uint32_t> m(mmem.size());
     for (size_t i = 0; i < mmem.size(); i++) m[i] = mmem[i];

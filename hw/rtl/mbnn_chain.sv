@@ -81,6 +81,9 @@ module mbnn_chain #(
             .IN_PIXELS(l == 0 ? 1 : 0), .OUT_SCORES(l == MBNN_L - 1 ? 1 : 0),
             .BANKS(MBNN_B), .ADAPT_SHIFT(LA),
             .W_FILE({MBNN_HEXDIR, "/l", DIGIT, "_w.hex"}),
+`ifdef SYNTHESIS  // Yosys cannot rearrange l<l>_w.hex into the wide layout at PE > 1: metabnn fpga writes it
+            .WPE_FILE((PE > 1) ? {MBNN_HEXDIR, "/l", DIGIT, "_wpe.hex"} : ""),
+`endif
             .M_FILE({MBNN_HEXDIR, "/l", DIGIT, "_m.hex"}),
             .C_FILE({MBNN_HEXDIR, "/l", DIGIT, "_c.hex"}),
             .F_FILE({MBNN_HEXDIR, "/l", DIGIT, "_f.hex"}),

@@ -27,9 +27,11 @@
 //                  without adaptation)
 //           SCORES N4 four 16x16 products (DSP)  N5..N8 the int64 sum g*d + b  then the running argmax
 //
-// Memories (initialised with $readmemh from the exporter's files, docs/FORMAT.md section 7), all in
-// FORMAT order, so the update unit and the host address them exactly like the .mbnn arrays:
-//   sign words  wmem[j*W + w]   32-bit packed weights of neuron j (W = ceil(K/32) words per row)
+// Memories (initialised with $readmemh from the exporter's files, docs/FORMAT.md section 7). The write
+// port addresses all of them in FORMAT order, exactly like the .mbnn arrays (the update unit and the host):
+//   sign words  word j*W + w: 32-bit packed weights of neuron j (W = ceil(K/32) words per row), stored as
+//               one wide word per group, wmem[g*W + w] = PE lanes x 32 bits (lane p: neuron g*PE + p), so
+//               the PE lanes read one word through one port instead of PE copies of the memory
 //   M           mmem[bank*N + j] int32;  SIGN: C cmem, f fmem;  SCORES: g gmem (int32), b bmem (int64)
 // Write port (wr_*): wr_sel 0 sign word (bits where wr_mask is 1 are written, the others kept),
 // 1 M, 2 C, 3 f (bit 0), 4 g, 5 b[31:0], 6 b[63:32]; one write per cycle, takes effect the next cycle.
@@ -47,6 +49,7 @@ module mbnn_layer #(
     parameter int BANKS = 1,         // normalization banks (FORMAT.md section 5)
     parameter int ADAPT_SHIFT = 0,   // FORMAT.md 3.1 `a`; 0 = frozen
     parameter W_FILE = "w.hex",
+    parameter WPE_FILE = "",         // PE > 1: the sign words in the wide layout (below); "": rearranged from W_FILE
     parameter M_FILE = "m.hex",
     parameter C_FILE = "c.hex",      // SIGN only
     parameter F_FILE = "f.hex",      // SIGN only
@@ -105,17 +108,42 @@ module mbnn_layer #(
     localparam int SBW   = (CPW > 1) ? $clog2(CPW) : 1;
     localparam int PBW   = (PE > 1) ? $clog2(PE) : 1;
     localparam int WTW   = (WAITC > 1) ? $clog2(WAITC + 1) : 1;
-    localparam int WAW   = $clog2(N * W + PE * W + 1);             // word address incl. the last group's extra lanes
+    localparam int GW    = G * W;                                  // wide sign words
+    localparam int WAW   = (GW > 1) ? $clog2(GW) : 1;              // wide word address
+    localparam int FAW   = (N * W > 1) ? $clog2(N * W) : 1;        // FORMAT word address (the write port's)
     localparam int NAW   = $clog2(BANKS * N + PE + 1);              // neuron-memory address, same
     localparam int JW    = $clog2(G * PE + 1);                      // neuron index within the image
     localparam int MAW   = (BANKS * N > 1) ? $clog2(BANKS * N) : 1; // neuron-memory index (extra lanes wrap)
 
-    // ---------------------------------------------------------------- memories (FORMAT order)
-    logic [31:0] wmem [0:N*W-1];
-    logic [31:0] mmem [0:BANKS*N-1];
-    initial begin
-        $readmemh(W_FILE, wmem);
-        $readmemh(M_FILE, mmem);
+    // ---------------------------------------------------------------- memories
+    // Sign words: one wide word per group and word index, wmem[g*W + w] = the PE lanes' 32-bit words
+    // w of neurons g*PE + p at [32p +: 32] (zero past N), so the lanes share one read port and every
+    // sign bit is stored once. At PE = 1 this is FORMAT order.
+    logic [32*PE-1:0] wmem [0:GW-1];
+    logic [31:0]      mmem [0:BANKS*N-1];
+    initial $readmemh(M_FILE, mmem);
+    begin : g_winit
+        if (PE == 1) begin : g_format
+            initial $readmemh(W_FILE, wmem);
+        end else if (WPE_FILE != "") begin : g_wide
+            initial $readmemh(WPE_FILE, wmem);   // written by metabnn fpga (Yosys cannot rearrange)
+        end else begin : g_rearrange
+`ifdef SYNTHESIS
+            $error("mbnn_layer: PE > 1 in synthesis needs WPE_FILE, the sign words in the wide layout");
+`else
+            logic [31:0] fmt [0:N*W-1];
+            initial begin
+                $readmemh(W_FILE, fmt);
+                for (int a = 0; a < GW; a++) begin
+                    logic [32*PE-1:0] v;
+                    v = '0;
+                    for (int p = 0; p < PE; p++)
+                        if ((a / W) * PE + p < N) v[32*p +: 32] = fmt[((a / W) * PE + p) * W + a % W];
+                    wmem[a] = v;
+                end
+            end
+`endif
+        end
     end
 
     // ---------------------------------------------------------------- control
@@ -124,8 +152,8 @@ module mbnn_layer #(
     logic [GBW-1:0] g;            // group
     logic [CBW-1:0] c;            // chunk
     logic [SBW-1:0] sub;          // c % CPW
-    logic [WAW-1:0] raddr;        // word address of lane 0's current chunk
-    logic [WAW-1:0] rowaddr;      // word address of lane 0's row in this group
+    logic [WAW-1:0] raddr;        // wide word address of the current chunk
+    logic [WAW-1:0] rowaddr;      // wide word address of this group's rows (g * W)
     logic [WTW-1:0] waitc;
     logic [OBW-1:0] obeat;        // output beat (SIGN)
     logic [7:0]     bank_r;
@@ -158,8 +186,8 @@ module mbnn_layer #(
                             state <= S_DRAIN;
                         end else begin
                             g <= g + 1'b1;
-                            raddr   <= rowaddr + WAW'(PE * W);
-                            rowaddr <= rowaddr + WAW'(PE * W);
+                            raddr   <= rowaddr + WAW'(W);
+                            rowaddr <= rowaddr + WAW'(W);
                             waitc   <= WTW'(WAITC);
                         end
                     end else begin
@@ -212,11 +240,40 @@ module mbnn_layer #(
         mask3 <= mask2;
     end
 
+    // ---------------------------------------------------------------- sign words: read and write ports
+    // I: the wide word of this chunk, read for all lanes at once (one cycle)
+    logic [32*PE-1:0] wq;
+    // the write port's FORMAT word address j*W + w -> neuron j's lane j % PE, wide address (j / PE)*W + w
+    logic [FAW-1:0]   fa;
+    logic [WAW-1:0]   wwa;
+    logic [PBW-1:0]   wlane;
+    logic             wwe;
+    assign fa = FAW'(wr_addr);
+    if (PE == 1) begin : g_wdec1
+        assign wwa = WAW'(fa); assign wlane = '0;
+    end else begin : g_wdec   // two constant divisions (mbnn_divc: multiplies, no divider)
+        logic [FAW-1:0] fj, fw, fg;
+        /* verilator lint_off UNUSEDSIGNAL */  // j % PE < PE
+        logic [FAW-1:0] fl;
+        /* verilator lint_on UNUSEDSIGNAL */
+        mbnn_divc #(.D(W), .AW(FAW))  u_row  (.a(fa), .q(fj), .r(fw));
+        mbnn_divc #(.D(PE), .AW(FAW)) u_lane (.a(fj), .q(fg), .r(fl));
+        assign wwa = WAW'(32'(fg) * W + 32'(fw));
+        assign wlane = PBW'(fl);
+    end
+    assign wwe = wr_en && wr_sel == 3'd0 && 32'(wr_addr) < N * W;
+    always_ff @(posedge clk) begin
+        wq <= wmem[raddr];
+        for (int p = 0; p < PE; p++)
+            for (int i = 0; i < 32; i++)
+                if (wwe && 32'(wlane) == p && wr_mask[i]) wmem[wwa][32*p + i] <= wr_data[i];
+    end
+
     // ---------------------------------------------------------------- per lane: weights, dot, accumulator
     logic [AW*PE-1:0] accn_all;            // each lane's accumulator after this chunk
     logic [AW*PE-1:0] hold;                // a finished group's accumulators, handed to the normaliser
     for (genvar p = 0; p < PE; p++) begin : g_lane
-        logic [31:0]             wq, w2;
+        logic [31:0]             w2;
         logic [SIMD-1:0]         w3;
         logic [PW*NSL-1:0]       leaves;   // slice dots of this chunk
         logic [PW*(2*NSL-1)-1:0] tr;       // heap-ordered tree: node i = nodes 2i+1 + 2i+2, leaves from NSL-1
@@ -233,10 +290,9 @@ module mbnn_layer #(
             end
             assign leaves[PW*k +: PW] = PW'(s);
         end
-        // lanes past N (last group) read past the row and are ignored downstream
+        // lanes past N (last group) read zeros and are ignored downstream
         always_ff @(posedge clk) begin
-            wq <= wmem[32'(raddr) + p * W];
-            w2 <= wq;
+            w2 <= wq[32*p +: 32];
             w3 <= w2[SIMD*sub2 +: SIMD];
             tr[PW*(NSL-1) +: PW*NSL] <= leaves;
             for (int i = 0; i < NSL - 1; i++)
@@ -326,9 +382,6 @@ module mbnn_layer #(
     end
     always_ff @(posedge clk) begin
         if (m_we) mmem[m_wa] <= m_wd;
-        if (wr_en && wr_sel == 3'd0) begin
-            for (int i = 0; i < 32; i++) if (wr_mask[i]) wmem[wr_addr][i] <= wr_data[i];
-        end
     end
 
     if (OUT_SCORES == 0) begin : g_sign

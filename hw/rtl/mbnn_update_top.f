@@ -2,6 +2,7 @@
 // metabnn.backends.sources.file_list, `verilator -F`, the tests and `metabnn fpga`: the one list of this top.
 mbnn_xnor_popcount.sv
 mbnn_pixel_dot.sv
+mbnn_divc.sv
 mbnn_layer.sv
 mbnn_chain.sv
 mbnn_threefry.sv

@@ -27,7 +27,7 @@ from metabnn.backends.sources import file_list, source_root
 from metabnn.errors import MetabnnError, OutputError, UsageError
 from metabnn.export.readmemh import SVH_NAME, model_svh, write_readmemh
 from metabnn.fileio import atomic_write_text, ensure_dir
-from metabnn.fpga import report, tools
+from metabnn.fpga import memories, report, tools
 from metabnn.fpga.devices import Device
 from metabnn.sim.model import Model
 
@@ -174,6 +174,7 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
         return res
 
     prepare(model, dev, out)
+    memories.write_wide(model, out / "hex", opts.pe)
     prog.say("prepare", f"{out}: hex files, RTL, {dev.constraints}")
 
     atomic_write_text(out / "synth.ys", yosys_script(dev, opts, hb, tk, sr))

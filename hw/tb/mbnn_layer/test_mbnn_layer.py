@@ -110,7 +110,8 @@ def expected(model, layer: int, images, banks, adapt, simd: int):
     return inputs, want
 
 
-def run_layer(hw_tools, tmp_path, model, layer, simd, pe, images, banks=None, adapt=None, **opts):
+def run_layer(hw_tools, tmp_path, model, layer, simd, pe, images, banks=None, adapt=None, hdl=None, **opts):
+    """hdl: more HDL parameters (WPE_FILE)."""
     from metabnn.export.readmemh import write_readmemh
 
     lay, n = model.layers[layer], len(images)
@@ -120,7 +121,7 @@ def run_layer(hw_tools, tmp_path, model, layer, simd, pe, images, banks=None, ad
     names = {k: str(tmp_path / "hex" / f"l{layer:x}_{k.lower()}.hex") for k in ("W", "M", "C", "F", "G", "B")}
     params = dict(K=lay.K, N=lay.N, SIMD=simd, PE=pe, IN_PIXELS=int(layer == 0),
                   OUT_SCORES=int(lay.out_kind == SCORES), BANKS=model.n_banks, ADAPT_SHIFT=lay.adapt_shift,
-                  **{f"{k}_FILE": f'"{v}"' for k, v in names.items()})
+                  **{f"{k}_FILE": f'"{v}"' for k, v in names.items()}, **(hdl or {}))
     inputs, want = expected(model, layer, images, banks, adapt, simd)
     case = dict(simd=simd, width=8 if layer == 0 else 1, inputs=inputs, want=want, banks=banks, adapt=adapt,
                 scores=lay.out_kind == SCORES, seed=opts.pop("seed", 0), gap_p=opts.pop("gap_p", 0.3),
@@ -177,3 +178,14 @@ def test_scores_full_range(hw_tools, tmp_path):
     lay.b = rng.integers(-(1 << 63), (1 << 63) - 1, size=lay.b.shape, dtype=np.int64)
     x, banks = images(16, 5), rng.integers(0, 2, 16)
     run_layer(hw_tools, tmp_path, model, 2, 8, 3, x, banks, seed=5)
+
+
+def test_wide_sign_file(hw_tools, tmp_path):
+    """The wide layout the flow writes for synthesis at PE > 1 (metabnn.fpga.memories, l<l>_wpe.hex) read with
+    WPE_FILE gives the same results as the simulation's own rearrangement of l<l>_w.hex: exact."""
+    from metabnn.fpga.memories import write_wide
+
+    model = random_model(SHAPE, banks=2, adapt_shift=3, seed=9)
+    (tmp_path / "hex").mkdir()
+    path = write_wide(model, tmp_path / "hex", 3)[1]
+    run_layer(hw_tools, tmp_path, model, 1, 8, 3, images(10, 9), hdl={"WPE_FILE": f'"{path}"'}, seed=7)

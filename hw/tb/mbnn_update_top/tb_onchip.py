@@ -81,9 +81,12 @@ def hidden_memory(dut, l, lay, simd, hb) -> np.ndarray:
 
 
 def engine_weights(dut, l, lay) -> np.ndarray:
-    """The engine's packed weight memory of layer l, read through the simulator (no clock)."""
+    """The engine's packed weight memory of layer l, read through the simulator (no clock), in FORMAT order: the
+    engine keeps wide words, wmem[g*W + w] = word w of neurons g*PE + p at bits [32p +: 32] (mbnn_layer.sv)."""
     mem = dut.u_chain.g_layer[l].u_layer.wmem
-    words = [val(mem[i]) for i in range(lay.N * lay.W)]
+    pe = len(mem[0].value) // 32
+    words = [(val(mem[(j // pe) * lay.W + i]) >> (32 * (j % pe))) & 0xFFFFFFFF
+             for j in range(lay.N) for i in range(lay.W)]
     return np.array(words, dtype=np.uint64).astype(np.uint32).reshape(lay.N, lay.W)
 
 
