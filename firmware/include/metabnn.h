@@ -79,7 +79,6 @@ typedef enum {
     MBNN_ERR_LABEL,          /* label >= number of classes */
     MBNN_ERR_ARG,            /* another argument out of range (layer index, shift, buffer length) */
     MBNN_ERR_READONLY,       /* learning or adaptation on a model loaded read-only */
-    MBNN_ERR_UNSUPPORTED,    /* an operation this build does not run on the model (learning through conv2d) */
     MBNN_STATUS_COUNT
 } mbnn_status;
 
@@ -171,8 +170,8 @@ mbnn_status mbnn_predict(mbnn_model *model, const uint8_t *pixels, size_t n_pixe
 
 /* ---- learning (learn.c) ---------------------------------------------------------------------- */
 /* One on-device learning step, docs/FORMAT.md 4.3 (4.4 in layers with stochastic rounding, whose
- * step counter sr_step then advances in the image). `info` may be NULL. Needs a writable model.
- * A model with a conv2d layer: MBNN_ERR_UNSUPPORTED, nothing changed (this version infers conv models only). */
+ * step counter sr_step then advances in the image; 4.5 through conv2d, max-pool and flatten: every layer
+ * of a conv model learns). `info` may be NULL. Needs a writable model. */
 mbnn_status mbnn_learn_step(mbnn_model *model, const uint8_t *pixels, size_t n_pixels, uint32_t label,
                             void *workspace, size_t ws_size, mbnn_step_info *info);
 
@@ -219,16 +218,17 @@ mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int3
 /* The conv ops (version 2, FORMAT.md 3.3). Maps are position-major and channel-packed: position
  * (y, x) of a C-channel map at words (y W + x) ceil(C/32) .. +ceil(C/32)-1, channel c at bit c mod 32
  * of word c / 32, padding bits 0. Each conv kernel thresholds its accumulators as a dense layer does
- * (mbnn_activate, frozen normalization of `bank`) into out_map, out_h x out_w positions of N channels.
+ * (mbnn_activate, frozen normalization of `bank`) into out_map, out_h x out_w positions of N channels;
+ * window_map (NULL in inference) gets the straight-through window bits of every position, laid out alike.
  * conv2d_pixels.c: the first layer on uint8 pixels x (CHW order); scratch: window of K bytes, planes
  * as mbnn_dense_pixels', acc of N. Each position's window goes through mbnn_dense_pixels. */
 mbnn_status mbnn_conv2d_pixels(mbnn_layer *layer, uint32_t bank, const uint8_t *x, uint8_t *window,
-                               uint32_t *planes, int32_t *acc, uint32_t *out_map);
+                               uint32_t *planes, int32_t *acc, uint32_t *out_map, uint32_t *window_map);
 /* conv2d_bits.c: a conv on a +-1 map in_map; scratch: window of 2 W words, acc of N. Each position's
  * window goes through mbnn_dense_bits; at a border position the taps off the map are put back with one
  * AND-popcount per channel (acc = K_in - 2 popcount((a XOR w) AND inside)). */
 mbnn_status mbnn_conv2d_bits(mbnn_layer *layer, uint32_t bank, const uint32_t *in_map, uint32_t *window,
-                             int32_t *acc, uint32_t *out_map);
+                             int32_t *acc, uint32_t *out_map, uint32_t *window_map);
 /* maxpool.c: 2 x 2, stride 2, on the bits of a C x H x W map: out (C x H/2 x W/2, an odd last row or
  * column dropped) = the OR of each window's four bits. */
 mbnn_status mbnn_maxpool2(const uint32_t *in_map, uint32_t C, uint32_t H, uint32_t W, uint32_t *out_map);

@@ -33,7 +33,7 @@ static void set_bits(uint32_t *dst, uint32_t at, uint32_t n)
 }
 
 mbnn_status mbnn_conv2d_bits(mbnn_layer *layer, uint32_t bank, const uint32_t *in_map, uint32_t *window,
-                             int32_t *acc, uint32_t *out_map)
+                             int32_t *acc, uint32_t *out_map, uint32_t *window_map)
 {
     if (layer == NULL || in_map == NULL || window == NULL || acc == NULL || out_map == NULL) return MBNN_ERR_NULL;
     if (layer->op != MBNN_OP_CONV2D || layer->in_kind != MBNN_BITS || layer->out_kind != MBNN_SIGN)
@@ -64,7 +64,8 @@ mbnn_status mbnn_conv2d_bits(mbnn_layer *layer, uint32_t bank, const uint32_t *i
             if (n_off != 0)
                 for (uint32_t j = 0; j < N; j++)
                     acc[j] += 2 * (int32_t)mbnn_and_popcount(layer->signs + (size_t)j * W, off, W) - (int32_t)n_off;
-            st = mbnn_activate(layer, bank, 0, acc, out_map + ((size_t)oy * OW + ox) * CW, NULL, NULL);
+            st = mbnn_activate(layer, bank, 0, acc, out_map + ((size_t)oy * OW + ox) * CW,
+                                   window_map ? window_map + ((size_t)oy * OW + ox) * CW : NULL, NULL);
             if (st != MBNN_OK) return st;
         }
     }

@@ -12,7 +12,7 @@
 #include "mbnn_internal.h"
 
 mbnn_status mbnn_conv2d_pixels(mbnn_layer *layer, uint32_t bank, const uint8_t *x, uint8_t *window,
-                               uint32_t *planes, int32_t *acc, uint32_t *out_map)
+                               uint32_t *planes, int32_t *acc, uint32_t *out_map, uint32_t *window_map)
 {
     if (layer == NULL || x == NULL || window == NULL || acc == NULL || out_map == NULL) return MBNN_ERR_NULL;
     if (layer->op != MBNN_OP_CONV2D || layer->in_kind != MBNN_PIXELS || layer->out_kind != MBNN_SIGN)
@@ -37,7 +37,8 @@ mbnn_status mbnn_conv2d_pixels(mbnn_layer *layer, uint32_t bank, const uint8_t *
             }
             mbnn_status st = mbnn_dense_pixels(layer, window, planes, acc);
             if (st == MBNN_OK)
-                st = mbnn_activate(layer, bank, 0, acc, out_map + ((size_t)oy * OW + ox) * CW, NULL, NULL);
+                st = mbnn_activate(layer, bank, 0, acc, out_map + ((size_t)oy * OW + ox) * CW,
+                                   window_map ? window_map + ((size_t)oy * OW + ox) * CW : NULL, NULL);
             if (st != MBNN_OK) return st;
         }
     }

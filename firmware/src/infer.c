@@ -3,13 +3,14 @@
  * goes by columns where the build and the workspace's copy allow (dense_pixels_columns.c). */
 #include "mbnn_internal.h"
 
-/* A conv layer (FORMAT.md 3.3): the conv op into bits[l], or into pool_in and then max-pooled into bits[l]. */
-static mbnn_status conv_layer(mbnn_model *m, uint32_t l, const uint8_t *pixels, mbnn_ws *ws)
+/* A conv layer (FORMAT.md 3.3): the conv op into bits[l], or into pre[l] and then max-pooled into bits[l];
+ * learning keeps the window bits of every position too. */
+static mbnn_status conv_layer(mbnn_model *m, uint32_t l, const uint8_t *pixels, mbnn_ws *ws, int learn)
 {
     mbnn_layer *lay = &m->layers[l];
-    uint32_t *out = lay->pool ? ws->pool_in : ws->bits[l];
-    mbnn_status st = l == 0 ? mbnn_conv2d_pixels(lay, m->bank, pixels, ws->win_pixels, ws->planes, ws->acc, out)
-                            : mbnn_conv2d_bits(lay, m->bank, ws->bits[l - 1], ws->win_bits, ws->acc, out);
+    uint32_t *out = lay->pool ? ws->pre[l] : ws->bits[l], *win = learn ? ws->window[l] : NULL;
+    mbnn_status st = l == 0 ? mbnn_conv2d_pixels(lay, m->bank, pixels, ws->win_pixels, ws->planes, ws->acc, out, win)
+                            : mbnn_conv2d_bits(lay, m->bank, ws->bits[l - 1], ws->win_bits, ws->acc, out, win);
     if (st == MBNN_OK && lay->pool) st = mbnn_maxpool2(out, lay->N, lay->out_h, lay->out_w, ws->bits[l]);
     return st;
 }
@@ -21,7 +22,7 @@ mbnn_status mbnn_forward_record(mbnn_model *m, const uint8_t *pixels, mbnn_ws *w
     for (uint32_t l = 0; l < L && st == MBNN_OK; l++) {
         mbnn_layer *lay = &m->layers[l];
         if (lay->op == MBNN_OP_CONV2D) {
-            st = conv_layer(m, l, pixels, ws);
+            st = conv_layer(m, l, pixels, ws, learn);
             continue;
         }
         if (l > 0 && m->layers[l - 1].op == MBNN_OP_CONV2D) { /* flatten, then the dense layer */

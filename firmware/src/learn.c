@@ -1,4 +1,5 @@
-/* One on-device learning step (FORMAT.md 4.3; 4.4 in stochastic layers), batch 1, integers only.
+/* One on-device learning step (FORMAT.md 4.3; 4.4 in stochastic layers; 4.5 through conv layers, whose part
+ * is conv2d_learn.c's), batch 1, integers only.
  *
  * Forward (keeping every layer's input bits and window mask; adaptation moves M if on), the
  * output deltas, then top-down: deltas of layer l from layer l+1 (old weights), and only then
@@ -11,7 +12,6 @@ mbnn_status mbnn_learn_step(mbnn_model *model, const uint8_t *pixels, size_t n_p
 {
     if (model == NULL || pixels == NULL || model->image == NULL) return MBNN_ERR_NULL;
     if (!model->writable) return MBNN_ERR_READONLY;
-    if (model->layers[0].op == MBNN_OP_CONV2D) return MBNN_ERR_UNSUPPORTED; /* conv is always first */
     if (n_pixels != model->n_inputs) return MBNN_ERR_ARG;
     if (model->bank >= model->n_banks) return MBNN_ERR_BANK;
     const uint32_t L = model->n_layers;
@@ -23,16 +23,19 @@ mbnn_status mbnn_learn_step(mbnn_model *model, const uint8_t *pixels, size_t n_p
     st = mbnn_forward_record(model, pixels, &ws, 1);
     uint32_t predicted = 0, flips = 0;
     if (st == MBNN_OK) st = mbnn_argmax(ws.scores, model->layers[L - 1].N, &predicted);
+    uint32_t first_dense = 0; /* a conv model's first dense layer (convs come first, FORMAT.md 3.3) */
+    while (model->layers[first_dense].op == MBNN_OP_CONV2D) first_dense++;
     int32_t *cur = ws.delta_a, *below = ws.delta_b;
     if (st == MBNN_OK) st = mbnn_output_delta(model, ws.scores, label, cur);
-    for (uint32_t l = L - 1; l > 0 && st == MBNN_OK; l--) {
+    for (uint32_t l = L - 1; l > first_dense && st == MBNN_OK; l--) {
         st = mbnn_backward(model, l - 1, cur, ws.window[l - 1], below);
         if (st == MBNN_OK) st = mbnn_metaplastic_update(&model->layers[l], ws.bits[l - 1], cur, &flips);
         int32_t *t = cur;
         cur = below;
         below = t;
     }
-    if (st == MBNN_OK) st = mbnn_metaplastic_update(&model->layers[0], pixels, cur, &flips);
+    if (st == MBNN_OK && first_dense == 0) st = mbnn_metaplastic_update(&model->layers[0], pixels, cur, &flips);
+    if (st == MBNN_OK && first_dense > 0) st = mbnn_conv_learn(model, pixels, &ws, first_dense, cur, &flips);
     /* every stochastic layer counts the step, changed or not (FORMAT.md 4.4); u32 wraps */
     for (uint32_t l = 0; l < L && st == MBNN_OK; l++) {
         uint8_t *d = model->layers[l].desc;

@@ -110,8 +110,12 @@ typedef struct {
     /* conv models (version 2) only, else NULL: */
     uint8_t *win_pixels;   /* the first layer's window, K0 bytes */
     uint32_t *win_bits;    /* a bits conv's window and off-map mask, 2 W words (max over those layers) */
-    uint32_t *pool_in;     /* a pooled conv's map before the pool, out_h out_w ceil(N/32) words (max) */
+    uint32_t *pre[MBNN_MAX_LAYERS]; /* a pooled conv's map before the pool (infer: one buffer for all) */
     uint32_t *flat;        /* the flattened map the first dense layer reads, ceil(K/32) words */
+    int64_t *back;         /* learn: the error at a conv's (pooled) outputs, position-major [q][N] */
+    int64_t *back_pre;     /* learn: the same before the pool [p][N] */
+    int32_t *cdelta;       /* learn: a conv's deltas per position [p][N] */
+    int64_t *grad;         /* learn: one conv row's per-synapse gradients [K] */
 } mbnn_ws;
 
 /* Words of the packed output of layer l: ceil(N/32), or the whole (pooled) channel-packed map of a conv. */
@@ -121,6 +125,15 @@ static inline uint32_t mbnn_out_words(const mbnn_layer *l)
 }
 
 size_t mbnn_ws_layout(const mbnn_model *model, mbnn_mode mode, void *base, mbnn_ws *ws);
+
+/* The learning step through conv models (conv2d_learn.c; FORMAT.md 4.5), called by learn.c once the dense
+ * layers above the flatten have their deltas in delta_dense (layer `first_dense`, before its update). */
+mbnn_status mbnn_conv_learn(mbnn_model *model, const uint8_t *pixels, mbnn_ws *ws, uint32_t first_dense,
+                            const int32_t *delta_dense, uint32_t *flips);
+/* THE rule (metaplastic.c) on row j of a layer from per-synapse gradients grad[K] (a conv synapse's is the sum
+ * of its products over the positions, FORMAT.md 4.5): the same rounding, table and saturation as
+ * mbnn_metaplastic_update, nearest or stochastic (the draw of synapse (j, i) at the layer's sr_step). */
+uint32_t mbnn_metaplastic_row(mbnn_layer *layer, uint32_t j, const int64_t *grad);
 mbnn_status mbnn_ws_check(const mbnn_model *model, mbnn_mode mode, void *ws, size_t ws_size, mbnn_ws *out);
 mbnn_status mbnn_forward_record(mbnn_model *model, const uint8_t *pixels, mbnn_ws *ws, int learn);
 /* acc of layer 0 by columns if the workspace's copy is valid (or, with may_build, after rebuilding

@@ -113,6 +113,24 @@ static inline void store16(uint8_t *p, int32_t v)
         }                                                                                            \
     }
 
+/* The rule on synapse (j, i) with step u and product rounding c, in plain loads and stores: h and its sign bit
+ * written back; 1 if the sign flipped. */
+static uint32_t rule_at(mbnn_layer *layer, const rule *r, uint32_t *row_signs, uint32_t j, uint32_t i, int32_t u,
+                        uint32_t c)
+{
+    const size_t at = (size_t)j * layer->K + i;
+    const int32_t h_old = mbnn_hidden_get(layer, at);
+    const int32_t h = meta_synapse(r, h_old, u, c);
+    if (layer->bits <= 8) {
+        layer->hidden[at] = (uint8_t)(int8_t)h;
+    } else {
+        store16(layer->hidden + 2u * at, h);
+    }
+    if ((h >= 0) == (h_old >= 0)) return 0;
+    row_signs[i >> 5] ^= 1u << (i & 31u);
+    return 1;
+}
+
 /* One row j with stochastic rounding: one draw per synapse with a non-zero gradient (a zero one gives
  * u = 0 whatever the draw, 4.4, so pixels 0 are skipped as in the nearest path). Plain loads and stores:
  * the 20 Threefry rounds, not the access, are the cost here. */
@@ -134,18 +152,7 @@ static uint32_t update_row_sr(mbnn_layer *layer, const rule *r, uint32_t j, int3
         mbnn_threefry2x32_20(base + i, step, layer->sr_seed, 0u, draw);
         const int32_t u = step_u_sr(grad, layer->lr_shift, draw[0]);
         if (u == 0) continue; /* h and its sign bit stay */
-        const size_t at = (size_t)j * K + i;
-        const int32_t h_old = mbnn_hidden_get(layer, at);
-        const int32_t h = meta_synapse(r, h_old, u, draw[1] & 0x7FFFu);
-        if (layer->bits <= 8) {
-            layer->hidden[at] = (uint8_t)(int8_t)h;
-        } else {
-            store16(layer->hidden + 2u * at, h);
-        }
-        if ((h >= 0) != (h_old >= 0)) {
-            row_signs[i >> 5] ^= 1u << (i & 31u);
-            n_flips++;
-        }
+        n_flips += rule_at(layer, r, row_signs, j, i, u, draw[1] & 0x7FFFu);
     }
     return n_flips;
 }
@@ -185,4 +192,38 @@ mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int3
     if (flips) *flips += n_flips;
     if (n_flips) layer->sign_version++; /* invalidates a workspace's column copy of this layer */
     return MBNN_OK;
+}
+
+/* The same rule from per-synapse gradients (FORMAT.md 4.5: a conv synapse's gradient is the exact sum of
+ * delta x over the output positions, |grad| < 2^43, so 64 bits; rounded once, like a dense one):
+ *   u = sat(-rsr(grad, s))  or, stochastic, sat(-sgn(grad) ((|grad| + (r0 & (2^s - 1))) >> s)),
+ * then meta_synapse as above. A zero gradient gives u = 0 either way (r0 & (2^s - 1) < 2^s), so it is skipped;
+ * the draws depend on the synapse and the step only. Returns the flips of row j. */
+uint32_t mbnn_metaplastic_row(mbnn_layer *layer, uint32_t j, const int64_t *grad)
+{
+    const rule r = {layer->table, (uint32_t)(layer->bits - 1 - layer->table_bits),
+                    (1u << layer->table_bits) - 1u, -(1 << (layer->bits - 1)), (1 << (layer->bits - 1)) - 1};
+    const uint32_t K = layer->K, s = layer->lr_shift;
+    const uint32_t step = layer->rounding ? mbnn_rd_u32(layer->desc + MBNN_DESC_SR_STEP) : 0u;
+    uint32_t *row_signs = layer->signs + (size_t)j * layer->W, n_flips = 0;
+    for (uint32_t i = 0; i < K; i++) {
+        const int64_t g = grad[i];
+        if (g == 0) continue;
+        int64_t u;
+        uint32_t c = 16384u;
+        if (layer->rounding) {
+            uint32_t draw[2];
+            mbnn_threefry2x32_20(j * K + i, step, layer->sr_seed, 0u, draw); /* j K + i < 2^32 */
+            const uint64_t mag = ((uint64_t)(g < 0 ? -g : g) + (draw[0] & (uint32_t)((1ull << s) - 1u))) >> s;
+            u = g < 0 ? (int64_t)mag : -(int64_t)mag;
+            c = draw[1] & 0x7FFFu;
+        } else {
+            u = -mbnn_rsr(g, s);
+        }
+        u = mbnn_sat(u, -MBNN_U_MAX, MBNN_U_MAX);
+        if (u == 0) continue; /* h and its sign bit stay */
+        n_flips += rule_at(layer, &r, row_signs, j, i, (int32_t)u, c);
+    }
+    if (n_flips) layer->sign_version++;
+    return n_flips;
 }

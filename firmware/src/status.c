@@ -29,7 +29,6 @@ const char *mbnn_status_str(mbnn_status status)
         "label out of range",
         "argument out of range",
         "model is read-only (load it with mbnn_load_writable)",
-        "not supported on this model (learning through conv2d)",
     };
     if ((unsigned)status >= (unsigned)MBNN_STATUS_COUNT) return "unknown status";
     return names[status];

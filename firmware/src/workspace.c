@@ -24,9 +24,17 @@ size_t mbnn_ws_layout(const mbnn_model *m, mbnn_mode mode, void *base, mbnn_ws *
     size_t pos = 0;
     uint32_t max_n = 0, max_w = 0;
     const uint32_t L = m->n_layers;
-    uint32_t win_w = 0, pool_w = 0, flat_w = 0; /* conv models */
+    uint32_t win_w = 0, pool_w = 0, flat_w = 0;          /* conv models */
+    size_t back_n = 0, pre_n = 0, cdelta_n = 0, grad_n = 0; /* conv models, learning */
     for (uint32_t l = 0; l < L; l++) {
         const mbnn_layer *lay = &m->layers[l];
+        if (lay->op == MBNN_OP_CONV2D) {
+            const size_t P = (size_t)lay->out_h * lay->out_w, outs = (size_t)lay->N * lay->map_h * lay->map_w;
+            if (outs > back_n) back_n = outs; /* the error at its (pooled) outputs, and at the next conv's inputs */
+            if (lay->pool && P * lay->N > pre_n) pre_n = P * lay->N;
+            if (P * lay->N > cdelta_n) cdelta_n = P * lay->N;
+            if (lay->K > grad_n) grad_n = lay->K;
+        }
         if (lay->N > max_n) max_n = lay->N;
         if (l + 1 < L && mbnn_out_words(lay) > max_w) max_w = mbnn_out_words(lay);
         if (lay->op == MBNN_OP_CONV2D && lay->in_kind == MBNN_BITS && 2u * lay->W > win_w) win_w = 2u * lay->W;
@@ -54,22 +62,36 @@ size_t mbnn_ws_layout(const mbnn_model *m, mbnn_mode mode, void *base, mbnn_ws *
 #else
     ws->planes = NULL;
 #endif
-    for (uint32_t l = 0; l < MBNN_MAX_LAYERS; l++) ws->bits[l] = ws->window[l] = NULL;
+    for (uint32_t l = 0; l < MBNN_MAX_LAYERS; l++) ws->bits[l] = ws->window[l] = ws->pre[l] = NULL;
     ws->delta_a = ws->delta_b = NULL;
+    ws->back = ws->back_pre = ws->grad = NULL;
+    ws->cdelta = NULL;
     ws->win_pixels = conv ? (uint8_t *)carve(b, &pos, m->layers[0].K) : NULL;
     ws->win_bits = win_w ? (uint32_t *)carve(b, &pos, 4u * win_w) : NULL;
-    ws->pool_in = pool_w ? (uint32_t *)carve(b, &pos, 4u * pool_w) : NULL;
     ws->flat = flat_w ? (uint32_t *)carve(b, &pos, 4u * flat_w) : NULL;
-    if (mode == MBNN_MODE_INFER || conv) { /* conv models: inference only (mbnn_learn_step refuses them) */
+    if (mode == MBNN_MODE_INFER) {
+        uint32_t *pool_in = pool_w ? (uint32_t *)carve(b, &pos, 4u * pool_w) : NULL; /* shared by every pool */
         uint32_t *ping = (uint32_t *)carve(b, &pos, 4u * max_w), *pong = (uint32_t *)carve(b, &pos, 4u * max_w);
-        for (uint32_t l = 0; l + 1 < L; l++) ws->bits[l] = (l & 1u) ? pong : ping;
-    } else {
         for (uint32_t l = 0; l + 1 < L; l++) {
-            ws->bits[l] = (uint32_t *)carve(b, &pos, 4u * mbnn_out_words(&m->layers[l]));
-            ws->window[l] = (uint32_t *)carve(b, &pos, 4u * mbnn_words(m->layers[l].N));
+            ws->bits[l] = (l & 1u) ? pong : ping;
+            ws->pre[l] = m->layers[l].pool ? pool_in : NULL;
+        }
+    } else {
+        /* every layer's output bits and window mask (a conv: per position, and its map before the pool, which
+         * routes the pool's error) */
+        for (uint32_t l = 0; l + 1 < L; l++) {
+            const mbnn_layer *lay = &m->layers[l];
+            const size_t pre_w = (size_t)lay->out_h * lay->out_w * mbnn_words(lay->N);
+            ws->bits[l] = (uint32_t *)carve(b, &pos, 4u * mbnn_out_words(lay));
+            ws->window[l] = (uint32_t *)carve(b, &pos, 4u * (lay->op == MBNN_OP_CONV2D ? pre_w : mbnn_words(lay->N)));
+            ws->pre[l] = lay->pool ? (uint32_t *)carve(b, &pos, 4u * pre_w) : NULL;
         }
         ws->delta_a = (int32_t *)carve(b, &pos, sizeof(int32_t) * max_n);
         ws->delta_b = (int32_t *)carve(b, &pos, sizeof(int32_t) * max_n);
+        ws->back = back_n ? (int64_t *)carve(b, &pos, sizeof(int64_t) * back_n) : NULL;
+        ws->back_pre = pre_n ? (int64_t *)carve(b, &pos, sizeof(int64_t) * pre_n) : NULL;
+        ws->cdelta = cdelta_n ? (int32_t *)carve(b, &pos, sizeof(int32_t) * cdelta_n) : NULL;
+        ws->grad = grad_n ? (int64_t *)carve(b, &pos, sizeof(int64_t) * grad_n) : NULL;
     }
     return pos;
 }
@@ -80,6 +102,11 @@ mbnn_status mbnn_workspace_size(const mbnn_model *model, mbnn_mode mode, size_t 
     if (mode != MBNN_MODE_INFER && mode != MBNN_MODE_LEARN) return MBNN_ERR_ARG;
     mbnn_ws ws;
     *bytes = mbnn_ws_layout(model, mode, NULL, &ws);
+    /* a learning workspace serves inference too (mbnn_forward checks the inference layout) */
+    if (mode == MBNN_MODE_LEARN) {
+        const size_t infer = mbnn_ws_layout(model, MBNN_MODE_INFER, NULL, &ws);
+        if (infer > *bytes) *bytes = infer;
+    }
     return MBNN_OK;
 }
 

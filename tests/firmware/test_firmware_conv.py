@@ -1,7 +1,7 @@
 """The C firmware on convolutional models (docs/FORMAT.md version 2, 3.3): conv2d on pixels and on bits, 2 x 2
 max-pool on sign bits and flatten, every score equal to metabnn.sim; the ops alone against the golden ops'
 plain `execute` references; the loader's version-2 checks against export/mbnn.py's reader; the workspace
-size query; learning on a conv model refused with a status."""
+size query; on-device learning through conv, pool and flatten equal to the golden model step by step."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import pytest
 from firmware_mutations import seal
 from test_loader import edit, python_accepts
 
-from metabnn.backends.c import FirmwareError
 from metabnn.export.mbnn import to_bytes
-from metabnn.sim import random_conv_model, random_model
+from metabnn.sim import learn_step, random_conv_model, random_model
 from metabnn.sim.bits import pack_bits, unpack_bits
 from metabnn.sim.forward import forward
 from metabnn.sim.ops import Flatten, MaxPool2
@@ -98,7 +97,7 @@ def lib(cbackend):
     """The library with the conv ops' signatures declared (pointers are 64-bit)."""
     L, P, U = cbackend.lib, ctypes.c_void_p, ctypes.c_uint32
     for name, args in {"mbnn_maxpool2": [P, U, U, U, P], "mbnn_flatten": [P, U, U, U, P],
-                       "mbnn_conv2d_pixels": [P, U, P, P, P, P, P], "mbnn_conv2d_bits": [P, U, P, P, P, P]}.items():
+                       "mbnn_conv2d_pixels": [P, U, P, P, P, P, P, P], "mbnn_conv2d_bits": [P, U, P, P, P, P, P]}.items():
         f = getattr(L, name)
         f.argtypes, f.restype = args, ctypes.c_int
     return L
@@ -144,9 +143,9 @@ def test_op_kernels_refuse_bad_calls(cbackend, lib):
     model = random_model((16, 8, 3), seed=0)
     with cbackend.open(to_bytes(model)) as s:
         layer0 = ctypes.addressof(s.model) + LAYERS_OFFSET(cbackend)
-        assert st(lib.mbnn_conv2d_pixels(layer0, 0, p, p, p, p, p)) == "argument out of range"
-        assert st(lib.mbnn_conv2d_bits(layer0, 0, p, p, p, p)) == "argument out of range"
-        assert st(lib.mbnn_conv2d_pixels(layer0, 0, None, p, p, p, p)) == "null pointer"
+        assert st(lib.mbnn_conv2d_pixels(layer0, 0, p, p, p, p, p, None)) == "argument out of range"
+        assert st(lib.mbnn_conv2d_bits(layer0, 0, p, p, p, p, p, None)) == "argument out of range"
+        assert st(lib.mbnn_conv2d_pixels(layer0, 0, None, p, p, p, p, None)) == "null pointer"
 
 
 def LAYERS_OFFSET(cbackend):
@@ -159,15 +158,67 @@ def LAYERS_OFFSET(cbackend):
     return ctypes.sizeof(Head)
 
 
-def test_learning_on_a_conv_model_is_refused(cbackend):
-    model = build(CASES[0])
-    data = to_bytes(model)
+def stochastic(model, step=0xFFFFFFFE):
+    """Every layer rounding stochastically (FORMAT.md 4.4), sr_step crossing the u32 wrap within the steps."""
+    for l, lay in enumerate(model.layers):
+        lay.rounding, lay.sr_seed, lay.sr_step = 1, 1000 + 7 * l, step
+    return model
+
+
+def learn_and_compare(fw, model, steps, bank=0, adapt=False, seed=0):
+    """`steps` learning steps in C and in the golden model (FORMAT.md 4.5): after every step the predicted label,
+    the flip count and the whole sealed image equal."""
+    x = images_for(model, steps, seed)
+    y = np.random.default_rng(seed).integers(0, model.n_classes, size=steps)
+    golden = model
+    total = 0
+    with fw.open(to_bytes(model), bank=bank, adapt=adapt) as s:
+        for t in range(steps):
+            predicted, flips = s.learn_step(x[t], int(y[t]))
+            golden, info = learn_step(golden, x[t], int(y[t]), bank=bank, adapt=adapt)
+            assert (predicted, flips) == (info.predicted, sum(info.flips)), f"step {t}"
+            assert s.image() == to_bytes(golden), f"state after step {t}"
+            total += flips
+        # and the learned model infers as the golden one
+        assert np.array_equal(s.forward(x), forward(golden.copy(), x, bank=bank, adapt=adapt))
+    return total
+
+
+@pytest.mark.parametrize("ci", range(len(CASES)))
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_conv_learning_equals_golden(cbackend, ci, rounding):
+    """Every layer of a conv model learns on the device (conv on pixels and on bits, through the pool and the
+    flatten, the dense head), state for state with metabnn.sim's learn_step, nearest and stochastic rounding."""
+    model = build(CASES[ci], seed=ci)
+    if rounding:
+        stochastic(model)
+    flips = learn_and_compare(cbackend, model, 6, bank=model.n_banks - 1, seed=ci)
+    assert flips > 0  # the steps changed signs: the comparison saw updates
+
+
+def test_conv_learning_with_an_adaptive_head_and_other_builds(cbackend, portable_backend, x86_level_backends):
+    """Learning with stream adaptation in the dense head, and the same steps in the portable (the Cortex-M's
+    kernels) and x86-64-v3 / v2 builds."""
+    model = build(CASES[4], seed=2)
+    for lay in model.layers:
+        if lay.conv is None:
+            lay.adapt_shift = 4
+    assert learn_and_compare(cbackend, model, 5, adapt=True, seed=2) > 0
+    for fw in (portable_backend, *x86_level_backends.values()):
+        learn_and_compare(fw, stochastic(build(CASES[2], seed=2)), 3, seed=3)
+
+
+def test_conv_learning_workspace(cbackend):
+    """A learning workspace one byte short is refused; the learning size serves inference too."""
+    model = build(CASES[1], seed=1)
     x = images_for(model, 1, 0)
-    with cbackend.open(data) as s:
-        with pytest.raises(FirmwareError, match=r"learn step: not supported on this model \(learning through conv2d\)"):
-            s.learn_step(x[0], 1)
-        assert s.image() == data  # nothing written
+    lib = cbackend.lib
+    with cbackend.open(to_bytes(model)) as s:
+        assert cbackend.status_str(lib.mbnn_learn_step(s.model, x[0].ctypes.data, model.input_size, 0, s.ws,
+                                                       s.ws_size - 1, None)) == "workspace too small"
         assert np.array_equal(s.forward(x), forward(model, x))
+    with cbackend.open(to_bytes(model), writable=False) as r:
+        assert r.ws_size <= s.ws_size
 
 
 def test_conv_workspace_size(cbackend):
@@ -281,9 +332,8 @@ def test_version2_structural_rejections(cbackend):
 
 def test_sanitized_conv_inference_equals_golden(asan_tools, tmp_path):
     """mbnn_check (ASan/UBSan, the image in a heap buffer of exactly its size) on conv models: labels equal to the
-    golden model's, the image unchanged, and a learning step refused with the status's name."""
-    import subprocess
-    from test_sanitizers import ENV, run
+    golden model's, the image unchanged; learning steps (stochastic rounding too) state for state."""
+    from test_sanitizers import run
     for ci in (1, 5, 6):
         model = build(CASES[ci], seed=ci)
         x = images_for(model, 6, ci)
@@ -293,22 +343,29 @@ def test_sanitized_conv_inference_equals_golden(asan_tools, tmp_path):
                   tmp_path / "p.mbnn")
         assert [int(v) for v in out.split()] == np.argmax(forward(model, x), axis=1).tolist()
         assert (tmp_path / "p.mbnn").read_bytes() == to_bytes(model)
-    (tmp_path / "y.u32").write_bytes(np.zeros(len(x), "<u4").tobytes())
-    r = subprocess.run([str(asan_tools / "mbnn_check"), "learn", str(tmp_path / "m.mbnn"), str(tmp_path / "x.u8"),
-                        str(len(x)), "0", "0", str(tmp_path / "s.bin"), str(tmp_path / "y.u32")],
-                       capture_output=True, text=True, env=ENV, timeout=120)
-    assert r.returncode != 0 and "not supported on this model" in r.stderr, r.stderr[-2000:]
+        if ci == 5:
+            stochastic(model)
+            (tmp_path / "m.mbnn").write_bytes(to_bytes(model))
+        y = np.random.default_rng(ci).integers(0, model.n_classes, size=len(x))
+        (tmp_path / "y.u32").write_bytes(np.asarray(y, "<u4").tobytes())
+        run(asan_tools / "mbnn_check", "learn", tmp_path / "m.mbnn", tmp_path / "x.u8", len(x), 0, 0,
+            tmp_path / "s.bin", tmp_path / "y.u32")
+        states, size, g = (tmp_path / "s.bin").read_bytes(), len(to_bytes(model)), model
+        for t in range(len(x)):
+            g, _ = learn_step(g, x[t], int(y[t]))
+            assert states[t * size:(t + 1) * size] == to_bytes(g), f"case {ci} step {t}"
 
 
 def test_conv_model_on_cortex_m4(tmp_path):
     """The conv ops cross-compiled for the Cortex-M4 (portable kernels, USADA8), run under QEMU: every score of a
-    conv model equal to the golden model's, from the read-only image in flash (no learning steps: conv learning
-    is refused)."""
+    conv model equal to the golden model's, from the read-only image in flash, and 4 learning steps state for
+    state."""
     from test_cortex_m import _missing_tools, build_and_run, check_against_golden
     missing = _missing_tools()
     if missing:
         pytest.skip(f"Cortex-M test needs {missing}")
     model = build(CASES[5], seed=5)
     x = images_for(model, 3, 5)
-    run = build_and_run(tmp_path, to_bytes(model), x, np.zeros(len(x), np.int64), steps=0)
-    check_against_golden(model, x, np.zeros(len(x), np.int64), 0, False, run)
+    y = np.array([0, 5, 8])
+    run = build_and_run(tmp_path, to_bytes(model), x, y, steps=4, extra_cflags="-DBOARD_WS_BYTES=32768")  # 23,960
+    check_against_golden(model, x, y, 4, False, run)
