@@ -1,12 +1,14 @@
 """The paper-scale results (docs/TRAINING.md "The paper's experiments at the paper's scale") from finished runs.
 
     python -m metabnn.train.paper_report runs/paper/pmnist1024_m1.35 runs/paper/pmnist1024_m0 \
-        [--plot docs/results/pmnist1024.png] [--copy docs/results]
+        [--plot docs/results/pmnist1024.png] [--curve docs/results/pmnist1024_tasks.png] [--copy docs/results]
 
 Prints, per run, the test accuracy on every task's test set after the last task, and their mean, under the
 task-free default (`adaptive:S`, S the run's --adapt-shift) and under the paper's protocol (`task-aware-batch`:
 task j tested with bank j's gamma/beta and the test batch's statistics), as one Markdown table. `--plot` draws
-the same numbers as grouped bars (one panel per protocol). `--copy DIR` puts each run's small files
+the same numbers as grouped bars (one panel per protocol). `--curve` draws, per protocol, the mean test accuracy
+after each task (for a stream: after each part), a one-task run (the whole-set baseline) as a dashed line at its
+final accuracy. `--copy DIR` puts each run's small files
 (results.json, curves.png) in DIR/NAME/ for committing; the checkpoints stay in runs/.
 An unfinished run (no results.json yet) is one line naming it, exit 2.
 """
@@ -61,8 +63,6 @@ def table(named: list[tuple[str, dict]]) -> str:
 
 
 def plot(named: list[tuple[str, dict]], out: Path) -> None:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,6 +84,14 @@ def plot(named: list[tuple[str, dict]], out: Path) -> None:
         ax.set_ylabel("test accuracy after the last task (%)")
         ax.set_title(f"test-time BN: {p}")
         ax.legend(fontsize=8, loc="lower left")
+    _save(fig, out)
+
+
+def _save(fig, out: Path) -> None:
+    import io
+
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -91,10 +99,36 @@ def plot(named: list[tuple[str, dict]], out: Path) -> None:
     atomic_write_bytes(out, buf.getvalue())
 
 
+def curve(named: list[tuple[str, dict]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    protos = sorted({p for _, r in named for p in protocols(r)}, key=lambda p: p == PAPER)
+    fig, axes = plt.subplots(1, len(protos), figsize=(5.5 * len(protos), 3.6), squeeze=False)
+    for ax, p in zip(axes[0], protos):
+        for n, r in named:
+            if p not in r["acc_by_bn"]:
+                continue
+            means = [sum(row) / len(row) * 100 for row in r["acc_by_bn"][p]]
+            label = f"{n} (m = {r['config']['meta']})"
+            if len(means) == 1:
+                ax.axhline(means[0], ls="--", color="gray", label=label)
+            else:
+                ax.plot(range(1, len(means) + 1), means, marker="." if len(means) > 12 else "o", label=label)
+        ax.set_xlabel("tasks (parts) learned")
+        ax.set_ylabel("mean test accuracy (%)")
+        ax.set_title(f"test-time BN: {p}")
+        ax.legend(fontsize=8, loc="lower right")
+    _save(fig, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m metabnn.train.paper_report", description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="run folders (the --out of metabnn train)")
     ap.add_argument("--plot", type=Path, help="write the grouped-bar plot here (.png)")
+    ap.add_argument("--curve", type=Path, help="write the accuracy-after-each-task plot here (.png)")
     ap.add_argument("--copy", type=Path, help="copy each run's results.json and curves.png to DIR/NAME/")
     args = ap.parse_args(argv)
     try:
@@ -102,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table(named))
         if args.plot:
             plot(named, args.plot)
+        if args.curve:
+            curve(named, args.curve)
         if args.copy:
             for f in args.runs:
                 dest = args.copy / f.name
