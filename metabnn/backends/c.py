@@ -277,11 +277,27 @@ class CBackend:
     """The registry's `c` backend: the firmware on metabnn.sim.Model objects."""
 
     name, integer, adapts = "c", True, True
-    conv = True  # inference of conv models (docs/FIRMWARE.md); its learning step refuses them
-    conv_learn = False
+    conv = True  # inference of conv models (docs/FIRMWARE.md)
 
     def __init__(self, lib_path: str | Path | None = None):
         self.firmware = CFirmware(lib_path)
+        self._conv_learn = None
+
+    @property
+    def conv_learn(self) -> bool:
+        """Whether this build's learning step takes a conv model (the first conv firmware, 1c18ae2, refused it
+        with a status): found out once, by one step on a small random conv model."""
+        if self._conv_learn is None:
+            from metabnn.sim import random_conv_model
+
+            m = random_conv_model()
+            try:
+                with self.firmware.open(to_bytes(m)) as s:
+                    s.learn_step(np.zeros(m.input_size, np.uint8), 0)
+                self._conv_learn = True
+            except FirmwareError:
+                self._conv_learn = False
+        return self._conv_learn
 
     def available(self) -> tuple[bool, str]:
         return self.firmware.available()
