@@ -3,4 +3,6 @@
 mbnn_xnor_popcount.sv
 mbnn_pixel_dot.sv
 mbnn_divc.sv
+mbnn_spram.sv
+mbnn_sign_spram.sv
 mbnn_layer.sv

@@ -36,6 +36,8 @@
 // Write port (wr_*): wr_sel 0 sign word (bits where wr_mask is 1 are written, the others kept),
 // 1 M, 2 C, 3 f (bit 0), 4 g, 5 b[31:0], 6 b[63:32]; one write per cycle, takes effect the next cycle.
 // Write only while `busy` is 0, else an image in flight may see half-old, half-new weights.
+// W_SPRAM = 1 (iCE40 UP5K): the sign words in SPRAM, which starts empty: write every word after
+// configuration; a sign write whose mask splits a nibble takes two cycles there (mbnn_sign_spram.sv).
 //
 // Reset: synchronous, active high (`rst`), as everywhere in hw/. It aborts an image in flight; the
 // memories (weights, and M moved by adaptation) keep their contents.
@@ -48,6 +50,7 @@ module mbnn_layer #(
     parameter int OUT_SCORES = 0,    // 1: scores + argmax (last layer); 0: sign bits
     parameter int BANKS = 1,         // normalization banks (FORMAT.md section 5)
     parameter int ADAPT_SHIFT = 0,   // FORMAT.md 3.1 `a`; 0 = frozen
+    parameter int W_SPRAM = 0,       // 1: sign words in iCE40 UP5K SPRAM (mbnn_sign_spram.sv): no initial contents
     parameter W_FILE = "w.hex",
     parameter WPE_FILE = "",         // PE > 1: the sign words in the wide layout (below); "": rearranged from W_FILE
     parameter M_FILE = "m.hex",
@@ -118,11 +121,13 @@ module mbnn_layer #(
     // ---------------------------------------------------------------- memories
     // Sign words: one wide word per group and word index, wmem[g*W + w] = the PE lanes' 32-bit words
     // w of neurons g*PE + p at [32p +: 32] (zero past N), so the lanes share one read port and every
-    // sign bit is stored once. At PE = 1 this is FORMAT order.
+    // sign bit is stored once. At PE = 1 this is FORMAT order. W_SPRAM = 1 keeps them in SPRAM instead.
+    /* verilator lint_off UNUSEDSIGNAL */  // unused with W_SPRAM = 1
     logic [32*PE-1:0] wmem [0:GW-1];
+    /* verilator lint_on UNUSEDSIGNAL */
     logic [31:0]      mmem [0:BANKS*N-1];
     initial $readmemh(M_FILE, mmem);
-    begin : g_winit
+    if (W_SPRAM == 0) begin : g_winit
         if (PE == 1) begin : g_format
             initial $readmemh(W_FILE, wmem);
         end else if (WPE_FILE != "") begin : g_wide
@@ -160,9 +165,10 @@ module mbnn_layer #(
     logic           adapt_r;
     logic [NAW-1:0] bankbase;     // bank_r * N
     logic           issue, any_v;
+    logic           whold;        // SPRAM: a sign write's second cycle (mbnn_sign_spram.sv), no image starts
 
-    assign in_ready = (state == S_RUN) && (g == '0);
-    assign issue    = (state == S_RUN) && (waitc == '0) && ((g != '0) || in_valid);
+    assign in_ready = (state == S_RUN) && (g == '0) && !whold;
+    assign issue    = (state == S_RUN) && (waitc == '0) && ((g != '0) || (in_valid && !whold));
     assign busy     = !((state == S_RUN) && (g == '0) && (c == '0) && !any_v);
 
     always_ff @(posedge clk) begin
@@ -241,7 +247,7 @@ module mbnn_layer #(
     end
 
     // ---------------------------------------------------------------- sign words: read and write ports
-    // I: the wide word of this chunk, read for all lanes at once (one cycle)
+    // I: the wide word of this chunk, read for all lanes at once (block RAM or SPRAM, one cycle)
     logic [32*PE-1:0] wq;
     // the write port's FORMAT word address j*W + w -> neuron j's lane j % PE, wide address (j / PE)*W + w
     logic [FAW-1:0]   fa;
@@ -262,11 +268,18 @@ module mbnn_layer #(
         assign wlane = PBW'(fl);
     end
     assign wwe = wr_en && wr_sel == 3'd0 && 32'(wr_addr) < N * W;
-    always_ff @(posedge clk) begin
-        wq <= wmem[raddr];
-        for (int p = 0; p < PE; p++)
-            for (int i = 0; i < 32; i++)
-                if (wwe && 32'(wlane) == p && wr_mask[i]) wmem[wwa][32*p + i] <= wr_data[i];
+    if (W_SPRAM == 0) begin : g_wbram
+        always_ff @(posedge clk) begin
+            wq <= wmem[raddr];
+            for (int p = 0; p < PE; p++)
+                for (int i = 0; i < 32; i++)
+                    if (wwe && 32'(wlane) == p && wr_mask[i]) wmem[wwa][32*p + i] <= wr_data[i];
+        end
+        assign whold = 1'b0;
+    end else begin : g_wspram
+        mbnn_sign_spram #(.PE(PE), .DEPTH(GW), .RAW(WAW), .PBW(PBW)) u_wmem (
+            .clk(clk), .rst(rst), .raddr(raddr), .rdata(wq), .we(wwe), .wa(wwa), .lane(wlane),
+            .wdata(wr_data), .wmask(wr_mask), .hold(whold));
     end
 
     // ---------------------------------------------------------------- per lane: weights, dot, accumulator

@@ -58,4 +58,8 @@ def run(args) -> int:
           f"{res['luts']:,} LUT, {res['ffs']:,} FF, {res['brams']} BRAM, {res['dsps']} DSP; "
           f"{res['cycles_per_image']:,} cycles/image = {res['images_per_s']:,.0f} images/s; "
           f"bitstream {res['bitstream']}")
+    if res.get("sprams"):
+        print(f"{dev.name}: {res['sprams']} of {res['capacity']['sprams']} SPRAM (SB_SPRAM256KA)")
+    if res.get("start_up"):  # SPRAM (iCE40 UP5K): the bitstream alone has no weights there
+        print(f"{dev.name}: {res['start_up']}")
     return 0

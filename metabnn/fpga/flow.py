@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from metabnn.backends.rtl import VALID_SIMD, sr_mask
@@ -51,6 +51,7 @@ class Options:
     timeout_s: float | None = None  # per tool
     quiet: bool = False
     dsp: bool = True                # False: multipliers in LUTs (when a part's DSPs are what overflows)
+    spram: int = 0                  # bit l: layer l's sign words in SPRAM (set by run_flow: memories.spram_layers)
 
 
 def rtl_sources() -> list:
@@ -128,7 +129,7 @@ def yosys_script(dev: Device, opts: Options, hb: int, tk: int, sr: int = 0) -> s
         synth = f"synth_ecp5 -top {TOP}" + ("" if opts.dsp else " -nodsp")
     else:
         synth = f"synth_ice40 -top {TOP}" + (" -dsp" if dev.dsps and opts.dsp else "")
-    return (f"read_verilog -sv -defer -Ihex {sources}\n"
+    return (f"read_verilog -sv -defer -Ihex -DMBNN_SPRAM={opts.spram} {sources}\n"
             f"chparam {chparam} {TOP}\n"   # before hierarchy: the parameters of the real build only
             f"hierarchy -top {TOP}\n"
             f"{synth} -json design.json\n"
@@ -157,7 +158,8 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
            "banks": model.n_banks, "freq_target_mhz": freq, "board_clock_mhz": dev.clock_mhz,
            "tools": tools.versions(names), "rtl_sha256": _sources_hash(), "fits": None, "fmax_mhz": None, "timing_met": None,
            "luts": None, "ffs": None, "brams": None, "dsps": None, "bitstream": None,
-           "capacity": {"luts": dev.luts, "ffs": dev.ffs, "brams": dev.brams, "dsps": dev.dsps},
+           "capacity": {"luts": dev.luts, "ffs": dev.ffs, "brams": dev.brams, "dsps": dev.dsps,
+                        **({"sprams": memories.SPRAM_BLOCKS.get(dev.name, 0)} if dev.family == "ice40" else {})},
            "logs": ["yosys.log", "nextpnr.log", "pack.log"]}
     # the layers that round stochastically (FORMAT.md 4.4) get the Threefry generators; the host sets their
     # rounding bit, sr_seed and sr_step over the UART ('G') from the model file
@@ -173,6 +175,16 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
         atomic_write_text(out / "report.json", json.dumps(res, indent=2) + "\n")
         return res
 
+    # iCE40 UP5K: the largest sign memories in SPRAM, which the host fills after configuration (memories.py)
+    spram = memories.spram_layers(model, dev.name, opts.pe, opts.learn)
+    opts = replace(opts, spram=sum(1 << l for l in spram))
+    res["spram_layers"] = spram
+    if spram:
+        n = len(memories.sign_writes(model, spram))
+        res["start_up"] = (f"the sign words of layer(s) {', '.join(map(str, spram))} are in SPRAM, which a bitstream "
+                           f"cannot fill: after configuration send the {n:,} 'W' commands of "
+                           "metabnn.fpga.memories.sign_writes(model, report['spram_layers']), each after the ACK of the "
+                           "last, before the first image (docs/FPGA.md)")
     prepare(model, dev, out)
     memories.write_wide(model, out / "hex", opts.pe)
     prog.say("prepare", f"{out}: hex files, RTL, {dev.constraints}")

@@ -19,7 +19,7 @@ _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz")
 # nextpnr's names for the resources of the report, per family
 BELS = {
     "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "brams": "DP16KD", "dsps": "MULT18X18D"},
-    "ice40": {"luts": "ICESTORM_LC", "brams": "ICESTORM_RAM", "dsps": "ICESTORM_DSP"},
+    "ice40": {"luts": "ICESTORM_LC", "brams": "ICESTORM_RAM", "dsps": "ICESTORM_DSP", "sprams": "ICESTORM_SPRAM"},
 }
 
 
@@ -37,14 +37,15 @@ def yosys_cells(stat_json: Path) -> dict:
 
 
 def synth_counts(cells: dict, family: str) -> dict:
-    """LUT4s, flip-flops, block RAMs and DSPs as Yosys mapped them (before placement)."""
+    """LUT4s, flip-flops, block RAMs and DSPs (and on iCE40 the UltraPlus SPRAMs) as Yosys mapped them (before
+    placement)."""
     ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF") or k == "TRELLIS_FF")
     if family == "ecp5":
         # a CCU2C carry cell occupies two LUT4 sites, a 16x4 distributed RAM (TRELLIS_DPR16X4) a slice's two
         return {"luts": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + 2 * cells.get("TRELLIS_DPR16X4", 0),
                 "ffs": ffs, "brams": cells.get("DP16KD", 0), "dsps": cells.get("MULT18X18D", 0)}
     return {"luts": cells.get("SB_LUT4", 0), "ffs": ffs, "brams": cells.get("SB_RAM40_4K", 0),
-            "dsps": cells.get("SB_MAC16", 0)}
+            "dsps": cells.get("SB_MAC16", 0), "sprams": cells.get("SB_SPRAM256KA", 0)}
 
 
 def utilisation(log_text: str) -> dict:

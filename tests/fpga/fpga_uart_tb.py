@@ -1,6 +1,7 @@
 """cocotb: hw/fpga/mbnn_uart_top.sv driven through its UART pins only, as a board's host would, against
 metabnn.sim. The case is a pickle named by $FPGA_UART_CASE: model, simd, cpb (clocks per bit), learn, images,
-banks, adapts (inference), labels (learn), out (a JSON file of what was seen, for the pytest side to compare).
+banks, adapts (inference), labels (learn), sign_writes (inference with sign words in SPRAM: the 'W' commands that
+fill it, sent after one image on the empty memory), out (a JSON file of what was seen, for the pytest side).
 
 Inference: every image's class byte and 'S' score equal the golden model's; a 'W' memory write (a sign word
 of the output layer) changes the classes exactly as the same change to the golden model; an unknown
@@ -86,6 +87,14 @@ async def uart_top(dut):
         seen["golden_scores"].append(int(ref.max()))
 
     if not learn:
+        if case.get("sign_writes"):  # sign words in SPRAM (the UP5K build): empty until the host writes them
+            px = case["images"][0]
+            cls = (await host.ask(protocol.image(px, bank=0), 1))[0]
+            score = int.from_bytes(await host.ask(protocol.SCORE, 8), "little", signed=True)
+            ref = forward(model.copy(), px[None], bank=0)[0]  # what the file's signs would give
+            seen["before_load"] = {"class": cls, "score": score, "golden_score": int(ref.max())}
+            for cmd in case["sign_writes"]:
+                assert await host.ask(cmd, 1) == protocol.ACK
         for px, bank, adapt in zip(case["images"], case["banks"], case["adapts"]):
             await image(px, int(bank), bool(adapt))
         # flip the output layer's weights of the class image 0 got: the memory port, through the UART

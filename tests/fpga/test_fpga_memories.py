@@ -1,7 +1,9 @@
-"""metabnn.fpga.memories: the wide sign-word layout the flow writes for synthesis (l<l>_wpe.hex). No tools
-needed."""
+"""metabnn.fpga.memories: the wide sign-word layout the flow writes for synthesis (l<l>_wpe.hex), which layers'
+sign words go to the iCE40 UP5K's SPRAM, and the 'W' commands that fill it. No tools needed."""
 
 from __future__ import annotations
+
+import struct
 
 import numpy as np
 
@@ -30,3 +32,37 @@ def test_write_wide_files(tmp_path):
     lines = paths[0].read_text().split()
     assert len(lines) == 4 * 2 and all(len(s) == 24 for s in lines)  # 4 groups x W 2, 96-bit words
     assert [int(s, 16) for s in lines] == memories.wide_words(model.layers[0].signs, 3)
+
+
+def test_spram_layers_784_128_128_10():
+    """The issue's model: at PE 1 the two big layers take two blocks each (all four); at PE 2 a layer takes
+    four, the largest (layer 0) wins; never with --learn, never on a part without SPRAM."""
+    model = random_model((784, 128, 128, 10), seed=1)
+    assert memories.spram_layers(model, "ice40-up5k", 1, False) == [0, 1]
+    assert memories.spram_layers(model, "ice40-up5k", 2, False) == [0]
+    assert memories.spram_layers(model, "ice40-up5k", 3, False) == []  # 6 blocks a layer: more than 4
+    assert memories.spram_layers(model, "ice40-up5k", 1, True) == []
+    assert memories.spram_layers(model, "ecp5-25k", 1, False) == []
+    assert memories.spram_layers(model, "ice40-hx8k", 1, False) == []
+
+
+def test_spram_depth_limit():
+    """A layer deeper than one block (16K wide words) stays in block RAM."""
+    model = random_model((32 * 1025, 16, 10), seed=0)  # W = 1025 words a row, 16 rows: 16,400 words
+    assert memories.spram_layers(model, "ice40-up5k", 1, False) == [1]
+
+
+def test_sign_writes_cover_every_word():
+    model = random_model((40, 12, 10), seed=3)
+    cmds = memories.sign_writes(model, [0, 1])
+    lay0, lay1 = model.layers[0], model.layers[1]
+    assert len(cmds) == lay0.N * lay0.W + lay1.N * lay1.W
+    seen = {}
+    for c in cmds:
+        assert c[:1] == b"W" and len(c) == 15
+        layer, sel, addr, data, mask = struct.unpack("<BBIII", c[1:])
+        assert sel == 0 and mask == 0xFFFFFFFF  # whole words: direct SPRAM writes, no read-modify-write
+        seen[(layer, addr)] = data
+    for l, lay in ((0, lay0), (1, lay1)):
+        for a, v in enumerate(lay.signs.reshape(-1)):
+            assert seen[(l, a)] == int(v)

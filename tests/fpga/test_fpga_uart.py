@@ -32,7 +32,9 @@ def tools_ok():
 
 
 def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, banks=None, adapts=None,
-                labels=None) -> dict:
+                labels=None, spram: int = 0, sign_writes=None) -> dict:
+    """spram: MBNN_SPRAM, bit l = layer l's sign words in SPRAM (as `metabnn fpga` builds the UP5K); the host then
+    sends `sign_writes` (metabnn.fpga.memories.sign_writes) after one image on the empty SPRAM."""
     from cocotb_tools.runner import get_runner
 
     hexdir = tmp_path / "hex"
@@ -42,11 +44,13 @@ def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, 
               "SR": sr_mask(model) if learn else 0, "CLK_HZ": CPB * BAUD, "BAUD": BAUD}
     runner = get_runner("verilator")
     runner.build(sources=[str(p) for p in rtl_sources()], hdl_toplevel=TOP, parameters=params,
-                 includes=[str(hexdir)], build_dir=str(tmp_path / "build"), timescale=("1ns", "1ps"),
+                 includes=[str(hexdir)], defines={"MBNN_SPRAM": spram}, build_dir=str(tmp_path / "build"),
+                 timescale=("1ns", "1ps"),
                  build_args=["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"],
                  log_file=str(tmp_path / "build.log"))
     case = {"model": model, "simd": simd, "cpb": CPB, "learn": learn, "images": np.asarray(images, np.uint8),
-            "banks": banks, "adapts": adapts, "labels": labels, "out": str(tmp_path / "seen.json")}
+            "banks": banks, "adapts": adapts, "labels": labels, "sign_writes": sign_writes,
+            "out": str(tmp_path / "seen.json")}
     (tmp_path / "case.pkl").write_bytes(pickle.dumps(case))
     os.environ["FPGA_UART_CASE"] = str(tmp_path / "case.pkl")
     sys.path.insert(0, str(HERE))
@@ -85,6 +89,25 @@ def test_uart_inference_matches_golden(tools_ok, tmp_path):
     # the write through the UART flipped the weights of image 0's class: its score must have changed
     assert seen["scores"][0] != seen["scores"][6] or seen["classes"][0] != seen["classes"][6]
     assert seen["unknown"] == "?"
+
+
+def test_uart_signs_in_spram(tools_ok, tmp_path):
+    """The UP5K build (MBNN_SPRAM, the layers memories.spram_layers picks: layer 0 at PE 2): SPRAM has no initial
+    contents, so the hex file of a SPRAM layer is not read (an image before loading gives another score than the
+    file's model); after the host's 'W' commands of memories.sign_writes every class and score is the golden
+    model's, the later 'W' write included."""
+    from metabnn.fpga import memories
+
+    model = random_model((20, 12, 10), banks=2, adapt_shift=3, seed=11)
+    spram = memories.spram_layers(model, "ice40-up5k", 2, False)
+    assert spram == [0]
+    rng = np.random.default_rng(12)
+    images = rng.integers(0, 256, (4, 20))
+    seen = run_wrapper(tmp_path, model, simd=8, pe=2, learn=False, images=images, banks=[0, 1, 1, 0],
+                       adapts=[1, 0, 1, 0], spram=1, sign_writes=memories.sign_writes(model, spram))
+    assert seen["before_load"]["score"] != seen["before_load"]["golden_score"]
+    assert seen["classes"] == seen["golden"] and seen["scores"] == seen["golden_scores"]
+    assert len(seen["classes"]) == 8
 
 
 def learn_over_uart(tmp_path, model, steps: int, seed: int) -> dict:

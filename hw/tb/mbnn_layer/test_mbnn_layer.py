@@ -55,6 +55,15 @@ async def stream(dut):
     for _ in range(3):
         await FallingEdge(dut.clk)
     dut.rst.value = 0
+    # writes before the stream (SPRAM starts empty): (sel, addr, data, mask, idle cycles after it); the stream
+    # starts in the cycle after the last one, so a read-modify-write's second cycle meets an offered image
+    for sel, addr, data, mask, idle in case.get("writes", []):
+        dut.wr_en.value, dut.wr_sel.value, dut.wr_addr.value = 1, sel, addr
+        dut.wr_data.value, dut.wr_mask.value = data, mask
+        await FallingEdge(dut.clk)
+        dut.wr_en.value = 0
+        for _ in range(idle):
+            await FallingEdge(dut.clk)
     got, img, beat, holding, pending, cycle = [], 0, 0, False, None, 0
     reset_at = case.get("reset_at")
     while len(got) < sum(len(w) for w in want):
@@ -111,7 +120,7 @@ def expected(model, layer: int, images, banks, adapt, simd: int):
 
 
 def run_layer(hw_tools, tmp_path, model, layer, simd, pe, images, banks=None, adapt=None, hdl=None, **opts):
-    """hdl: more HDL parameters (WPE_FILE)."""
+    """hdl: more HDL parameters (W_SPRAM, WPE_FILE)."""
     from metabnn.export.readmemh import write_readmemh
 
     lay, n = model.layers[layer], len(images)
@@ -178,6 +187,36 @@ def test_scores_full_range(hw_tools, tmp_path):
     lay.b = rng.integers(-(1 << 63), (1 << 63) - 1, size=lay.b.shape, dtype=np.int64)
     x, banks = images(16, 5), rng.integers(0, 2, 16)
     run_layer(hw_tools, tmp_path, model, 2, 8, 3, x, banks, seed=5)
+
+
+def spram_writes(lay, rng) -> list:
+    """Every sign word of a layer through the write port, as into an empty SPRAM, each word three times: a
+    random word (all 32 bits: one direct write), then the true word under a random bit mask and under its
+    complement (masks that split nibbles: read-modify-writes, each followed by its free cycle)."""
+    out = []
+    for a, v in enumerate(lay.signs.reshape(-1)):
+        m = int(rng.integers(0, 1 << 32))
+        out += [(0, a, int(rng.integers(0, 1 << 32)), 0xFFFFFFFF, 0), (0, a, int(v), m, 1),
+                (0, a, int(v), ~m & 0xFFFFFFFF, 1)]
+    return out
+
+
+SPRAM_SWEEP = [(0, 8, 1), (1, 4, 3), (2, 8, 2)]
+
+
+@pytest.mark.parametrize("layer,simd,pe", SPRAM_SWEEP, ids=[f"l{l}-simd{s}-pe{p}" for l, s, p in SPRAM_SWEEP])
+def test_signs_in_spram(hw_tools, tmp_path, layer, simd, pe):
+    """W_SPRAM = 1 (mbnn_sign_spram, the SPRAM model): nothing in the sign memory at start, every word written
+    through the port (direct and read-modify-writes), then random images with banks and adaptation: exact.
+    The image stream is offered in the cycle after the last read-modify-write, which must wait for it."""
+    rng = np.random.default_rng(40 + layer)
+    model = random_model(SHAPE, banks=2, adapt_shift=3, seed=layer + 4)
+    x, banks = images(12, layer + 4), rng.integers(0, 2, 12)
+    adapt = (rng.random(12) < 0.5).astype(int)
+    writes = spram_writes(model.layers[layer], rng)
+    writes[-1] = writes[-1][:4] + (0,)
+    run_layer(hw_tools, tmp_path, model, layer, simd, pe, x, banks, adapt, hdl={"W_SPRAM": 1}, writes=writes,
+              seed=6)
 
 
 def test_wide_sign_file(hw_tools, tmp_path):

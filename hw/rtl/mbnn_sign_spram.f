@@ -1,0 +1,4 @@
+// Sources of mbnn_sign_spram in elaboration order, one a line, relative to this folder (hw/rtl). Read by
+// metabnn.backends.sources.file_list, `verilator -F`, the tests and `metabnn fpga`: the one list of this top.
+mbnn_spram.sv
+mbnn_sign_spram.sv
