@@ -50,8 +50,9 @@ PRESETS = {
     "stream-fmnist-whole-cpu": ("baseline: whole Fashion-MNIST, 512-512, 3 epochs, m=0",
                                 {"tasks": "fmnist", "hidden": [512, 512], "epochs": 3, "meta": 0.0}),
     # a binarized CNN worth deploying (issue 14): conv -> BN -> sign -> pool, as the golden model runs it. Sized to
-    # what this CPU trains: 32,p,64,p is 5.4M multiply-adds per image (32,32,p,64,64,p is 20M, 4x the time;
-    # measured, docs/TRAINING.md "Convolutional BNN"). BN tested frozen: the export folds it into thresholds.
+    # what this CPU trains: 32,p,64,p is 5.4M multiply-adds per image (32,32,p,64,64,p is 20M, 2.0x the time per
+    # step; 64,64,p,128,128,p 76M, 5.8x; measured, docs/TRAINING.md "Convolutional BNN"). BN tested frozen: the
+    # export folds it into thresholds.
     "fmnist-conv": ("Fashion-MNIST, binary CNN 32,p,64,p + dense 512, 15 epochs, m=1.35 (CPU, hours on 1 thread)",
                     {"tasks": "fmnist", "model": "conv", "channels": [32, "p", 64, "p"], "hidden": [512],
                      "epochs": 15, "meta": 1.35, "bn": "frozen"}),
