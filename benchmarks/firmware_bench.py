@@ -1,6 +1,6 @@
 """C firmware benchmarks, every ratio measured side by side in one run.
 
-    python benchmarks/firmware_bench.py [--sizes 784,512,512,10] [--runs 11] [--images mnist|random] [--quick]
+    python benchmarks/firmware_bench.py [--sizes 784,512,512,10] [--runs 11] [--images mnist|random] [--quick] [--conv]
 
 Each run measures every quantity once, the C side next to its reference, so a ratio comes from
 two timings a few milliseconds apart (the build machine is shared: load moves between runs, not
@@ -23,6 +23,10 @@ before and after, and, as the last line, inference_ratio_vs_onnxruntime=R (the m
    and the plain per-row form
 3. learning samples/s vs a PyTorch training step at batch 1 on the same net  target >= 10x
 4. static memory for inference only and for learning (model bytes + workspace)
+5. with --conv: a convolutional model (FORMAT.md version 2) of the fmnist-conv preset's shape, 1 x 28 x 28 ->
+   conv 32 (3x3, pad 1), pool -> conv 64 (3x3, pad 1), pool -> dense 512 -> 10, random weights: C inference
+   latency vs onnxruntime on the float32 network of that shape (Conv2d + BatchNorm2d + sign + MaxPool2d, then
+   Linear + BatchNorm + sign), and the C learning step, on the same MNIST test (or random) images
 Within a run each timing is the best of a few passes (a pass: every image once), for the C
 library and its reference alike.
 """
@@ -44,11 +48,12 @@ import numpy as np
 
 from metabnn.backends.c import FIRMWARE, CFirmware, build_firmware
 from metabnn.export.mbnn import DESC, HEADER, save, to_bytes
-from metabnn.sim import random_model
+from metabnn.sim import random_conv_model, random_model
 
 BENCH = FIRMWARE / "build" / "bench"
 PASSES = 3  # best-of passes inside one run, for every timing
 BINARY_NET = (16, 4096, 4096, 10)  # layer 1 is the 4096 x 4096 binary layer (a .mbnn starts with pixels)
+CONV_NET = ((1, 28, 28), ((32, 3, 1, 1, 2), (64, 3, 1, 1, 2)), (512, 10))  # the fmnist-conv preset's shape
 
 
 def run_bench_fields(*args) -> list[str]:
@@ -87,6 +92,34 @@ def float_net(sizes, straight_through=True):
     return torch.nn.Sequential(*layers).eval()
 
 
+def float_conv_net():
+    """CONV_NET in float32 (inference form): per conv Conv2d + BatchNorm2d + sign + MaxPool2d(2), then Flatten and
+    Linear + BatchNorm1d (+ sign but the last)."""
+    import torch
+
+    class Sign(torch.nn.Module):
+        def forward(self, x):
+            return torch.where(x >= 0, 1.0, -1.0)
+
+    (c, h, w), convs, dense = CONV_NET
+    layers = []
+    for n, k, stride, pad, pool in convs:
+        layers += [torch.nn.Conv2d(c, n, k, stride=stride, padding=pad, bias=False), torch.nn.BatchNorm2d(n), Sign()]
+        h, w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+        if pool:
+            layers.append(torch.nn.MaxPool2d(2))
+            h, w = h // 2, w // 2
+        c = n
+    layers.append(torch.nn.Flatten())
+    k_in = c * h * w
+    for i, n in enumerate(dense):
+        layers += [torch.nn.Linear(k_in, n, bias=False), torch.nn.BatchNorm1d(n)]
+        if i < len(dense) - 1:
+            layers.append(Sign())
+        k_in = n
+    return torch.nn.Sequential(*layers).eval()
+
+
 def best_time(fn, n, passes=PASSES) -> float:
     """Seconds per call: the best of `passes` passes of n calls."""
     best = float("inf")
@@ -115,6 +148,16 @@ def memory(model_bytes: bytes, backend: CFirmware) -> dict:
             "learn_model": len(model_bytes), "learn_ws": ws_learn, "hidden": hidden}
 
 
+def memory_conv(model, backend: CFirmware) -> dict:
+    """Workspace bytes of a conv model for inference and for learning (the library's size query)."""
+    data = to_bytes(model)
+    out = {}
+    for mode, writable in (("infer", False), ("learn", True)):
+        with backend.open(data, writable=writable) as s:
+            out[mode] = s.ws_size
+    return out
+
+
 def spread(values, fmt="{:.3g}", scale=1.0) -> str:
     """median (min-max) of a list."""
     v = [x * scale for x in values]
@@ -133,6 +176,7 @@ def parse(argv):
                     help="the images of the headline ratio: MNIST test images (default; needs K = 784) or uniform "
                          "random pixels; the other set is measured beside it")
     ap.add_argument("--quick", action="store_true", help="3 runs, fewer images (a smoke run, not a figure)")
+    ap.add_argument("--conv", action="store_true", help="also time a conv model of the fmnist-conv preset's shape")
     args = ap.parse_args(argv)
     try:
         sizes = tuple(int(v) for v in args.sizes.split(","))
@@ -207,7 +251,9 @@ def main(argv=None) -> int:
           "1 intra-op / 1 inter-op thread, sequential execution, graph optimisation ORT_ENABLE_ALL")
     print(f"load average before (1, 5, 15 min): {load_before}")
 
-    t = {k: [] for k in ("ort", "c", "c_py", "ort_o", "c_o", "peak", "file", "bits", "bits8", "rows", "torch", "learn")}
+    t = {k: [] for k in ("ort", "c", "c_py", "ort_o", "c_o", "peak", "file", "bits", "bits8", "rows", "torch", "learn",
+                         "ort_conv", "c_conv", "learn_conv")}
+    n_conv = 50 if args.quick else 200
     line_offsets = set()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -227,6 +273,17 @@ def main(argv=None) -> int:
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sess = ort.InferenceSession(str(tmp / "f.onnx"), so, providers=["CPUExecutionProvider"])
+        if args.conv:
+            conv_model = random_conv_model(*CONV_NET, bits=8, seed=0)
+            save(conv_model, tmp / "c.mbnn")
+            conv_ws = memory_conv(conv_model, backend)
+            xc = x[:n_conv] if x.shape[1] == 784 else rng.integers(0, 256, size=(n_conv, 784), dtype=np.uint8)
+            (tmp / "xc.u8").write_bytes(xc.tobytes())
+            (tmp / "yc.u32").write_bytes(y[:n_conv].tobytes())
+            xcf = (xc.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
+            torch.onnx.export(float_conv_net(), torch.from_numpy(xcf[:1]), str(tmp / "c.onnx"), dynamo=False,
+                              input_names=["x"], output_names=["y"])
+            sess_c = ort.InferenceSession(str(tmp / "c.onnx"), so, providers=["CPUExecutionProvider"])
         tnet = float_net(sizes)
         opt = torch.optim.Adam(tnet.parameters(), lr=1e-3)
         xt, yt = torch.from_numpy(xf), torch.from_numpy(y.astype(np.int64))
@@ -255,6 +312,11 @@ def main(argv=None) -> int:
                 t["rows"].append(run_bench("binary_rows", 4096, 4096, reps))
                 t["torch"].append(best_time(torch_step, n_learn, passes=1))
                 t["learn"].append(run_bench("learn", tmp / "m.mbnn", tmp / "x.u8", tmp / "y.u32", n_learn) * 1e-9)
+                if args.conv:
+                    t["ort_conv"].append(best_time(lambda i: sess_c.run(None, {"x": xcf[i:i + 1]}), n_conv))
+                    t["c_conv"].append(run_bench("infer", tmp / "c.mbnn", tmp / "xc.u8", n_conv, PASSES) * 1e-9)
+                    t["learn_conv"].append(run_bench("learn", tmp / "c.mbnn", tmp / "xc.u8", tmp / "yc.u32",
+                                                     n_conv // 10) * 1e-9)
 
     def ratio(a, b):
         return [p / q for p, q in zip(t[a], t[b])]
@@ -291,6 +353,16 @@ def main(argv=None) -> int:
           f"image that may stay in flash) + workspace RAM {mem['infer_ws']:,}")
     print(f"   learning:       writable image RAM {mem['learn_model']:,} (hidden weights {mem['hidden']:,}) "
           f"+ workspace RAM {mem['learn_ws']:,} = {mem['learn_model'] + mem['learn_ws']:,}")
+    if args.conv:
+        (c, hh, ww), convs, dense = CONV_NET
+        shape = "-".join([f"{c}x{hh}x{ww}"] + [f"conv{n}k{k}{'p' if pool else ''}" for n, k, _, _, pool in convs]
+                         + [str(n) for n in dense])
+        print(f"\n5. conv model {shape} (random weights, b = 8), batch 1, {n_conv} images (us)")
+        print(f"   onnxruntime float32 (Python call)   {spread(t['ort_conv'], '{:.2f}', 1e6)}")
+        print(f"   C library (timed in C)               {spread(t['c_conv'], '{:.2f}', 1e6)}"
+              f"   ratio {spread(ratio('ort_conv', 'c_conv'), '{:.1f}')}x")
+        print(f"   C mbnn_learn_step                    {spread(t['learn_conv'], '{:.1f}', 1e6)}")
+        print(f"   workspace RAM: inference {conv_ws['infer']:,}, learning {conv_ws['learn']:,}")
     print(f"\nload average before: {load_before}; after: {load()}")
     if other:
         print(f"inference_ratio_vs_onnxruntime_{other}={statistics.median(ratio('ort_o', 'c_o')):.2f}")
