@@ -1,5 +1,5 @@
 #!/bin/sh
-# Combinational checks with ABC's BDDs, from the pip tools:  hw/formal/cec.sh [-d DIR] FILE.ys TASK
+# Combinational checks with ABC (BDDs, or SAT sweeping), from the pip tools:  hw/formal/cec.sh [-d DIR] FILE.ys TASK
 #
 # Beside sby.sh (SAT through yosys-smtbmc) for what SAT cannot do in minutes: two differently built multipliers,
 # two different adder trees (docs/HARDWARE.md, "Formal checks"). FILE.ys elaborates a combinational harness
@@ -9,6 +9,8 @@
 #   (`collapse`: exact, and polynomial for sums and products this small, where SAT on the miter is not) and
 #   hands back its AIG, which is the constant 0 exactly when no input fails an assert; Yosys's own SAT solver
 #   then proves trigger = 0 on what came back (instant if it is the constant) or finds the failing inputs.
+#   A line "#abc SCRIPT" in FILE.ys replaces ABC's script: threefry.ys uses `fraig` (SAT sweeping: merges the
+#   equivalent nodes of two adder networks, where their BDDs would blow up); the verdict is read the same way.
 # Prints "cec: TASK DONE (PASS|FAIL|ERROR, rc=N)" as sby does; the log is DIR/yosys.log (counterexample there).
 # Sources are copied first to DIR/src (FILE's folder and ../rtl, as sby copies its [files]): a proof is of the
 # sources at its start. YoWASP Yosys cannot open absolute paths under /tmp, so it runs in DIR with relative paths.
@@ -36,6 +38,9 @@ awk -v task="$TASK" '
                         for (i in t) if (t[i] == task) keep = 1
                         if (keep) print substr($0, index($0, ":") + 2); next }
   { print }' "$YS" > "$DIR/src/formal/run.ys"
+# ABC's script: BDDs by default; a line "#abc SCRIPT" in FILE.ys chooses another (threefry.ys: SAT sweeping)
+ABC=$(sed -n 's/^#abc \(.*\)$/\1/p' "$YS" | head -n 1)
+[ -n "$ABC" ] || ABC='+strash;collapse;strash'
 cat >> "$DIR/src/formal/run.ys" <<'EOF'
 # ---- appended by cec.sh: the proof step ----
 rename -top cec_top
@@ -48,7 +53,9 @@ flatten
 opt -fast
 techmap
 opt -fast
-abc -script +strash;collapse;strash
+EOF
+printf 'abc -script %s\n' "$ABC" >> "$DIR/src/formal/run.ys"
+cat >> "$DIR/src/formal/run.ys" <<'EOF'
 opt_clean
 sat -prove trigger 0 -verify -show-inputs -timeout 120
 EOF

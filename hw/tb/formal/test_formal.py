@@ -8,9 +8,13 @@
   every cycle: bit and pixel inputs at b/k = 8/4, 2/0 and 16/12, its step 3 and its pixel lanes' lemma;
 - mbnn_xnor_popcount equals its definition for every input at every SIMD the design uses (1, 2, 4, 8, 16, 32),
   by BDDs, and at SIMD 1, 2, 4, 8 by SymbiYosys too;
+- mbnn_threefry (the generator of stochastic rounding, FORMAT.md 4.4) computes the spec's Threefry-2x32-20 for every
+  counter and key at every pipeline depth (STAGE 1, 2, 4, 5, 10, 20), by ABC's SAT sweeping (threefry.ys), its
+  2 x LAT registers counted and all enabled by `en`; the reference gives 4.4's known answers;
 - and each kind of proof can fail: a lane whose rounding constant is off by one (16383 for 16384), a pixel lane
   whose sign ignores x = 0, an SR lane whose r0 mask is one bit too wide or whose r1 is not carried with its
-  synapse, a popcount off by one in one input of 2^96 must each be caught.
+  synapse, a popcount off by one in one input of 2^96, a generator with one rotation constant or one key
+  injection wrong or a pipeline register left without its enable must each be caught.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ PIXEL_GRAD = ["b8_k4", pytest.param("b16_k12", marks=WIDE), "b2_k0",
               "sr_b8_k4", pytest.param("sr_b16_k12", marks=WIDE), "sr_b2_k0"]
 XNOR = ["simd1", "simd2", "simd4", "simd8"]  # xnor_popcount.sby (SAT: wider ones do not finish)
 XNOR_BDD = ["simd1", "simd2", "simd4", "simd8", "simd16", "simd32"]  # xnor_popcount.ys: metabnn VALID_SIMD
+# threefry.ys: every STAGE mbnn_threefry accepts; 4 (the update unit's default), 1 and 20 (the extremes) by default,
+# the others (the same rounds with registers elsewhere) behind --runslow: each takes 5-10 s of CPU
+THREEFRY = ["stage4", "stage1", "stage20", pytest.param("stage2", marks=WIDE), pytest.param("stage5", marks=WIDE),
+            pytest.param("stage10", marks=WIDE)]
 
 
 def sby_bin() -> Path:
@@ -102,6 +110,34 @@ def test_xnor_popcount_equals_its_definition(tmp_path, task):
 @pytest.mark.parametrize("task", XNOR_BDD)
 def test_xnor_popcount_equals_its_definition_by_bdds(tmp_path, task):
     assert prove(FORMAL / "xnor_popcount.ys", task, tmp_path) == "PASS"
+
+
+@pytest.mark.parametrize("task", THREEFRY)
+def test_threefry_equals_the_spec(tmp_path, task):
+    assert prove(FORMAL / "threefry.ys", task, tmp_path) == "PASS"
+
+
+# Threefry mutants (hw/rtl/mbnn_threefry.sv): rotation R[0] = 12 for 13; the 5th-round injection's `+ s` one too
+# small everywhere (S - 1 for S); the stage registers written whatever `en` (the stall ignored: the register count
+# on `en` fails, an error, where the cocotb test would see draws skipped)
+THREEFRY_MUTANTS = {
+    "rotation": ("0: rot = 13;", "0: rot = 12;", "FAIL"),
+    "injection": ("assign n1 = m1 + (ks[(S + 1) % 3] + 32'(S));", "assign n1 = m1 + (ks[(S + 1) % 3] + 32'(S - 1));",
+                  "FAIL"),
+    "enable_ignored": ("                if (en) begin\n                    o0 <= n0;",
+                       "                if (1'b1) begin\n                    o0 <= n0;", "ERROR"),
+}
+
+
+@pytest.mark.parametrize("mutant", sorted(THREEFRY_MUTANTS))
+def test_a_mutant_threefry_is_caught(tmp_path, mutant):
+    sby_bin()
+    old, new, verdict = THREEFRY_MUTANTS[mutant]
+    formal = mutant_tree(tmp_path, "mbnn_threefry.sv", old, new)
+    assert prove(formal / "threefry.ys", "stage4", tmp_path / "runs") == verdict
+    if verdict == "ERROR":
+        assert "selection contains 0 elements instead of the asserted 10" in (
+            tmp_path / "runs" / "stage4" / "yosys.log").read_text()
 
 
 def test_a_mutant_lane_is_caught(tmp_path):
