@@ -29,7 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device-meta", default="auto", metavar="auto|M",
                    help="m of the on-device f_meta tables: auto picks one per layer from the hidden weights and a "
                    "probe of the learning step's update sizes (docs/ONDEVICE.md); a number sets it for every "
-                   "layer (0: a plain BNN on the device)")
+                   "layer (0: a plain BNN on the device); the tables sample f_meta where each |h|'s float weights "
+                   "begin (docs/ONDEVICE.md, 'Narrow hidden weights')")
     p.add_argument("--device-horizon", type=int, default=None, metavar="N",
                    help="for auto: samples a new task takes on the device (default 3000)")
     p.add_argument("--device-quantile", type=float, default=None, metavar="Q",
@@ -105,6 +106,8 @@ def run(args) -> int:
     model = from_floatnet(net, hidden_bits=args.hidden_bits, table_bits=args.table_bits,
                           lr_shift_base=args.lr_shift, device_meta=device_meta,
                           stochastic=args.rounding == "stochastic", sr_seed=sr_seed)
+    from metabnn.export.device_meta import set_tables
+    set_tables(model)  # the device's f_meta tables: FORMAT.md 4.2's, half an LSB lower (docs/ONDEVICE.md)
     save(model, args.out)
     written = [f"{args.out} ({len(to_bytes(model)):,} bytes)"]
     if args.onnx:

@@ -11,6 +11,11 @@ m acts on two things at once (docs/FORMAT.md 4.1, 4.2): the table (f_meta at |W|
 m |W|max passes acosh(256), the hidden range, so the same |W| sits on more LSBs of h. Both make the walk to zero
 longer, so the survival test is monotone in m and a bisection finds the smallest m. Pure: the same inputs give the
 same m, no data, no randomness.
+
+The device's table (`device_table`) samples f_meta at the low edge of the float weights a bucket of |h| holds,
+half an LSB below FORMAT.md 4.2's exporter formula: invisible at 8 bits (1/254 of the range), decisive at 4
+(docs/ONDEVICE.md, "Narrow hidden weights"). Both are tables the format accepts (any Q15 entries); the learning
+step is unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ DEFAULT_QUANTILE = 0.5  # synapses at or above the median |W| are the ones train
 DEFAULT_HORIZON = 3000  # samples a new task takes on the device (the README's protocol)
 M_FLOOR = 1e-3  # below this the table is 1.0 to Q15 precision: no consolidation at all
 BISECTIONS = 48
+# the device's table (device_table's default), FORMAT.md 4.2's formula, and two measured alternatives (ONDEVICE.md)
+TABLES = ("edge", "tanh", "walk", "below")
+TABLE_HELP = ("f_meta tables (export.device_meta.device_table): edge, metabnn export's (f_meta where each |h|'s "
+              "float weights begin); tanh, FORMAT.md 4.2's formula (f_meta at |h|); below, walk: the alternatives of "
+              "docs/ONDEVICE.md, 'Narrow hidden weights'")
 
 
 @dataclass(frozen=True)
@@ -44,10 +54,11 @@ class UpdateStats:
 
     @classmethod
     def from_counts(cls, counts: np.ndarray, total: int) -> "UpdateStats":
-        """counts[s] = how many (synapse, step) pairs had |u| = s (s >= 1; counts[0] ignored), of `total`."""
-        counts = np.asarray(counts, dtype=np.int64)
+        """counts[s] = how many (synapse, step) pairs had |u| = s (s >= 1; counts[0] ignored), of `total`.
+        Counts may be fractional: expected counts under stochastic rounding (metabnn.ondevice.update_stats)."""
+        counts = np.asarray(counts, dtype=np.float64)
         nz = np.flatnonzero(counts[1:]) + 1
-        n = int(counts[nz].sum())
+        n = float(counts[nz].sum())
         if total <= 0 or n == 0:
             return cls(0.0, (), ())
         return cls(n / total, tuple(int(s) for s in nz), tuple(float(counts[s] / n) for s in nz))
@@ -55,6 +66,50 @@ class UpdateStats:
     @property
     def mean_size(self) -> float:
         return float(np.dot(self.sizes, self.probs)) if self.sizes else 0.0
+
+
+def device_table(meta: float, scale: float, bits: int, table_bits: int, kind: str = "edge") -> np.ndarray:
+    """The f_meta table the device learns with; F[i] = f_meta at a |W| that each kind places differently in the
+    float weights of bucket i (|h| from i 2^t, t = b - 1 - k; h = round(W / scale), FORMAT.md 4.1):
+
+      tanh:  at |h| = i 2^t itself (FORMAT.md 4.2's exporter formula);
+      edge:  half an LSB lower, where the float weights that round to that |h| begin (the default);
+      below: one LSB lower, where a push toward zero lands;
+      walk:  the harmonic mean of f_meta over the bucket's pushes toward zero, [i 2^t - 1, (i+1) 2^t - 1] LSBs, so
+             the expected pushes that walk a synapse through the bucket are the float rule's.
+
+    At 8 bits the kinds differ by an LSB of 127; at 4 bits (7 a side) the first LSB holds most of a short
+    training's weights (|W| of 0.5 to 1.5 LSBs), and tanh half-consolidates them (F[1] = 0.49 at the saturating
+    m) where the float rule gives 0.82 at the bucket's low edge, 0.24 at its top (docs/ONDEVICE.md)."""
+    if kind == "tanh":
+        return f_meta_table(meta, scale, bits, table_bits)
+    if kind not in TABLES:
+        raise UsageError(f"f_meta table {kind!r}: one of {', '.join(TABLES)}")
+    tshift, hmax = bits - 1 - table_bits, (1 << (bits - 1)) - 1
+    first = np.arange(1 << table_bits, dtype=np.float64) * (1 << tshift)  # each bucket's first |h|
+    if kind == "walk":
+        lo = np.maximum(first - 1.0, 0.0)
+        hi = np.append(first[1:] - 1.0, hmax)  # the last bucket runs to hmax
+        x0, x1 = meta * lo * scale, meta * hi * scale
+        with np.errstate(over="ignore", invalid="ignore"):
+            # 1 / f_meta = cosh^2(x); its mean over [x0, x1] = 1/2 + (sinh 2x1 - sinh 2x0) / (4 (x1 - x0))
+            inv = np.where(x1 > x0, 0.5 + (np.sinh(2 * x1) - np.sinh(2 * x0)) / (4 * np.maximum(x1 - x0, 1e-300)),
+                           1.0)
+        f = np.where(np.isfinite(inv), 1.0 / inv, 0.0)
+        if tshift == 0:
+            f[0] = 1.0  # |h| = 0 is never pushed toward zero
+    else:
+        w = np.maximum(first - (0.5 if kind == "edge" else 1.0), 0.0) * scale
+        f = 1.0 - np.tanh(meta * w) ** 2
+    return np.floor(32768.0 * f + 0.5).astype(np.uint16)
+
+
+def set_tables(model, kind: str = "edge"):
+    """The model (changed in place) with every layer's f_meta table rebuilt as `device_table` of its own m and
+    scale (m = 0: all 32768 either way)."""
+    for lay in model.layers:
+        lay.table = device_table(lay.meta, lay.scale, lay.bits, lay.table_bits, kind)
+    return model
 
 
 def _hidden_range(abs_w: np.ndarray, meta: float, bits: int) -> tuple[np.ndarray, float]:
@@ -94,22 +149,22 @@ def budget(stats: UpdateStats, horizon: int) -> float:
 
 
 def survivors(meta: float, abs_w: np.ndarray, bits: int, table_bits: int, stats: UpdateStats,
-              horizon: int, stochastic: bool = False) -> float:
+              horizon: int, stochastic: bool = False, table: str = "edge") -> float:
     """The fraction of the layer's synapses that a new task of `horizon` samples does not walk to zero."""
     h, scale = _hidden_range(abs_w, meta, bits)
-    T = pushes_to_zero(f_meta_table(meta, scale, bits, table_bits), bits, table_bits, stats, stochastic)
+    T = pushes_to_zero(device_table(meta, scale, bits, table_bits, table), bits, table_bits, stats, stochastic)
     return float(np.mean(T[h] >= budget(stats, horizon))) if h.size else 0.0
 
 
 def _survives(meta: float, w_q: float, wmax: float, bits: int, table_bits: int, stats: UpdateStats,
-              need: float, stochastic: bool) -> bool:
+              need: float, stochastic: bool, table: str) -> bool:
     h, scale = _hidden_range(np.array([w_q, wmax]), meta, bits)
-    T = pushes_to_zero(f_meta_table(meta, scale, bits, table_bits), bits, table_bits, stats, stochastic)
+    T = pushes_to_zero(device_table(meta, scale, bits, table_bits, table), bits, table_bits, stats, stochastic)
     return bool(T[h[0]] >= need)
 
 
 def pick(abs_w: np.ndarray, bits: int, table_bits: int, stats: UpdateStats, horizon: int = DEFAULT_HORIZON,
-         quantile: float = DEFAULT_QUANTILE, stochastic: bool = False) -> tuple[float, bool]:
+         quantile: float = DEFAULT_QUANTILE, stochastic: bool = False, table: str = "edge") -> tuple[float, bool]:
     """(device m, reached) for one layer: the smallest m at which |W| >= the quantile survives `horizon`
     samples. reached is False where no m does (the learning rate outruns the hidden range): then the m that
     puts the quantile on the top of the range, the most consolidation the width allows it."""
@@ -128,14 +183,14 @@ def pick(abs_w: np.ndarray, bits: int, table_bits: int, stats: UpdateStats, hori
     w_q = max(w_q, wmax * 2.0 ** -(bits - 1))  # below one LSB the weight is the sign bit alone
     # past this m the quantile sits at the top of the hidden range: more m saturates more, consolidates no more
     m_top = ACOSH_256 / w_q
-    if _survives(M_FLOOR, w_q, wmax, bits, table_bits, stats, need, stochastic):
+    if _survives(M_FLOOR, w_q, wmax, bits, table_bits, stats, need, stochastic, table):
         return 0.0, True
-    if not _survives(m_top, w_q, wmax, bits, table_bits, stats, need, stochastic):
+    if not _survives(m_top, w_q, wmax, bits, table_bits, stats, need, stochastic, table):
         return _tidy(m_top), False
     lo, hi = math.log(M_FLOOR), math.log(m_top)  # lo fails, hi survives
     for _ in range(BISECTIONS):
         mid = (lo + hi) / 2
-        if _survives(math.exp(mid), w_q, wmax, bits, table_bits, stats, need, stochastic):
+        if _survives(math.exp(mid), w_q, wmax, bits, table_bits, stats, need, stochastic, table):
             hi = mid
         else:
             lo = mid

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from metabnn.errors import MetabnnError, UsageError
+from metabnn.export.device_meta import TABLE_HELP, TABLES, set_tables
 from metabnn.fileio import atomic_write_bytes, atomic_write_text
 
 WIDTHS = (4, 6, 8, 12, 16)
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounding", nargs="+", choices=ROUNDINGS, default=["nearest"],
                    help="rounding of the learning step (FORMAT.md 4.3 / 4.4); both: every width with each")
     p.add_argument("--sr-seed", type=int, default=0, help="seed of stochastic rounding (as metabnn export's)")
+    p.add_argument("--table", choices=TABLES, default="edge", help=TABLE_HELP)
     p.add_argument("--engine", choices=("auto", "c", "golden"), default="auto")
     p.add_argument("--check-steps", type=int, default=10, help="firmware steps re-checked against golden")
     p.add_argument("--seed", type=int, default=0)
@@ -97,6 +99,7 @@ def _run(a) -> int:
                 model = from_floatnet(net, hidden_bits=bits, lr_shift_base=a.lr_shift, lr_shifts=lr,
                                       device_meta=a.device_meta if label == "m>0" else 0.0,
                                       stochastic=rounding == "stochastic", sr_seed=a.sr_seed)
+                set_tables(model, a.table)
                 adapt = model.layers[0].adapt_shift > 0
                 if engine == "c" and a.check_steps:
                     cross_check(model, xs, ys, adapt, a.check_steps)
@@ -115,7 +118,8 @@ def _run(a) -> int:
     print(text)
     atomic_write_text(out / "bits_study.md", f"Engine: {described}; {a.samples} task-B samples; learning rate "
                       f"{'equal in LSBs' if a.lsb_lr else 'equal in float units'} (shift {a.lr_shift} at 8 bits); "
-                      f"device m {a.device_meta if a.device_meta is not None else 'as trained'}; rounding "
+                      f"device m {a.device_meta if a.device_meta is not None else 'as trained'}, {a.table} tables; "
+                      "rounding "
                       f"{', '.join(roundings)}.\n\n{text}\n")
     atomic_write_text(out / "bits_study.json", json.dumps({"rows": rows, "curves": curves, "engine": described,
                                                            "args": vars(a)}, indent=1))

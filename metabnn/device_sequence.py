@@ -26,7 +26,7 @@ KEEP, GAP = 0.80, 0.05  # the goal: earlier tasks keep >= 80 % of their accuracy
 
 def parse_args(argv):
     from metabnn.cli import _Parser  # bad options: one line, exit 2
-    from metabnn.export.device_meta import DEFAULT_HORIZON, DEFAULT_QUANTILE, parse_option
+    from metabnn.export.device_meta import DEFAULT_HORIZON, DEFAULT_QUANTILE, TABLE_HELP, TABLES, parse_option
 
     p = _Parser(prog="python -m metabnn.device_sequence", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -44,6 +44,7 @@ def parse_args(argv):
     p.add_argument("--device-meta", default="auto", metavar="auto|M|M0,M1,..",
                    help="device m of the metaplastic model: auto (the rule, export/device_meta.py), a number, or "
                    "one number per layer, comma-separated")
+    p.add_argument("--table", choices=TABLES, default="edge", help=TABLE_HELP)
     p.add_argument("--horizon", type=int, default=DEFAULT_HORIZON, help="samples a new task takes, for the rule")
     p.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
                    help="the rule consolidates synapses with |W| at or above this quantile of their layer")
@@ -105,6 +106,7 @@ def build_streams(a, k_trained: int, seed: int, fingerprint: str | None):
 
 
 def run_sequence(a) -> dict:
+    from metabnn.export.device_meta import set_tables
     from metabnn.export.quantize import file_metadata, from_floatnet
     from metabnn.ondevice import auto_device_meta, learn_stream, pick_engine
     from metabnn.train.checkpoint import load_floatnet
@@ -120,7 +122,7 @@ def run_sequence(a) -> dict:
     export = dict(lr_shift_base=a.lr_shift, hidden_bits=a.hidden_bits)
     if a.device_meta == "auto":
         picks = auto_device_meta(nets["meta"], a.horizon, a.quantile, a.probe_samples, quiet=a.quiet,
-                                 stochastic=stochastic, **export)
+                                 stochastic=stochastic, table=a.table, **export)
         device_m = [m for m, _, _ in picks]
     elif isinstance(a.device_meta, list):
         device_m = a.device_meta
@@ -135,6 +137,7 @@ def run_sequence(a) -> dict:
     for label, net in nets.items():
         model = from_floatnet(net, device_meta=device_m if label == "meta" else 0.0, stochastic=stochastic,
                               sr_seed=a.seed, **export)
+        set_tables(model, a.table)
         _, curves[label], _ = learn_stream(model, xs, ys, evals, a.eval_every, adapt=model.layers[0].adapt_shift > 0,
                                            engine=engine, desc=f"{label}: {len(ys):,} device samples",
                                            quiet=a.quiet)
@@ -221,7 +224,8 @@ def _main(argv) -> int:
     res["goals"] = goals(res)
     print(text)
     write_results(out, "device_sequence", f"Engine: {res['engine']}; {a.samples} samples per device task, "
-                  f"lr_shift {a.lr_shift}, {a.hidden_bits} hidden bits, rounding {a.rounding}, {a.eval_size} test "
+                  f"lr_shift {a.lr_shift}, {a.hidden_bits} hidden bits, rounding {a.rounding}, {a.table} tables, "
+                  f"{a.eval_size} test "
                   "images per task.", text, res, plot(res))
     return 0
 

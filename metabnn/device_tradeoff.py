@@ -27,7 +27,7 @@ MODELS = (("meta", "metaplastic (m > 0)"), ("plain", "plain BNN (m = 0)"))
 
 def parse_args(argv):
     from metabnn.cli import _Parser  # bad options: one line, exit 2
-    from metabnn.export.device_meta import DEFAULT_QUANTILE
+    from metabnn.export.device_meta import DEFAULT_QUANTILE, TABLE_HELP, TABLES
 
     p = _Parser(prog="python -m metabnn.device_tradeoff", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -43,6 +43,7 @@ def parse_args(argv):
     p.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
                    help="the rule consolidates synapses with |W| at or above this quantile of their layer")
     p.add_argument("--probe-samples", type=int, default=100, help="learning steps the rule's probe measures")
+    p.add_argument("--table", choices=TABLES, default="edge", help=TABLE_HELP)
     p.add_argument("--engine", choices=("auto", "c", "golden"), default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of task B's permutation and sample order")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -78,6 +79,7 @@ def task_pair(seed: int, samples: int, eval_size: int):
 
 
 def sweep(a) -> dict:
+    from metabnn.export.device_meta import set_tables
     from metabnn.export.quantize import from_floatnet
     from metabnn.ondevice import auto_device_meta, learn_stream, pick_engine
     from metabnn.train.checkpoint import load_floatnet
@@ -89,13 +91,13 @@ def sweep(a) -> dict:
     for label, ck in (("meta", a.meta_ckpt), ("plain", a.plain_ckpt)):
         net = load_floatnet(ck)
         picks = auto_device_meta(net, horizon, a.quantile, a.probe_samples, lr_shift_base=a.lr_shift,
-                                 quiet=a.quiet)
+                                 quiet=a.quiet, table=a.table)
         rule[label] = [{"m": m, "reached": ok, "rate": st.rate, "mean_u": st.mean_size} for m, ok, st in picks]
         print(f"{label}: the rule picks device m = {', '.join(f'{m:g}' for m, _, _ in picks)} (per layer)",
               flush=True)
         settings = [(float(m), float(m)) for m in a.ms] + [("rule", [m for m, _, _ in picks])]
         for name, dm in settings:
-            model = from_floatnet(net, lr_shift_base=a.lr_shift, device_meta=dm)
+            model = set_tables(from_floatnet(net, lr_shift_base=a.lr_shift, device_meta=dm), a.table)
             adapt = model.layers[0].adapt_shift > 0
             _, curve, flips = learn_stream(model, xs, ys, evals, len(ys), adapt=adapt, engine=engine,
                                            desc=f"{label}, device m = {name}", quiet=a.quiet)
@@ -171,7 +173,8 @@ def _main(argv) -> int:
     text = table(res)
     print(text)
     write_results(out, "device_tradeoff", f"Engine: {res['engine']}; {a.samples} task-B samples, lr_shift "
-                  f"{a.lr_shift}, {a.eval_size} test images per task; rule: quantile {a.quantile}, horizon "
+                  f"{a.lr_shift}, {a.table} tables, {a.eval_size} test images per task; rule: quantile {a.quantile}, "
+                  "horizon "
                   f"{res['horizon']}.", text, res, plot(res))
     return 0
 

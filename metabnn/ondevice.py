@@ -67,21 +67,31 @@ def update_stats(model: Model, images: np.ndarray, labels: np.ndarray, bank: int
                  quiet: bool = True) -> list:
     """How often and by how much each layer's synapses are updated while `model` learns the stream
     (golden learning step, FORMAT.md 4.3): per layer an export.device_meta.UpdateStats, the measured input
-    of the device-m rule. |u| is the step before f_meta, so it does not depend on the table being probed."""
+    of the device-m rule. |u| is the step before f_meta, so it does not depend on the table being probed.
+    A layer that rounds stochastically (4.4) is counted by the expected outcome of its draw: |grad| >> s, or one
+    more with probability (|grad| mod 2^s) / 2^s (counted to nearest, a 4-bit layer's steps are nearly all 0
+    and the rule would see nothing move)."""
     from metabnn.export.device_meta import UpdateStats
     from metabnn.sim.learn import learn_step
     from metabnn.sim.metaplastic import U_MAX, step_size
+    from metabnn.sim.model import STOCHASTIC
 
-    counts = [np.zeros(U_MAX + 1, dtype=np.int64) for _ in model.layers]
+    counts = [np.zeros(U_MAX + 1, dtype=np.float64) for _ in model.layers]
     m = model
     for x, y in tqdm(zip(images, labels), total=len(labels), desc="probing the device's updates",
                      disable=True if quiet else None, leave=False):
         new, info = learn_step(m, x, int(y), bank=bank, adapt=adapt)
         for c, lay, delta, xin in zip(counts, m.layers, info.deltas, info.inputs):
             rows, cols = np.flatnonzero(delta), np.flatnonzero(xin)
-            if rows.size and cols.size:  # the other synapses have a zero gradient
-                u = np.abs(step_size(np.outer(delta[rows], xin[cols]), lay.lr_shift))  # |u| before f_meta
-                c += np.bincount(u.ravel(), minlength=U_MAX + 1)
+            if not (rows.size and cols.size):  # the other synapses have a zero gradient
+                continue
+            grad = np.abs(np.outer(delta[rows], xin[cols])).ravel()
+            if lay.rounding == STOCHASTIC:
+                q, frac = grad >> lay.lr_shift, (grad & ((1 << lay.lr_shift) - 1)) / float(1 << lay.lr_shift)
+                c += np.bincount(np.minimum(q, U_MAX), weights=1.0 - frac, minlength=U_MAX + 1)
+                c += np.bincount(np.minimum(q + 1, U_MAX), weights=frac, minlength=U_MAX + 1)
+            else:
+                c += np.bincount(np.abs(step_size(grad, lay.lr_shift)), minlength=U_MAX + 1)  # |u| before f_meta
         m = new
     n = len(labels)
     return [UpdateStats.from_counts(c, n * lay.N * lay.K) for c, lay in zip(counts, model.layers)]
@@ -97,30 +107,32 @@ def probe_stream(train_x: np.ndarray, train_y: np.ndarray, samples: int, seed: i
 
 
 def auto_device_meta(net, horizon: int, quantile: float, probe_samples: int = 100, data_dir=None,
-                     seed: int = 0, quiet: bool = True, stochastic: bool = False, **export_options) -> list:
+                     seed: int = 0, quiet: bool = True, stochastic: bool = False, table: str = "edge",
+                     **export_options) -> list:
     """The device m of every layer by the rule of export/device_meta.py, from a probe of the learning step.
 
     The probe learns `probe_samples` of a new task (`probe_stream` of the model's training data, rebuilt from its
-    metadata) on the model exported with m = 0 (|u| before f_meta does not depend on the table). Returns per
-    layer (m, reached, UpdateStats). Raises DataMissingError / UsageError when the data cannot be had."""
+    metadata) on the model exported with m = 0 (|u| before f_meta does not depend on the table), rounding as the
+    device will. The rule walks the device's `table` (export.device_meta.device_table). Returns per layer
+    (m, reached, UpdateStats). Raises DataMissingError / UsageError when the data cannot be had."""
     from metabnn.export import device_meta as rule
     from metabnn.export.quantize import file_metadata, from_floatnet
     from metabnn.train.task_data import for_model
 
-    plain = from_floatnet(net, device_meta=0.0, **export_options)
+    plain = from_floatnet(net, device_meta=0.0, stochastic=stochastic, **export_options)
     data = for_model(file_metadata(net), data_dir=data_dir)
     xs, ys = probe_stream(data.train_x, data.train_y, probe_samples, seed)
     stats = update_stats(plain, xs, ys, bank=data.bank, adapt=plain.layers[0].adapt_shift > 0, quiet=quiet)
     picks = []
     for fl, lay, st in zip(net.layers, plain.layers, stats):
         m, reached = rule.pick(np.abs(np.asarray(fl.weight, dtype=np.float64)), lay.bits, lay.table_bits, st,
-                               horizon, quantile, stochastic)
+                               horizon, quantile, stochastic, table)
         picks.append((m, reached, st))
     return picks
 
 
 def device_meta_or_trained(net, horizon: int | None = None, quantile: float | None = None, stochastic: bool = False,
-                           say=print, **export_options):
+                           table: str = "edge", say=print, **export_options):
     """`metabnn export --device-meta auto`: the rule's m per layer, said in one line. Where the training data
     cannot be had for the probe (not installed, a sequence this metabnn cannot rebuild) the trained m, said why."""
     from metabnn.errors import DataMissingError
@@ -129,7 +141,7 @@ def device_meta_or_trained(net, horizon: int | None = None, quantile: float | No
     try:
         picks = auto_device_meta(net, rule.DEFAULT_HORIZON if horizon is None else horizon,
                                  rule.DEFAULT_QUANTILE if quantile is None else quantile, stochastic=stochastic,
-                                 **export_options)
+                                 table=table, **export_options)
     except (DataMissingError, UsageError) as e:
         say(f"device m: the trained m (no data to probe the device's updates: {e}); --device-meta M sets one")
         return None

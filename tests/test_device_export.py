@@ -6,7 +6,7 @@ import pytest
 
 from metabnn.cli import main
 from metabnn.export.mbnn import load
-from metabnn.sim.metaplastic import f_meta_table
+from metabnn.export.device_meta import device_table
 
 
 def _layer_ms(text: str) -> list[float]:
@@ -22,7 +22,7 @@ def test_auto_is_the_default_and_stored_per_layer(trained_checkpoint, tmp_path, 
     assert len(ms) == len(model.layers)
     for m, lay in zip(ms, model.layers):
         assert lay.meta == pytest.approx(m, rel=1e-6) and m > 1.35  # a short training: more than the trained m
-        assert np.array_equal(lay.table, f_meta_table(lay.meta, lay.scale, lay.bits, lay.table_bits))
+        assert np.array_equal(lay.table, device_table(lay.meta, lay.scale, lay.bits, lay.table_bits))
     # deterministic: the same export again gives the same bytes
     again = tmp_path / "again.mbnn"
     assert main(["export", str(trained_checkpoint), "--out", str(again), "--lr-shift", "12"]) == 0

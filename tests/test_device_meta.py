@@ -125,3 +125,66 @@ def test_empty_or_nonfinite_weights():
     for w in (np.array([]), np.array([0.1, np.nan])):
         with pytest.raises(UsageError):
             rule.pick(w, BITS, TB, STATS, 3000)
+
+
+def test_tanh_table_is_format_4_2():
+    for m, scale, b, k in ((16.0, 0.39 / 7, 4, 3), (1.35, 0.01, 8, 7), (3.0, 0.001, 12, 8)):
+        assert np.array_equal(rule.device_table(m, scale, b, k, "tanh"), f_meta_table(m, scale, b, k))
+
+
+def test_edge_table_reads_f_meta_where_the_bucket_begins():
+    m, scale = 16.0, 0.39 / 7  # 4 bits at the saturating m: f_meta = 1/2 near 1 LSB
+    edge, tanh = rule.device_table(m, scale, 4, 3), f_meta_table(m, scale, 4, 3)
+    assert edge[0] == tanh[0] == 32768
+    # |h| = 1 holds |W| from 0.5 LSB: f_meta there, not at 1 LSB
+    assert edge[1] == round(32768 * (1 - np.tanh(m * 0.5 * scale) ** 2))
+    assert edge[1] / 32768 == pytest.approx(0.825, abs=0.001) and tanh[1] / 32768 == pytest.approx(0.493, abs=0.001)
+    assert np.all(edge >= tanh) and np.all(np.diff(edge.astype(int)) <= 0)
+    # table buckets of 2^t LSBs: the bucket's first |h| minus half an LSB
+    e12 = rule.device_table(3.0, 0.001, 12, 8)
+    assert e12[5] == round(32768 * (1 - np.tanh(3.0 * (5 * 8 - 0.5) * 0.001) ** 2))
+    # at 8 bits half an LSB apart: at most half an LSB times f_meta's steepest slope, 4 a / (3 sqrt 3), apart
+    a = 16.0 * 0.39 / 127
+    e8, t8 = rule.device_table(16.0, 0.39 / 127, 8, 7), f_meta_table(16.0, 0.39 / 127, 8, 7)
+    assert np.max(np.abs(e8.astype(int) - t8.astype(int))) <= 0.5 * 4 * a / (3 * np.sqrt(3)) * 32768 + 1
+    assert np.all(rule.device_table(0.0, 0.1, 4, 3) == 32768)  # m = 0: a plain BNN either way
+
+
+def test_set_tables_and_a_bad_kind(trained_model):
+    model = trained_model.copy()
+    rule.set_tables(model, "edge")
+    for lay in model.layers:
+        assert np.array_equal(lay.table, rule.device_table(lay.meta, lay.scale, lay.bits, lay.table_bits))
+    with pytest.raises(UsageError):
+        rule.device_table(1.0, 0.1, 8, 7, "cosine")
+
+
+def test_the_rule_walks_the_table_it_is_given():
+    # the edge table is more plastic, so keeping the median takes a larger m (at 4 bits the median's |h| moves
+    # in whole LSBs, so the pick moves in steps: never smaller, larger at this horizon)
+    w = synthetic()
+    for horizon in (30, 100, 300, 3000):
+        picks = [rule.pick(w, 4, 3, STATS, horizon, stochastic=True, table=t)[0] for t in ("tanh", "edge")]
+        assert picks[1] >= picks[0] > 0, (horizon, picks)
+    assert rule.pick(w, 4, 3, STATS, 100, stochastic=True, table="edge")[0] > \
+        rule.pick(w, 4, 3, STATS, 100, stochastic=True, table="tanh")[0]
+
+
+def test_fractional_counts():
+    st = rule.UpdateStats.from_counts(np.array([5.0, 0.25, 0.75]), 4)
+    assert st.rate == pytest.approx(0.25) and st.sizes == (1, 2) and st.probs == pytest.approx((0.25, 0.75))
+
+
+def test_below_and_walk_tables():
+    m, scale, b, k = 16.0, 0.39 / 7, 4, 3
+    below, walk = rule.device_table(m, scale, b, k, "below"), rule.device_table(m, scale, b, k, "walk")
+    f = lambda w: 1 - np.tanh(m * w) ** 2
+    assert below[0] == below[1] == 32768 and below[3] == round(32768 * f(2 * scale))
+    # walk: 1 / the mean of 1 / f_meta over the LSB a push crosses, here from 2 to 1 LSBs (numerically)
+    w = np.linspace(1 * scale, 2 * scale, 200001)
+    assert walk[2] == pytest.approx(32768 / np.mean(1 / f(w)), abs=1)
+    assert walk[0] == 32768 and below[2] > walk[2] > f_meta_table(m, scale, b, k)[2]
+    # buckets of several LSBs (12 bits, k = 8: 8 LSBs each): the bucket's 8 pushes, [39, 47] LSBs for i = 5
+    w = np.linspace(39 * 0.001, 47 * 0.001, 200001)
+    walk12 = rule.device_table(3.0, 0.001, 12, 8, "walk")
+    assert walk12[5] == pytest.approx(32768 / np.mean(1 / (1 - np.tanh(3.0 * w) ** 2)), abs=1)
