@@ -36,6 +36,12 @@ module mbnn_uart_top #(
     parameter int TK = 4,              // f_meta table bits (LEARN = 1)
     parameter int SR = 0,              // LEARN = 1: bit l gives layer l's update unit the Threefry generators
     parameter int TF_STAGE = 4,        // LEARN = 1, SR != 0: Threefry rounds per pipeline stage
+    // LEARN = 1: the update units' lanes built (of SIMD) and their pipelined lanes. A board fed over the UART
+    // waits far longer for the deltas ('D', 6 bytes a neuron) than a unit of one lane takes for the pass, so
+    // one lane (its two multipliers) per layer, cut into four stages for the clock (docs/HARDWARE_UPDATE.md;
+    // metabnn.fpga.report.UART_UPDATE says the same to the report's cycle count)
+    parameter int ULANES = 1,
+    parameter int UPIPE = 1,
     parameter int CLK_HZ = 25_000_000, // the board's clock
     parameter int BAUD = 115_200,
     parameter int LED_LOW = 0          // 1: the board's LED is lit by a low pin (iCEBreaker)
@@ -94,7 +100,8 @@ module mbnn_uart_top #(
 
     if (LEARN != 0) begin : g_learn
         logic [SIMD*HB-1:0] h_rdata;
-        mbnn_update_top #(.SIMD(SIMD), .PE(PE), .HB(HB), .TK(TK), .SR(SR), .TF_STAGE(TF_STAGE)) u_engine (
+        mbnn_update_top #(.SIMD(SIMD), .PE(PE), .HB(HB), .TK(TK), .SR(SR), .TF_STAGE(TF_STAGE),
+                          .ULANES(ULANES), .UPIPE(UPIPE)) u_engine (
             .clk, .rst, .in_valid, .in_ready, .in_data, .in_bank, .in_adapt, .out_valid, .out_ready,
             .out_class, .out_score, .busy,
             .mem_we, .mem_layer(arg[3:0]), .mem_sel(arg[10:8]), .mem_addr(arg[47:16]),

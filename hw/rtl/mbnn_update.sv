@@ -14,10 +14,17 @@
 // The x memory uses the same chunking: chunk g holds x_{g*LANES+l} at [l*XB +: XB]
 // (XB = 8 for pixels, 1 for bits, bit 1 = +1).
 //
-// Timing: the pass issues one chunk per cycle; cycles from the `start` edge to the `done`
-// edge are N * G + 3 when `sgn_ready` stays high (test_update.py checks it). `sgn_ready`
-// low stalls the whole pipeline (the write to the engine's memory is the only place
-// that can wait).
+// Timing: the pass issues one slice of ULANES synapses per cycle, T = LANES / ULANES slices a chunk (the
+// default ULANES = LANES: one chunk a cycle); cycles from the `start` edge to the `done` edge are
+// N * G * T + 3 + 3 * PIPE when `sgn_ready` stays high (test_mbnn_update.py checks it): the hidden read, the
+// registered slice (PIPE), the lane's 2 (or 4 with PIPE) stages. `sgn_ready` low stalls the whole pipeline
+// (the write to the engine's memory, once per chunk at its last slice, is the only place that can wait).
+//
+// Sharing the lanes (ULANES < LANES): the chunk's hidden word is read at each of its slices, slice t goes
+// through the ULANES lanes (and their multipliers: `delta * x` for pixels, `|u| * F`), and the slices leaving
+// the lanes are gathered into the chunk written back (and its sign bits) at the last one. Hardware per unit:
+// ULANES lanes (and, SR, ULANES Threefry generators) instead of LANES; the memory layout, the host port
+// and the sign writes are the same for every ULANES.
 //
 // Counters (cleared by `start`, valid once `done`): n_changed = synapses whose hidden
 // weight changed (h' != h), n_flipped = synapses whose binary weight changed sign.
@@ -28,11 +35,11 @@
 // Stochastic rounding (SR = 1, FORMAT.md 4.4): the unit holds the layer's rounding bit, sr_seed and
 // sr_step (host port sr_*, written while idle; sr_step_q reads the step back, it is saved state) and
 // gives every lane its synapse's draw (r0, r1) = Threefry-2x32-20(ctr = (j K + i, sr_step),
-// key = (sr_seed, 0)) from one mbnn_threefry per lane. The counters come from a second walk of the
-// rows, a feed pointer that starts with the pass and runs TLAT - 1 chunks ahead of the issue (TLAT =
-// 20 / TF_STAGE, the generator's latency): its base j K + g LANES steps by LANES, or LANES - PADL at a
-// row end, so no multiplier; lane l adds l. The issue waits those TLAT - 1 cycles at the start, so a
-// pass takes N * G + 3 + TLAT - 1 cycles. Draws of padding lanes alias the next row's indices and
+// key = (sr_seed, 0)) from one mbnn_threefry per lane built. The counters come from a second walk of the
+// rows, a feed pointer that starts with the pass and runs TLAT - 1 slices ahead of the issue (TLAT =
+// 20 / TF_STAGE, the generator's latency): its base j K + g LANES + t ULANES steps by ULANES, or
+// ULANES - PADL at a row end, so no multiplier; lane l adds l. The issue waits those TLAT - 1 cycles at the
+// start, so a pass takes N * G * T + 3 + 3 * PIPE + TLAT - 1 cycles. Draws of padding lanes alias the next row's indices and
 // are discarded with their lane. With rounding 0 the lanes get the nearest constants (r0 = 2^(s-1),
 // r1 = 16384): 4.3 exactly, on the same hardware. After every pass (one learning step) a layer with
 // rounding 1 does sr_step += 1; a reset clears the three registers. SR = 0: none of this exists.
@@ -45,6 +52,9 @@ module mbnn_update #(
     parameter int LANES = 8,    // synapses per cycle
     parameter int SR = 0,       // 1: stochastic rounding hardware (a Threefry generator per lane)
     parameter int TF_STAGE = 4, // SR: Threefry rounds per pipeline stage (mbnn_threefry.sv)
+    parameter int ULANES = LANES, // update lanes built: a chunk's LANES synapses go through them in
+                                  // LANES / ULANES cycles (divides LANES; the default is one chunk a cycle)
+    parameter int PIPE = 0,     // 1: the lanes cut into four stages and the slice registered (for the clock)
     // derived, do not override
     parameter int XB = (PIXELS != 0) ? 8 : 1,
     parameter int G = (K + LANES - 1) / LANES,
@@ -101,13 +111,21 @@ module mbnn_update #(
 );
     localparam int DEPTH = N * G;
     localparam int PADL = G * LANES - K;  // padding lanes in the last chunk of a row
+    localparam int T = LANES / ULANES;    // cycles per chunk: the lanes' slices, one a cycle
+    localparam int SLW = (T > 1) ? $clog2(T) : 1;
+    localparam int SW = ULANES * HB;      // bits of one slice of a hidden word
+    localparam int LL = 2 + 2 * PIPE;     // the lane's latency (mbnn_update_lane.sv)
+    localparam int D = PIPE + LL;         // stages from the RAM outputs (stage 1) to the lanes' outputs
 
     if (TK < 0 || TK > HB - 1 || TK > 12 || HB < 2 || HB > 16 || LANES < 1 || K < 1 || N < 1)
     begin : g_bad_params
         $error("mbnn_update: need 2 <= HB <= 16, 0 <= TK <= min(HB-1, 12), LANES, K, N >= 1");
     end
-    if (SR < 0 || SR > 1) begin : g_bad_sr
-        $error("mbnn_update: SR must be 0 or 1");
+    if (SR < 0 || SR > 1 || PIPE < 0 || PIPE > 1) begin : g_bad_sr
+        $error("mbnn_update: SR and PIPE must be 0 or 1");
+    end
+    if (ULANES < 1 || ULANES > LANES || LANES % ULANES != 0) begin : g_bad_ulanes
+        $error("mbnn_update: ULANES must divide LANES");
     end
 
     // ---------------- memories ----------------
@@ -117,34 +135,54 @@ module mbnn_update #(
     logic [15:0]         ftab [1 << TK];
 
     // ---------------- control ----------------
-    logic           running;   // issuing chunks
+    // The pass issues one slice (ULANES synapses of a chunk) per cycle: (a0, t0) walks chunk by chunk, t0 the
+    // slice of chunk a0. Stage 1 holds the RAM outputs; q[i] is the stage i + 1 (q[D]: the lanes' outputs).
+    logic           running;   // issuing slices
     logic [AW-1:0]  a0;        // chunk address being issued
     logic [GW-1:0]  g0;        // its chunk index in the row
     logic [NW-1:0]  j0;        // its row
-    logic           v1, v2, v3;          // stage valid bits (1: RAM outputs, 2: lane reg A, 3: lane reg B)
-    logic [AW-1:0]  a1, a2, a3;
-    logic [NW-1:0]  j1, j2, j3;
-    logic [GW-1:0]  g1, g2, g3;
-    logic           last1, last2, last3; // the chunk is the last of its row (holds the padding)
+    logic [SLW-1:0]  t0;        // its slice
+    // stage i + 1 of each at [i*W +: W] (shift registers, flip-flops)
+    logic [D:0]           vq;            // stage valid bits
+    logic [(D+1)*AW-1:0]  aq;
+    logic [(D+1)*NW-1:0]  jq;
+    logic [(D+1)*GW-1:0]  gq;
+    logic [(D+1)*SLW-1:0] tq;
+    /* verilator lint_off UNUSEDSIGNAL */  // stage 1p exists with PIPE only
+    logic [1:0]           lastq;         // stages 1 and 1p: the chunk is the last of its row (padding)
+    /* verilator lint_on UNUSEDSIGNAL */
     logic           en;
+    logic           v3;                  // the output stage (q[D])
+    logic [AW-1:0]  a3;
+    logic [NW-1:0]  j3;
+    logic [GW-1:0]  g3;
+    logic [SLW-1:0]  t3;
+    logic           tl3;                 // its slice is the chunk's last: the chunk is written back
+    assign v3 = vq[D];
+    assign a3 = aq[D*AW +: AW];
+    assign j3 = jq[D*NW +: NW];
+    assign g3 = gq[D*GW +: GW];
+    assign t3 = tq[D*SLW +: SLW];
+    assign tl3 = 32'(t3) == T - 1;
 
-    assign en = !(v3 && !sgn_ready);
-    assign busy = running || v1 || v2 || v3;
+    assign en = !(v3 && tl3 && !sgn_ready);
+    assign busy = running || (|vq);
 
     logic issue;
-    logic pre_done;  // SR: the draws of the first chunk are on their way (always 1 without SR)
+    logic pre_done;  // SR: the draws of the first slice are on their way (always 1 without SR)
     assign issue = running && en && pre_done;
+    logic finish;    // the pass's last write-back: done rises, sr_step counts
+    assign finish = v3 && sgn_ready && !(|vq[D-1:0]) && !running;
 
     always_ff @(posedge clk) begin
         if (rst) begin
             running <= 1'b0;
-            v1 <= 1'b0;
-            v2 <= 1'b0;
-            v3 <= 1'b0;
+            vq <= '0;
             done <= 1'b0;
             a0 <= '0;
             g0 <= '0;
             j0 <= '0;
+            t0 <= '0;
         end else begin
             done <= 1'b0;
             if (start && !busy) begin
@@ -152,52 +190,47 @@ module mbnn_update #(
                 a0 <= '0;
                 g0 <= '0;
                 j0 <= '0;
+                t0 <= '0;
             end else if (issue) begin
-                a0 <= a0 + 1'b1;
-                if (32'(g0) == G - 1) begin
-                    g0 <= '0;
-                    j0 <= j0 + 1'b1;
+                if (32'(t0) == T - 1) begin
+                    t0 <= '0;
+                    a0 <= a0 + 1'b1;
+                    if (32'(g0) == G - 1) begin
+                        g0 <= '0;
+                        j0 <= j0 + 1'b1;
+                    end else begin
+                        g0 <= g0 + 1'b1;
+                    end
+                    if (32'(a0) == DEPTH - 1) running <= 1'b0;
                 end else begin
-                    g0 <= g0 + 1'b1;
+                    t0 <= t0 + 1'b1;
                 end
-                if (32'(a0) == DEPTH - 1) running <= 1'b0;
             end
-            if (en) begin
-                v1 <= issue;
-                v2 <= v1;
-                v3 <= v2;
-            end
-            if (v3 && sgn_ready && !v2 && !v1 && !running) done <= 1'b1;
+            if (en) vq <= {vq[D-1:0], issue};
+            if (finish) done <= 1'b1;
         end
     end
 
     always_ff @(posedge clk) begin
         if (en) begin
-            a1 <= a0;
-            a2 <= a1;
-            a3 <= a2;
-            j1 <= j0;
-            j2 <= j1;
-            j3 <= j2;
-            g1 <= g0;
-            g2 <= g1;
-            g3 <= g2;
-            last1 <= 32'(g0) == G - 1;
-            last2 <= last1;
-            last3 <= last2;
+            aq <= {aq[D*AW-1:0], a0};
+            jq <= {jq[D*NW-1:0], j0};
+            gq <= {gq[D*GW-1:0], g0};
+            tq <= {tq[D*SLW-1:0], t0};
+            lastq <= {lastq[0], 32'(g0) == G - 1};
         end
     end
 
     // ---------------- memory ports ----------------
-    // One read port and one write port on the hidden memory, shared by the pass and the
-    // host. Each chunk is read once and written back three cycles later, so the pass
-    // never reads a word it has still to write.
+    // One read port and one write port on the hidden memory, shared by the pass and the host. A chunk is
+    // read at each of its slices and written back once, D + 1 cycles after its last read, so the pass never
+    // reads a word it has still to write.
     logic [LANES*HB-1:0] hrd;
     logic [LANES*XB-1:0] xrd;
     logic signed [15:0]  drd;
     logic [LANES*HB-1:0] hwb;      // written-back chunk
     logic                wb;       // the pass writes a chunk this cycle
-    assign wb = v3 && sgn_ready;
+    assign wb = v3 && tl3 && sgn_ready;
 
     always_ff @(posedge clk) begin
         if (wb) hmem[a3] <= hwb;
@@ -220,7 +253,7 @@ module mbnn_update #(
     end
 
     // ---------------- draws (SR) ----------------
-    logic [LANES*32-1:0] r0s, r1s;  // lane l's (r0, r1) at [32 l +: 32], with the chunk in stage 1
+    logic [ULANES*32-1:0] r0s, r1s;  // lane l's (r0, r1) at [32 l +: 32], with the slice in stage 1
     if (SR == 0) begin : g_nearest
         assign pre_done = 1'b1;
         assign r0s = '0;
@@ -240,7 +273,7 @@ module mbnn_update #(
                 rnd <= sr_rnd_d;
                 seed <= sr_seed_d;
                 step <= sr_step_d;
-            end else if (rnd && v3 && sgn_ready && !v2 && !v1 && !running) begin
+            end else if (rnd && finish) begin
                 step <= step + 32'd1;  // the pass's last write: the step is over (done rises now)
             end
         end
@@ -254,27 +287,37 @@ module mbnn_update #(
         end
         assign pre_done = pre == 5'd0;
 
-        // the feed pointer: chunk (fj, fg) at synapse base j K + g LANES, TLAT - 1 chunks ahead of the issue
+        // the feed pointer: slice (fg, ft) of a row at synapse base j K + g LANES + t ULANES, TLAT - 1 slices
+        // ahead of the issue; at a row's last slice the base steps by ULANES - PADL (mod 2^32: slices that
+        // are all padding alias the next row's indices, their draws are discarded with them)
         logic [31:0]   fbase;
         logic [GW-1:0] fg;
+        logic [SLW-1:0] ft;
         always_ff @(posedge clk) begin
             if (start && !busy) begin
                 fbase <= '0;
                 fg <= '0;
+                ft <= '0;
             end else if (running && en) begin
-                if (32'(fg) == G - 1) begin
-                    fg <= '0;
-                    fbase <= fbase + 32'(LANES - PADL);
+                if (32'(ft) == T - 1) begin
+                    ft <= '0;
+                    if (32'(fg) == G - 1) begin
+                        fg <= '0;
+                        fbase <= fbase + 32'(ULANES - PADL);
+                    end else begin
+                        fg <= fg + 1'b1;
+                        fbase <= fbase + 32'(ULANES);
+                    end
                 end else begin
-                    fg <= fg + 1'b1;
-                    fbase <= fbase + 32'(LANES);
+                    ft <= ft + 1'b1;
+                    fbase <= fbase + 32'(ULANES);
                 end
             end
         end
 
         logic [31:0] near0;  // nearest rounding as a draw: r0 & (2^s - 1) = 2^(s-1), r1 & 0x7FFF = 16384
         assign near0 = (32'd1 << lr_shift) >> 1;
-        for (genvar l = 0; l < LANES; l++) begin : g_draw
+        for (genvar l = 0; l < ULANES; l++) begin : g_draw
             logic [31:0] x0, x1;
             mbnn_threefry #(.STAGE(TF_STAGE)) u_tf (
                 .clk(clk), .en(en), .c0(fbase + 32'(l)), .c1(step), .k0(seed), .k1(32'd0), .x0(x0), .x1(x1));
@@ -283,41 +326,91 @@ module mbnn_update #(
         end
     end
 
+    // ---------------- the slice into the lanes ----------------
+    // Slice t of a chunk: lanes t*ULANES .. t*ULANES + ULANES - 1. PIPE = 1 registers it (stage 1p) before
+    // the lanes, with the chunk's delta and the draws.
+    logic [SW-1:0]          hs;
+    logic [ULANES*XB-1:0]   xs;
+    logic signed [15:0]     ds;
+    logic [ULANES*32-1:0]   r0l, r1l;
+    logic [SLW-1:0]          ts;      // the slice at the lanes' inputs
+    logic                   lasts;   // its chunk is the last of its row
+    if (PIPE != 0) begin : g_p
+        always_ff @(posedge clk) begin
+            if (en) begin
+                hs <= hrd[32'(tq[SLW-1:0]) * SW +: SW];
+                xs <= xrd[32'(tq[SLW-1:0]) * ULANES * XB +: ULANES * XB];
+                ds <= drd;
+                r0l <= r0s;
+                r1l <= r1s;
+            end
+        end
+        assign ts = tq[SLW +: SLW];
+        assign lasts = lastq[1];
+    end else begin : g_p_none
+        assign hs = hrd[32'(tq[SLW-1:0]) * SW +: SW];
+        assign xs = xrd[32'(tq[SLW-1:0]) * ULANES * XB +: ULANES * XB];
+        assign ds = drd;
+        assign r0l = r0s;
+        assign r1l = r1s;
+        assign ts = tq[SLW-1:0];
+        assign lasts = lastq[0];
+    end
+
     // ---------------- lanes ----------------
-    logic [LANES-1:0] chg, flp, pad3;
-    for (genvar l = 0; l < LANES; l++) begin : g_lane
+    logic [ULANES-1:0] chg, flp, pad3, sgn3;
+    logic [SW-1:0]     hwb3;  // the slice leaving the lanes: new hidden values, padding kept
+    for (genvar l = 0; l < ULANES; l++) begin : g_lane
         logic signed [HB-1:0] hn;
-        logic signed [HB-1:0] hold;  // the input h, delayed to line up with hn (kept on padding)
-        logic signed [HB-1:0] hold_a;
-        mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS), .SR(SR)) u_lane (
+        logic [LL*HB-1:0]     hold;   // the input h, delayed to line up with hn (kept on padding)
+        logic                 padin;  // lane l of this slice is padding: g*LANES + t*ULANES + l >= K
+        logic [LL-1:0]        padq;
+        assign padin = lasts && (32'(ts) * ULANES + l >= LANES - PADL);
+        mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS), .SR(SR), .PIPE(PIPE)) u_lane (
             .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat),
-            .h(hrd[l*HB +: HB]), .x(xrd[l*XB +: XB]), .delta(drd),
-            .r0(r0s[32 * l +: 32]), .r1(r1s[32 * l +: 32]),
+            .h(hs[l*HB +: HB]), .x(xs[l*XB +: XB]), .delta(ds),
+            .r0(r0l[32 * l +: 32]), .r1(r1l[32 * l +: 32]),
             .h_new(hn), .changed(chg[l]), .flipped(flp[l]));
         always_ff @(posedge clk) begin
             if (en) begin
-                hold_a <= hrd[l*HB +: HB];
-                hold <= hold_a;
+                hold <= {hold[(LL-1)*HB-1:0], hs[l*HB +: HB]};
+                padq <= {padq[LL-2:0], padin};
             end
         end
-        // lane l of the last chunk is padding when g*LANES + l >= K
-        assign pad3[l] = last3 && (l >= LANES - PADL);
-        assign hwb[l*HB +: HB] = pad3[l] ? hold : hn;
-        assign sgn_data[l] = !pad3[l] && !hn[HB-1];
+        assign pad3[l] = padq[LL-1];
+        assign hwb3[l*HB +: HB] = pad3[l] ? hold[(LL-1)*HB +: HB] : hn;
+        assign sgn3[l] = !pad3[l] && !hn[HB-1];
     end
 
-    assign sgn_we = v3;
+    // ---------------- write-back: the chunk's slices gathered ----------------
+    if (T > 1) begin : g_gather
+        logic [(T-1)*SW-1:0]     hbuf;  // slices 0 .. T-2 of the chunk at the output
+        logic [(T-1)*ULANES-1:0] sbuf;
+        always_ff @(posedge clk) begin
+            if (en && v3 && !tl3) begin
+                hbuf[32'(t3) * SW +: SW] <= hwb3;
+                sbuf[32'(t3) * ULANES +: ULANES] <= sgn3;
+            end
+        end
+        assign hwb = {hwb3, hbuf};
+        assign sgn_data = {sgn3, sbuf};
+    end else begin : g_gather_none
+        assign hwb = hwb3;
+        assign sgn_data = sgn3;
+    end
+
+    assign sgn_we = v3 && tl3;
     assign sgn_addr = a3;
     assign sgn_row = j3;
     assign sgn_chunk = g3;
 
     // ---------------- counters ----------------
-    localparam int CW = $clog2(LANES + 1);
+    localparam int CW = $clog2(ULANES + 1);
     logic [CW-1:0] pc_chg, pc_flp;
     always_comb begin
         pc_chg = '0;
         pc_flp = '0;
-        for (int l = 0; l < LANES; l++) begin
+        for (int l = 0; l < ULANES; l++) begin
             pc_chg = pc_chg + CW'(chg[l] && !pad3[l]);
             pc_flp = pc_flp + CW'(flp[l] && !pad3[l]);
         end
@@ -329,7 +422,7 @@ module mbnn_update #(
         end else if (start && !busy) begin
             n_changed <= '0;
             n_flipped <= '0;
-        end else if (wb) begin
+        end else if (v3 && en) begin
             n_changed <= n_changed + 32'(pc_chg);
             n_flipped <= n_flipped + 32'(pc_flp);
         end

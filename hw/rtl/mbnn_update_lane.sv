@@ -7,7 +7,10 @@
 //
 // Everything is done on magnitudes plus a direction bit, which is how rsr is defined
 // (symmetric around zero) and keeps the table multiply unsigned 16 x 16 bits.
-// Two pipeline registers (A: |u|, direction, F; B: h'), both advanced by `en`.
+// Two pipeline registers (A: |u|, direction, F; B: h'), both advanced by `en`. PIPE = 1 adds two more for
+// the clock (P1: |grad| after the gradient multiply, with h, F and the draws; P2: the product |u| * F
+// after register A): the same logic cut into four stages, latency 4 instead of 2. The formal proof
+// (hw/formal) is of PIPE = 0; PIPE = 1 is checked against metabnn.sim in simulation (hw/tb/mbnn_update_lane).
 // Reset: none needed; the unit's valid bits say which stage holds a synapse.
 //
 // SR = 1: the two roundings are stochastic (FORMAT.md 4.4) with the synapse's draw (r0, r1), given with
@@ -21,6 +24,7 @@ module mbnn_update_lane #(
     parameter int TK = 4,      // f_meta table bits k (0..min(HB-1, 12))
     parameter int PIXELS = 0,  // 1: x is an 8-bit pixel; 0: x is one bit (+-1)
     parameter int SR = 0,      // 1: stochastic rounding from r0/r1; 0: to nearest, r0/r1 ignored
+    parameter int PIPE = 0,    // 1: registers P1 and P2 as well (latency 4)
     parameter int XB = (PIXELS != 0) ? 8 : 1  // derived, do not override
 ) (
     input  logic                     clk,
@@ -34,7 +38,7 @@ module mbnn_update_lane #(
     input  logic [31:0]              r0,          // the synapse's draw (SR = 1), with h, x and delta
     input  logic [31:0]              r1,
     /* verilator lint_on UNUSEDSIGNAL */
-    output logic signed [HB-1:0]     h_new,       // two cycles after h, x, delta
+    output logic signed [HB-1:0]     h_new,       // 2 (PIPE: 4) enabled cycles after h, x, delta
     output logic                     changed,     // h_new != h
     output logic                     flipped      // sign bit (h >= 0) changed
 `ifdef FORMAL
@@ -54,7 +58,7 @@ module mbnn_update_lane #(
     // synthesized lane saturated every sum below it (found by the formal check, hw/formal)
     localparam logic signed [HB+17:0] HMIN = -HMAX - 1;
 
-    // ---- stage A (combinational from the inputs) ----
+    // ---- stage A (combinational from the inputs; with PIPE, cut at P1 after |grad|) ----
     // |delta| fits 16 unsigned bits even for -32768.
     logic [15:0] dmag;
     assign dmag = delta[15] ? 16'(-delta) : 16'(delta);
@@ -63,16 +67,59 @@ module mbnn_update_lane #(
     assign dneg = delta[15];
 
     // |grad| and the sign of grad (gpos: grad > 0, gneg: grad < 0)
-    logic [23:0] gmag;
-    logic        gpos, gneg;
+    logic [23:0] gmag0;
+    logic        gpos0, gneg0;
     if (PIXELS != 0) begin : g_pix
-        assign gmag = 24'(dmag) * 24'(x);
-        assign gpos = dpos && (x != '0);
-        assign gneg = dneg && (x != '0);
+        assign gmag0 = 24'(dmag) * 24'(x);
+        assign gpos0 = dpos && (x != '0);
+        assign gneg0 = dneg && (x != '0);
     end else begin : g_bit
-        assign gmag = 24'(dmag);
-        assign gpos = x[0] ? dpos : dneg;
-        assign gneg = x[0] ? dneg : dpos;
+        assign gmag0 = 24'(dmag);
+        assign gpos0 = x[0] ? dpos : dneg;
+        assign gneg0 = x[0] ? dneg : dpos;
+    end
+
+    // table index min(|h| >> tshift, 2^k - 1); |h| = 2^(HB-1) fits HB unsigned bits
+    logic [HB-1:0] habs;
+    assign habs = h[HB-1] ? HB'(-h) : HB'(h);
+    logic [HB-1:0] hq;
+    assign hq = habs >> TSHIFT;
+    logic [11:0] idx;
+    assign idx = (hq > HB'(TMAX)) ? 12'(TMAX) : 12'(hq);
+    logic [15:0] f0;
+    assign f0 = table_flat[16 * idx +: 16];
+
+    // the values stage A goes on with: the inputs themselves, or register P1 (PIPE = 1)
+    logic [23:0]          gmag;
+    logic                 gpos, gneg;
+    logic signed [HB-1:0] hp;
+    logic [15:0]          f;
+    logic [4:0]           lr;   // lr_shift, carried with its synapse (the unit holds it constant in a pass)
+    /* verilator lint_off UNUSEDSIGNAL */  // SR = 0 reads neither; SR = 1 bits 30:0 of r0, 14:0 of r1
+    logic [31:0]          r0p, r1p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    if (PIPE != 0) begin : g_p1
+        always_ff @(posedge clk) begin
+            if (en) begin
+                gmag <= gmag0;
+                gpos <= gpos0;
+                gneg <= gneg0;
+                hp   <= h;
+                f    <= f0;
+                lr   <= lr_shift;
+                r0p  <= (SR != 0) ? r0 : '0;
+                r1p  <= (SR != 0) ? r1 : '0;
+            end
+        end
+    end else begin : g_p1_none
+        assign gmag = gmag0;
+        assign gpos = gpos0;
+        assign gneg = gneg0;
+        assign hp   = h;
+        assign f    = f0;
+        assign lr   = lr_shift;
+        assign r0p  = r0;
+        assign r1p  = r1;
     end
 
     logic [24:0] rmag;  // |grad| >> lr_shift, rounded
@@ -81,16 +128,16 @@ module mbnn_update_lane #(
         logic [31:0] g32;
         logic        rbit;
         assign g32 = {8'd0, gmag};
-        assign rbit = (lr_shift != 5'd0) && g32[lr_shift - 5'd1];
-        assign rmag = 25'(gmag >> lr_shift) + 25'(rbit);
+        assign rbit = (lr != 5'd0) && g32[lr - 5'd1];
+        assign rmag = 25'(gmag >> lr) + 25'(rbit);
     end else begin : g_stochastic
         // (|grad| + (r0 & (2^s - 1))) >> s: |grad| < 2^23 and the noise < 2^31, so 33 bits hold the sum, and
         // the quotient is at most |grad| (s = 0, no noise) or |grad| / 2 + 1: 25 bits
         logic [30:0] noise;
         logic [32:0] radd;
-        assign noise = r0[30:0] & 31'((32'd1 << lr_shift) - 32'd1);
+        assign noise = r0p[30:0] & 31'((32'd1 << lr) - 32'd1);
         assign radd = 33'(gmag) + 33'(noise);
-        assign rmag = 25'(radd >> lr_shift);
+        assign rmag = 25'(radd >> lr);
     end
 
     logic [15:0] umag;  // |u| after the +-65535 saturation
@@ -101,20 +148,10 @@ module mbnn_update_lane #(
     assign upos = gneg;
 
     logic hpos, hneg;
-    assign hneg = h[HB-1];
-    assign hpos = !h[HB-1] && (h != '0);
+    assign hneg = hp[HB-1];
+    assign hpos = !hp[HB-1] && (hp != '0);
     logic toward;
     assign toward = (hpos && uneg) || (hneg && upos);
-
-    // table index min(|h| >> tshift, 2^k - 1); |h| = 2^(HB-1) fits HB unsigned bits
-    logic [HB-1:0] habs;
-    assign habs = hneg ? HB'(-h) : HB'(h);
-    logic [HB-1:0] hq;
-    assign hq = habs >> TSHIFT;
-    logic [11:0] idx;
-    assign idx = (hq > HB'(TMAX)) ? 12'(TMAX) : 12'(hq);
-    logic [15:0] f;
-    assign f = table_flat[16 * idx +: 16];
 
     // ---- register A ----
     logic signed [HB-1:0] h_a;
@@ -122,7 +159,7 @@ module mbnn_update_lane #(
     logic                 uneg_a, toward_a;
     always_ff @(posedge clk) begin
         if (en) begin
-            h_a      <= h;
+            h_a      <= hp;
             umag_a   <= umag;
             f_a      <= f;
             uneg_a   <= uneg;
@@ -138,26 +175,53 @@ module mbnn_update_lane #(
     assign fv_toward_a = toward_a;
 `endif
 
-    // ---- stage B: metaplastic scaling, add, saturate ----
-    logic [31:0] prod;  // |u| * F < 2^31 since |u| <= 65535, F <= 32768
-    assign prod = 32'(umag_a) * 32'(f_a);
-    logic [16:0] scaled;
-    if (SR == 0) begin : g_half_up
-        assign scaled = 17'((prod + 32'd16384) >> 15);
-    end else begin : g_r1
-        // r1 & 0x7FFF travels in register A with its synapse; prod + 2^15 - 1 < 2^32 still
+    // ---- stage B: metaplastic scaling, add, saturate (with PIPE, cut at P2 after the product) ----
+    logic [31:0] prod0;  // |u| * F < 2^31 since |u| <= 65535, F <= 32768
+    assign prod0 = 32'(umag_a) * 32'(f_a);
+    logic [14:0] r1_v;   // the product's rounding term: 16384, or (SR) r1 & 0x7FFF from register A
+    if (SR != 0) begin : g_r1
+        // r1 & 0x7FFF travels in register A with its synapse (hw/formal reads g_r1.r1_a by that name)
         logic [14:0] r1_a;
         always_ff @(posedge clk) begin
-            if (en) r1_a <= r1[14:0];
+            if (en) r1_a <= r1p[14:0];
         end
-        assign scaled = 17'((prod + 32'(r1_a)) >> 15);
+        assign r1_v = r1_a;
+    end else begin : g_r1_none
+        assign r1_v = 15'd16384;
     end
+    logic [31:0]          prod;
+    logic signed [HB-1:0] h_b;
+    logic [15:0]          umag_b;
+    logic                 uneg_b, toward_b;
+    logic [14:0]          r1_b;
+    if (PIPE != 0) begin : g_p2
+        always_ff @(posedge clk) begin
+            if (en) begin
+                prod     <= prod0;
+                h_b      <= h_a;
+                umag_b   <= umag_a;
+                uneg_b   <= uneg_a;
+                toward_b <= toward_a;
+                r1_b     <= r1_v;
+            end
+        end
+    end else begin : g_p2_none
+        assign prod     = prod0;
+        assign h_b      = h_a;
+        assign umag_b   = umag_a;
+        assign uneg_b   = uneg_a;
+        assign toward_b = toward_a;
+        assign r1_b     = r1_v;
+    end
+    logic [16:0] scaled;
+    // SR = 0: (prod + 16384) >> 15 (r1_b is that constant); prod + 2^15 - 1 < 2^32 still
+    assign scaled = 17'((prod + 32'(r1_b)) >> 15);
     logic [16:0] mag;
-    assign mag = toward_a ? scaled : 17'(umag_a);
+    assign mag = toward_b ? scaled : 17'(umag_b);
     logic signed [HB+17:0] hx, ux, sum;
-    assign hx  = (HB + 18)'(h_a);  // sign-extended (the cast keeps h_a's signedness)
+    assign hx  = (HB + 18)'(h_b);  // sign-extended (the cast keeps h_b's signedness)
     assign ux  = $signed((HB + 18)'(mag));
-    assign sum = hx + (uneg_a ? -ux : ux);
+    assign sum = hx + (uneg_b ? -ux : ux);
     logic signed [HB-1:0] hsat;
     assign hsat = (sum > HMAX) ? HMAX[HB-1:0] : (sum < HMIN) ? HMIN[HB-1:0] : sum[HB-1:0];
 
@@ -165,8 +229,8 @@ module mbnn_update_lane #(
     always_ff @(posedge clk) begin
         if (en) begin
             h_new   <= hsat;
-            changed <= hsat != h_a;
-            flipped <= hsat[HB-1] != h_a[HB-1];
+            changed <= hsat != h_b;
+            flipped <= hsat[HB-1] != h_b[HB-1];
         end
     end
 endmodule

@@ -241,12 +241,14 @@ TF_STAGE = 4  # mbnn_update_top's default: Threefry rounds per pipeline stage, l
 SR_PRE_ROLL = 20 // TF_STAGE - 1  # cycles a stochastic-rounding unit's draws run ahead of its first chunk
 
 
-def update_cycles_formula(model: Model, simd: int) -> int:
+def update_cycles_formula(model: Model, simd: int, ulanes: int | None = None, pipe: int = 0) -> int:
     """Cycles of the on-chip update of one learning step: every layer's unit runs at once, each
-    N * ceil(K / SIMD) + 3 cycles (+ SR_PRE_ROLL where the layer rounds stochastically, FORMAT.md 4.4),
-    so the step's update takes the longest of them."""
-    return max(lay.N * -(-lay.K // simd) + (SR_PRE_ROLL if lay.rounding == 1 else 0)
-               for lay in model.layers) + UPDATE_LATENCY
+    N * ceil(K / SIMD) * SIMD / ULANES + 3 + 3 PIPE cycles (+ SR_PRE_ROLL where the layer rounds
+    stochastically, FORMAT.md 4.4), so the step's update takes the longest of them. ulanes: the update lanes
+    built (mbnn_update_top's ULANES, default SIMD: a chunk a cycle), pipe: its UPIPE."""
+    per_chunk = simd // (ulanes or simd)
+    return max(lay.N * -(-lay.K // simd) * per_chunk + (SR_PRE_ROLL if lay.rounding == 1 else 0)
+               for lay in model.layers) + UPDATE_LATENCY + 3 * pipe
 
 
 def sr_mask(model: Model) -> int:

@@ -16,6 +16,10 @@ _UTIL = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)\s*/\s*(\d+)\s+\d+%\s*$")
 # "Info: Max frequency for clock 'clk$glb_clk': 27.40 MHz (PASS at 25.00 MHz)"
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz")
 
+# the update units of the board top's learning build (hw/fpga/mbnn_uart_top.sv's ULANES and UPIPE defaults;
+# hw/tb/mbnn_update_top checks they agree): one lane per layer, pipelined
+UART_UPDATE = {"ulanes": 1, "pipe": 1}
+
 # nextpnr's names for the resources of the report, per family
 BELS = {
     "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "brams": "DP16KD", "dsps": "MULT18X18D"},
@@ -104,7 +108,7 @@ def throughput(model: Model, simd: int, pe: int, learn: bool, fmax: float | None
     cyc = cycles_formula(model, simd, pe)
     out = {"cycles_per_image": cyc, "images_per_s": round(fmax * 1e6 / cyc, 1) if fmax else None}
     if learn:
-        step = cyc + sum(lay.N for lay in model.layers) + update_cycles_formula(model, simd)
+        step = cyc + sum(lay.N for lay in model.layers) + update_cycles_formula(model, simd, **UART_UPDATE)
         out["cycles_per_learning_step"] = step
         out["learning_steps_per_s"] = round(fmax * 1e6 / step, 1) if fmax else None
     return out

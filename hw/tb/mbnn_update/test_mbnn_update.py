@@ -3,7 +3,7 @@
 cocotb tests (first half): random states (saturation limits, every table bucket edge, rounding ties), sign
 writes under random sgn_ready back-pressure, reset in the middle of a pass, learning trajectories. Their
 parameters come from the environment, set by the pytest functions (second half): UPD_K, UPD_N, UPD_PIXELS,
-UPD_HB, UPD_TK, UPD_LANES, UPD_SR, UPD_TF_STAGE (the build), UPD_SEED, UPD_PASSES, UPD_TRAJ_STEPS / UPD_TRAJ_SIZES / UPD_TRAJ_LAYER /
+UPD_HB, UPD_TK, UPD_LANES, UPD_SR, UPD_TF_STAGE, UPD_ULANES, UPD_PIPE (the build), UPD_SEED, UPD_PASSES, UPD_TRAJ_STEPS / UPD_TRAJ_SIZES / UPD_TRAJ_LAYER /
 UPD_TRAJ_MODEL for the trajectory test.
 
 Each HDL parameter set is one Verilator build (per-user cache, reused while the sources are unchanged).
@@ -35,7 +35,18 @@ from metabnn.sim.threefry import synapse_draws  # noqa: E402
 from update.chunks import chunks_to_hidden, signs_to_chunks  # noqa: E402
 from update.driver import UpdateDriver  # noqa: E402
 
-LATENCY = 3  # cycles from start to done = N * ceil(K / LANES) + LATENCY (sgn_ready high)
+LATENCY = 3  # cycles from start to done = N * ceil(K / LANES) * T + LATENCY + 3 * PIPE (sgn_ready high)
+
+
+def slices() -> int:
+    """T: cycles per chunk, LANES / ULANES (the lanes built; mbnn_update.sv)."""
+    lanes = env_int("UPD_LANES")
+    return lanes // env_int("UPD_ULANES", lanes)
+
+
+def pipe_latency() -> int:
+    """The stages PIPE = 1 adds: the registered slice and the lane's P1, P2."""
+    return 3 * env_int("UPD_PIPE", 0)
 
 
 def env_int(name: str, default: int | None = None) -> int:
@@ -169,8 +180,9 @@ async def check_pass(drv: UpdateDriver, hidden, table, x, delta, lr_shift, ready
     cycles, writes = await drv.run_pass(ready_prob, rng)
     depth = drv.N * drv.G
     if ready_prob >= 1.0:
-        want = depth + LATENCY + pre_roll()
-        assert cycles == want, f"cycles {cycles} != N*G + {LATENCY} + {pre_roll()} = {want}"
+        want = depth * slices() + LATENCY + pipe_latency() + pre_roll()
+        assert cycles == want, (f"cycles {cycles} != N*G*{slices()} + {LATENCY} + {pipe_latency()} + {pre_roll()} "
+                                f"= {want}")
     if sr is not None:
         assert drv.get("sr_step_q") == (sr[2] + sr[0]) & 0xFFFFFFFF, "sr_step counts the pass when stochastic"
     assert sorted(writes) == list(range(depth)), "every sign chunk is written exactly once"
@@ -303,13 +315,20 @@ def _env(K, N, PIXELS, HB, TK, LANES, **extra):
     return env
 
 
-def _run(hw_tools, cfg, testcase, tf_stage=None, **extra):
-    """tf_stage: an SR = 1 build with Threefry stages of that many rounds (None: the default unit, no SR)."""
+def _run(hw_tools, cfg, testcase, tf_stage=None, ulanes=None, pipe=0, **extra):
+    """tf_stage: an SR = 1 build with Threefry stages of that many rounds (None: the default unit, no SR);
+    ulanes: the lanes built (None: LANES, the default), pipe: PIPE."""
     K, N, PIXELS, HB, TK, LANES = cfg
     params = dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES)
     if tf_stage is not None:
         params.update(SR=1, TF_STAGE=tf_stage)
         extra.update(UPD_SR=1, UPD_TF_STAGE=tf_stage)
+    if ulanes is not None:
+        params.update(ULANES=ulanes)
+        extra.update(UPD_ULANES=ulanes)
+    if pipe:
+        params.update(PIPE=1)
+        extra.update(UPD_PIPE=1)
     runner, bdir = hw_tools.build(TOP, params)
     hw_tools.run(runner, bdir, TOP, TOP, testcase=testcase, env=_env(*cfg, **extra))
 
@@ -358,6 +377,34 @@ def test_update_sr_trajectory_1000_steps(hw_tools, layer, cfg):
          UPD_SEED=5, UPD_SR_STEP=0xFFFFFF00)
 
 
+# shared lanes (ULANES < LANES: a chunk in LANES / ULANES cycles) and the pipelined lane (PIPE), the settings of
+# the FPGA builds among them (mbnn_uart_top: ULANES 1, PIPE 1): (cfg, ULANES, PIPE, Threefry stage or None)
+SHARED = [
+    (FAST[0], 1, 1, None),                 # 8 lanes through one, pipelined: the board top's unit
+    ((37, 5, 1, 16, 5, 4), 2, 0, None),    # padding in the last slice only (37 = 9 * 4 + 1: lanes 1..3 of chunk 9)
+    ((40, 3, 0, 2, 1, 32), 8, 1, None),    # whole slices of padding (24 padding lanes = 3 slices of 8)
+    ((37, 5, 1, 16, 5, 4), 1, 1, 4),       # SR: the feed pointer walks the slices
+    ((40, 3, 0, 2, 1, 32), 8, 0, 1),       # SR, a pre-roll of 19 cycles, padding slices (feed steps back)
+]
+
+
+def _sid(v):
+    return _id(v) if isinstance(v, tuple) else str(v)
+
+
+@pytest.mark.parametrize("cfg,ulanes,pipe,tf_stage", SHARED, ids=_sid)
+def test_update_shared_lanes(hw_tools, cfg, ulanes, pipe, tf_stage):
+    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], tf_stage, ulanes, pipe,
+         UPD_SEED=cfg[0] * 3 + ulanes, UPD_PASSES=8)
+
+
+def test_update_shared_trajectory(hw_tools):
+    """1,000 learn_step()s of the 32-16-10 model's first layer on the board top's unit (ULANES 1, PIPE 1),
+    stochastic rounding: hidden weights, signs, flips and sr_step after every step."""
+    _run(hw_tools, FAST[0], ["trajectory"], 4, 1, 1, UPD_TRAJ_STEPS=1000, UPD_TRAJ_SIZES="32,16,10",
+         UPD_TRAJ_LAYER=0, UPD_SEED=9, UPD_SR_STEP=0xFFFFFF00)
+
+
 LINT_SETS = FAST + SLOW
 
 
@@ -369,9 +416,17 @@ def test_update_lint_clean(hw_tools):
     for (K, N, PIXELS, HB, TK, LANES), tf in SR_FAST:
         rc, err = hw_tools.lint(TOP, dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES, SR=1, TF_STAGE=tf))
         assert rc == 0 and "%Warning" not in err and "%Error" not in err, err
+    for (K, N, PIXELS, HB, TK, LANES), ul, pipe, tf in SHARED:
+        params = dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES, ULANES=ul, PIPE=pipe)
+        if tf is not None:
+            params.update(SR=1, TF_STAGE=tf)
+        rc, err = hw_tools.lint(TOP, params)
+        assert rc == 0 and "%Warning" not in err and "%Error" not in err, (params, err)
 
 
 def test_update_rejects_bad_parameters(hw_tools):
     """TK > HB - 1 is an elaboration error, not a silently wrong table index."""
     rc, err = hw_tools.lint(TOP, dict(HB=8, TK=8))
     assert rc != 0 and "mbnn_update: need" in err
+    rc, err = hw_tools.lint(TOP, dict(LANES=8, ULANES=3))
+    assert rc != 0 and "ULANES must divide LANES" in err

@@ -2,12 +2,13 @@
 
 The lane is a two-stage pipeline advanced by `en` (no valid/ready, no reset: the unit around it tracks which
 stage holds a synapse). cocotb drives a new synapse on every enabled cycle with random `en` gaps (the stall
-the unit applies under back-pressure) and checks h_new, changed and flipped two enabled cycles later; inputs:
+the unit applies under back-pressure) and checks h_new, changed and flipped two enabled cycles later (four
+with PIPE = 1, the lane cut into four stages for the clock); inputs:
 the saturation limits of h, every table bucket edge, |delta| up to 32767, pixels 0 and 255, lr_shift 0..31,
 table entries 0, 32768 and the rounding half. With SR = 1 every synapse comes with a draw (r0, r1) and the
 golden step is FORMAT.md 4.4's (draw corners: r = 0, all ones, the nearest constants, with lr_shift 0 and
 31); with SR = 0 the draws are random too and must change nothing. HDL parameters (b, k, pixel or bit input,
-SR) swept below; the proof of the nearest lane for every input is hw/formal/update_lane.sby
+SR, PIPE) swept below; the proof of the nearest lane for every input is hw/formal/update_lane.sby
 (hw/tb/formal/test_formal.py).
 """
 
@@ -59,8 +60,10 @@ def golden(h, x, delta, lr, r0, r1, table, hb, tk, sr):
 
 
 async def drive(dut, synapses, rng: random.Random, hb: int, tk: int, pixels: bool, sr: bool) -> int:
-    """Issue (h, x, delta, lr, r0, r1, table) on enabled cycles with random en gaps; check each output two
-    enabled cycles later against metabnn.sim (4.4 with the draw when sr, else 4.3: r0/r1 must not matter)."""
+    """Issue (h, x, delta, lr, r0, r1, table) on enabled cycles with random en gaps; check each output LAT (2, or
+    4 with PIPE) enabled cycles later against metabnn.sim (4.4 with the draw when sr, else 4.3: r0/r1 must not
+    matter)."""
+    lat = 2 + 2 * int(os.environ.get("LANE_PIPE", "0"))
     pipe = []  # synapses issued, oldest first: (h, want, label)
     checked = 0
     table_now = None
@@ -81,7 +84,7 @@ async def drive(dut, synapses, rng: random.Random, hb: int, tk: int, pixels: boo
                 break
         want = golden(h, x, delta, lr, r0, r1, table, hb, tk, sr)
         pipe.append((h, want, (h, x, delta, lr, hex(r0), hex(r1))))
-        if len(pipe) == 2:  # the edge that took this one moved the one before into the output register
+        if len(pipe) == lat:  # the edge that took this one moved the one LAT - 1 before into the output register
             h0, w0, label = pipe.pop(0)
             got = dut.h_new.value.to_signed()
             assert got == w0, f"h, x, delta, lr_shift, r0, r1 = {label}: rtl {got}, golden {w0}"
@@ -127,7 +130,8 @@ async def draw_corners(dut):
                     for h, delta in ((hmax, 32767), (-hmax - 1, -32767), (1, 3), (-1, -1), (0, 32767)):
                         x = 255 if pixels else 1
                         synapses.append((h, x, delta, lr, r0, r1, table))
-    assert await drive(dut, synapses, rng, hb, tk, pixels, sr) == len(synapses) - 1
+    lat = 2 + 2 * int(os.environ.get("LANE_PIPE", "0"))
+    assert await drive(dut, synapses, rng, hb, tk, pixels, sr) == len(synapses) - (lat - 1)
 
 
 @pytest.mark.parametrize("hb,tk,pixels,sr", [(8, 4, 0, 0), (8, 4, 1, 0), (16, 12, 1, 0), (2, 0, 0, 0), (5, 1, 1, 0),
@@ -139,9 +143,20 @@ def test_mbnn_update_lane(hw_tools, hb, tk, pixels, sr):
     hw_tools.run(runner, bdir, TOP, TOP, env={"LANE_HB": hb, "LANE_TK": tk, "LANE_PIXELS": pixels, "LANE_SR": sr})
 
 
+# PIPE = 1 (registers P1, P2: the lane of the FPGA builds, docs/HARDWARE_UPDATE.md) at both input kinds, nearest and
+# stochastic, and the widest table
+@pytest.mark.parametrize("hb,tk,pixels,sr", [(8, 4, 1, 0), (8, 4, 0, 0), (8, 4, 1, 1), (16, 12, 0, 1), (2, 0, 1, 0)],
+                         ids=lambda v: str(v))
+def test_mbnn_update_lane_pipe(hw_tools, hb, tk, pixels, sr):
+    runner, bdir = hw_tools.build(TOP, {"HB": hb, "TK": tk, "PIXELS": pixels, "SR": sr, "PIPE": 1})
+    hw_tools.run(runner, bdir, TOP, TOP, env={"LANE_HB": hb, "LANE_TK": tk, "LANE_PIXELS": pixels, "LANE_SR": sr,
+                                              "LANE_PIPE": 1})
+
+
 def test_mbnn_update_lane_lint_clean(hw_tools):
     """`verilator --lint-only -Wall` prints nothing, nearest and stochastic."""
     for params in ({"HB": 8, "TK": 4, "PIXELS": 1}, {"HB": 8, "TK": 4, "PIXELS": 0, "SR": 1},
-                   {"HB": 16, "TK": 12, "PIXELS": 1, "SR": 1}, {"HB": 2, "TK": 0, "PIXELS": 0, "SR": 1}):
+                   {"HB": 16, "TK": 12, "PIXELS": 1, "SR": 1}, {"HB": 2, "TK": 0, "PIXELS": 0, "SR": 1},
+                   {"HB": 8, "TK": 4, "PIXELS": 1, "PIPE": 1}, {"HB": 8, "TK": 4, "PIXELS": 0, "SR": 1, "PIPE": 1}):
         rc, err = hw_tools.lint(TOP, params)
         assert rc == 0 and "%Warning" not in err and "%Error" not in err, (params, err)

@@ -111,3 +111,28 @@ def test_update_top_lint_clean(hw_tools, tmp_path, simd, hb, tk):
     for sr in (0, 0b101, 0b111):
         rc, err = hw_tools.lint("mbnn_update_top", {"SIMD": simd, "HB": hb, "TK": tk, "SR": sr}, includes=[tmp_path])
         assert rc == 0 and "%Warning" not in err and "%Error" not in err, (sr, err)
+
+
+def test_board_top_update_lanes_match_the_report():
+    """metabnn fpga --learn reports cycles per learning step with the update lanes the board top builds:
+    metabnn.fpga.report.UART_UPDATE must say what hw/fpga/mbnn_uart_top.sv's ULANES and UPIPE defaults are."""
+    import re
+    from pathlib import Path
+
+    from metabnn.fpga.report import UART_UPDATE
+
+    text = (Path(__file__).resolve().parents[2] / "fpga" / "mbnn_uart_top.sv").read_text()
+    found = {k: int(re.search(rf"parameter int {k} = (\d+)", text).group(1)) for k in ("ULANES", "UPIPE")}
+    assert found == {"ULANES": UART_UPDATE["ulanes"], "UPIPE": UART_UPDATE["pipe"]}
+
+
+@pytest.mark.parametrize("ulanes,upipe", [(1, 1), (2, 0)])
+def test_update_top_shared_lanes_lint_clean(hw_tools, tmp_path, ulanes, upipe):
+    """The learning top with shared update lanes (ULANES < SIMD) and the pipelined lanes is lint clean."""
+    from metabnn.export.readmemh import write_readmemh
+
+    write_readmemh(random_model((40, 24, 16, 10), seed=0), tmp_path)
+    for sr in (0, 0b101):
+        rc, err = hw_tools.lint("mbnn_update_top", {"SIMD": 8, "ULANES": ulanes, "UPIPE": upipe, "SR": sr},
+                                includes=[tmp_path])
+        assert rc == 0 and "%Warning" not in err and "%Error" not in err, (sr, err)
