@@ -143,7 +143,7 @@ def test_a_mutant_threefry_is_caught(tmp_path, mutant):
 def test_a_mutant_lane_is_caught(tmp_path):
     """The same proof on a lane whose round-half constant is 16383: it must fail (the check is not vacuous)."""
     sby_bin()
-    formal = mutant_tree(tmp_path, "mbnn_update_lane.sv", "32'd16384", "32'd16383")
+    formal = mutant_tree(tmp_path, "mbnn_update_lane.sv", "assign r1_v = 15'd16384;", "assign r1_v = 15'd16383;")
     assert prove(formal / "update_lane.sby", "bits_b8_k4", tmp_path / "runs") == "FAIL"
 
 
@@ -151,9 +151,8 @@ def test_a_mutant_lane_is_caught(tmp_path):
 # bit of noise too many: wrong wherever r0's bit s is set); r1 added in stage B from the cycle after its synapse's
 # (the register that carries it skipped: wrong wherever two consecutive draws differ)
 SR_MUTANTS = {
-    "r0_mask_one_bit_wide": ("31'((32'd1 << lr_shift) - 32'd1)", "31'((32'd2 << lr_shift) - 32'd1)"),
-    "r1_not_carried": ("assign scaled = 17'((prod + 32'(r1_a)) >> 15);",
-                       "assign scaled = 17'((prod + 32'(r1[14:0])) >> 15);"),
+    "r0_mask_one_bit_wide": ("31'((32'd1 << lr) - 32'd1)", "31'((32'd2 << lr) - 32'd1)"),
+    "r1_not_carried": ("assign r1_v = r1_a;", "assign r1_v = r1p[14:0];"),
 }
 
 
@@ -184,7 +183,8 @@ def test_a_mutant_pixel_product_is_caught(tmp_path):
     256 of the negative deltas. The product lemma must fail on it; the pixel tasks' cut replaces these wires, so
     the lemma is where the lane's own product logic is checked."""
     sby_bin()
-    formal = mutant_tree(tmp_path, "mbnn_update_lane.sv", "assign gneg = dneg && (x != '0);", "assign gneg = dneg;")
+    formal = mutant_tree(tmp_path, "mbnn_update_lane.sv", "assign gneg0 = dneg && (x != '0);",
+                         "assign gneg0 = dneg;")
     assert prove(formal / "pixel_grad.ys", "b8_k4", tmp_path / "runs") == "FAIL"
 
 
