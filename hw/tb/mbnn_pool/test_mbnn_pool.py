@@ -20,11 +20,11 @@ import pytest
 
 cocotb = pytest.importorskip("cocotb", reason="cocotb not installed: pip install -e '.[hw]'")
 from cocotb.clock import Clock  # noqa: E402
-from cocotb.triggers import FallingEdge, ReadOnly  # noqa: E402
+from cocotb.triggers import FallingEdge  # noqa: E402
 
 from metabnn.sim.ops import MaxPool2  # noqa: E402
 
-from mbnn_swg.streams import collect, drive  # noqa: E402  (hw/tb is on sys.path: hw/tb/conftest.py)
+from mbnn_swg.streams import collect, drive, reset_mid_image  # noqa: E402  (hw/tb is on sys.path: hw/tb/conftest.py)
 
 TOP = "mbnn_pool"
 
@@ -90,20 +90,7 @@ async def pooled_maps(dut):
     await run_maps(dut, rng, g, maps(rng, g["C"], g["H"], g["W"]))
     # a reset in the middle of an image, then a fresh image
     part = map_beats(maps(rng, g["C"], g["H"], g["W"])[0], g["SIMD"])
-    feeder = cocotb.start_soon(drive(dut, rng, part, stop_after=len(part) // 2 + 1))
-    cycles = 0
-    while cycles < 30 or not feeder.done():  # outputs taken meanwhile, or the input stalls on a full buffer
-        dut.out_ready.value = int(rng.random() < 0.5)
-        await FallingEdge(dut.clk)
-        cycles += 1
-        assert cycles < 100_000, "the half image was not taken"
-    dut.out_ready.value = 0
-    dut.rst.value = 1
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    await ReadOnly()
-    assert int(dut.out_valid.value) == 0, "out_valid after reset"
-    await FallingEdge(dut.clk)
+    await reset_mid_image(dut, rng, part, 30)
     await run_maps(dut, rng, g, maps(rng, g["C"], g["H"], g["W"])[:1])
 
 

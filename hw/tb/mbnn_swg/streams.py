@@ -47,3 +47,24 @@ async def collect(dut, rng, n_beats: int, out: list, fields: tuple[str, ...], p_
                 offered = beat
         await FallingEdge(dut.clk)
     dut.out_ready.value = 0
+
+
+async def reset_mid_image(dut, rng, part: list[int], min_cycles: int) -> None:
+    """Stream half of `part` (one image's beats) while taking outputs with random stalls for at least `min_cycles`,
+    then reset: out_valid must be low right after, and the block ready for a fresh image."""
+    import cocotb
+
+    feeder = cocotb.start_soon(drive(dut, rng, part, stop_after=len(part) // 2 + 1))
+    cycles = 0
+    while cycles < min_cycles or not feeder.done():  # outputs taken meanwhile, or the input stalls on a full buffer
+        dut.out_ready.value = int(rng.random() < 0.5)
+        await FallingEdge(dut.clk)
+        cycles += 1
+        assert cycles < 100_000, "the half image was not taken"
+    dut.out_ready.value = 0
+    dut.rst.value = 1
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+    await ReadOnly()
+    assert int(dut.out_valid.value) == 0, "out_valid after reset"
+    await FallingEdge(dut.clk)

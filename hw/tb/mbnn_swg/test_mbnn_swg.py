@@ -25,12 +25,12 @@ import pytest
 
 cocotb = pytest.importorskip("cocotb", reason="cocotb not installed: pip install -e '.[hw]'")
 from cocotb.clock import Clock  # noqa: E402
-from cocotb.triggers import FallingEdge, ReadOnly  # noqa: E402
+from cocotb.triggers import FallingEdge  # noqa: E402
 
 from metabnn.sim.ops import Conv2dBits, Conv2dPixels, threshold  # noqa: E402
 from metabnn.sim.random_model import random_conv_model  # noqa: E402
 
-from mbnn_swg.streams import collect, drive  # noqa: E402  (hw/tb is on sys.path: hw/tb/conftest.py)
+from mbnn_swg.streams import collect, drive, reset_mid_image  # noqa: E402  (hw/tb is on sys.path: hw/tb/conftest.py)
 
 TOP = "mbnn_swg"
 
@@ -139,20 +139,7 @@ async def windows(dut):
     await run_images(dut, rng, op, g, [random_map(rng, g) for _ in range(3)])
     # a reset in the middle of an image: part of one streamed, some vectors taken, then reset and a fresh image
     part = input_beats(random_map(rng, g), g)
-    feeder = cocotb.start_soon(drive(dut, rng, part, stop_after=len(part) // 2 + 1))
-    cycles = 0
-    while cycles < 40 or not feeder.done():  # outputs taken meanwhile, or the input stalls on a full buffer
-        dut.out_ready.value = int(rng.random() < 0.5)
-        await FallingEdge(dut.clk)
-        cycles += 1
-        assert cycles < 100_000, "the half image was not taken"
-    dut.out_ready.value = 0
-    dut.rst.value = 1
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    await ReadOnly()
-    assert int(dut.out_valid.value) == 0, "out_valid after reset"
-    await FallingEdge(dut.clk)
+    await reset_mid_image(dut, rng, part, 40)
     await run_images(dut, rng, op, g, [random_map(rng, g)])
 
 
