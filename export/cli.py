@@ -54,10 +54,9 @@ def add_parser(sub) -> None:
 
 
 def _conv_refusals(args) -> None:
-    """A conv net (FORMAT.md version 2) goes to the .mbnn file, ONNX and the C header (its bytes); the QONNX and
-    $readmemh writers know dense layers only."""
-    for flag, value, writer in (("--qonnx", args.qonnx, "the QONNX writer"),
-                                ("--hex-dir", args.hex_dir, "the $readmemh writer (RTL)")):
+    """A conv net (FORMAT.md version 2) goes to the .mbnn file, ONNX, the C header (its bytes) and the $readmemh
+    files of the conv RTL; the QONNX writer knows dense layers only."""
+    for flag, value, writer in (("--qonnx", args.qonnx, "the QONNX writer"),):
         if value is not None:
             raise UsageError(f"{flag}: {writer} does not support conv layers yet; a conv net exports to the .mbnn "
                              "file, --onnx and --c-header (FORMAT.md version 2)")

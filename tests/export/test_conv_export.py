@@ -117,7 +117,7 @@ def test_verify_golden_onnx_torch_and_refusals(conv_run, capsys):
     for be in ("rtl",):
         rc, out, err = _cli(["verify", str(mbnn), "--backends", f"golden,{be}"], capsys)
         assert rc == 2 and f"backend {be} does not run conv layers yet" in err and len(err.strip().splitlines()) <= 2
-    for flag, value in (("--qonnx", "q.onnx"), ("--hex-dir", "hex")):
+    for flag, value in (("--qonnx", "q.onnx"),):
         target = mbnn.parent / value
         rc, _, err = _cli(["export", str(pt), "--out", str(mbnn.parent / "again.mbnn"), flag, str(target)], capsys)
         assert rc == 2 and "does not support conv layers yet" in err and not target.exists()

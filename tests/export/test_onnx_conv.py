@@ -144,9 +144,8 @@ def test_bad_conv_files_raise_format_error(fn, needle):
 def test_other_writers_refuse_conv_in_one_line():
     from metabnn.errors import UsageError
     from metabnn.export.qonnx_export import to_qonnx
-    from metabnn.export.readmemh import write_readmemh
 
-    for call in (lambda: to_qonnx(BASE), lambda: write_readmemh(BASE, "/nonexistent/hex")):
+    for call in (lambda: to_qonnx(BASE),):
         with pytest.raises(UsageError, match="conv layers") as e:
             call()
         assert "\n" not in str(e.value)
