@@ -78,6 +78,61 @@ def cycles_formula(model: Model, simd: int, pe: int) -> int:
     return sum(layer_cycles(lay, simd, pe) for lay in model.layers)
 
 
+CONV_TOP = "mbnn_conv_top"
+GATHER_SLACK = 3  # cycles mbnn_swg needs beyond its k^2 ceil(C/SIMD_IN) buffer reads before a vector is offered
+
+
+def conv_stages(model: Model, simd: int, pe: int) -> list[dict]:
+    """Per conv stage of hw/rtl/mbnn_conv_top.sv: its engine row (readmemh.rtl_layers), input beats per image,
+    the vector period T (layer_cycles + the ceil(N/SIMD) output beats), how many vectors until the last one
+    the next stage needs (the pool drops an odd last row and column) and whether it pools."""
+    from metabnn.export.readmemh import rtl_layers
+
+    out = []
+    for lay, r in zip(model.layers, rtl_layers(model)):
+        g = lay.conv
+        if g is None:
+            break
+        sin = 1 if lay.in_kind == PIXELS else simd
+        ib = -(-g.in_c // sin)
+        period = layer_cycles(r, simd, pe) + -(-lay.N // simd)
+        if g.pool:
+            need = (2 * g.map_h - 1) * g.out_w + 2 * g.map_w  # up to the last pooled window's last position
+        else:
+            need = g.positions
+        out.append(dict(row=r, geom=g, in_beats=g.in_h * g.in_w * ib, ib=ib, period=period, need=need,
+                        pool=int(bool(g.pool))))
+    return out
+
+
+def conv_cycles_formula(model: Model, simd: int, pe: int) -> int:
+    """Cycles of hw/rtl/mbnn_conv_top.sv from an image's first pixel beat to its result (one image in flight, no
+    gaps, docs/HARDWARE.md "Conv top"): the C H W pixel beats; per conv stage l, which starts the cycle after its
+    whole input map is in, need_l vectors of period T_l = layer_cycles + ceil(N/SIMD) (+1 where it pools: the
+    pool's registered output) until the last vector the next stage reads; then the dense layers' layer_cycles,
+    the first one starting the cycle after the flatten got its last beat.
+
+    Exact when every generator keeps ahead of its layer: T_l >= k^2 ceil(C/SIMD_IN) + GATHER_SLACK, and the
+    rows after a stage's first window take at least that long to arrive. A ValueError says which does not hold."""
+    stages = conv_stages(model, simd, pe)
+    t = stages[0]["in_beats"]  # stage 0 starts the cycle after the last pixel beat
+    prev_period = 0
+    for l, st in enumerate(stages):
+        g = st["geom"]
+        gather = g.kernel ** 2 * st["ib"] + GATHER_SLACK
+        per_position = st["ib"] if l == 0 else prev_period  # pixel beats, or the previous stage's vectors
+        late = (g.in_h - min(g.in_h, g.kernel - g.pad)) * g.in_w * per_position
+        if st["period"] < gather or late < gather:
+            raise ValueError(f"conv layer {l}: the generator does not keep ahead of the layer (period "
+                             f"{st['period']}, gather {gather}, rows after the first window {late} cycles): "
+                             "the cycle formula does not apply")
+        t += st["need"] * st["period"] + st["pool"]
+        prev_period = st["period"]
+    from metabnn.export.readmemh import rtl_layers
+
+    return t + sum(layer_cycles(r, simd, pe) for r in rtl_layers(model)[len(stages):])
+
+
 def coverage_dir() -> Path | None:
     """The folder coverage runs write to ($METABNN_RTL_COVERAGE), or None for ordinary builds."""
     d = os.environ.get(COVERAGE_ENV)
@@ -159,11 +214,32 @@ def run_cocotb(runner, bdir: Path, top: str, driver: str, env_var: str, case: di
             return {k: z[k] for k in z.files}
 
 
+def conv_pixel_order(model: Model, images) -> np.ndarray:
+    """uint8 images [n, C*H*W] in the .mbnn's CHW order -> the conv top's input order, HWC (position-major)."""
+    g = model.layers[0].conv
+    x = np.asarray(images).astype(np.uint8)
+    return np.ascontiguousarray(x.reshape(-1, g.in_c, g.in_h, g.in_w).transpose(0, 2, 3, 1).reshape(len(x), -1))
+
+
+def check_conv_fits(model: Model, simd: int) -> None:
+    """What mbnn_conv_top needs beyond the exporter's checks (readmemh._check): SIMD >= 2 for a paired layer."""
+    from metabnn.export.readmemh import _check, paired
+
+    try:
+        _check(model)
+    except ValueError as e:
+        raise RTLError(f"the conv RTL cannot take this model: {e}") from None
+    if simd < 2 and any(paired(lay) for lay in model.layers):
+        raise RTLError("a conv layer on sign bits with padding runs as paired lanes in the RTL: SIMD must be >= 2")
+
+
 class RTLBackend:
     name = "rtl"
     integer = True
 
     adapts = False  # the cocotb drivers run frozen normalization (adaptation is tested in hw/tb)
+    conv = True  # a conv model runs on hw/rtl/mbnn_conv_top.sv (docs/HARDWARE.md "Conv top")
+    conv_learn = False  # on-chip learning is built for dense models only
 
     def __init__(self, simd: int = 32, pe: int = 8):
         if simd not in VALID_SIMD:
@@ -191,14 +267,23 @@ class RTLBackend:
 
     # ---------------------------------------------------------------- build
     def shape(self, model: Model) -> list:
-        return [self.simd, self.pe, model.n_banks] + [(l.K, l.N, l.adapt_shift) for l in model.layers]
+        return [self.simd, self.pe, model.n_banks] + [(l.K, l.N, l.adapt_shift) for l in model.layers] \
+            + ([[None if l.conv is None else list(vars(l.conv).values()) for l in model.layers]]
+               if model.has_conv else [])
+
+    @staticmethod
+    def top(model: Model) -> str:
+        return CONV_TOP if model.has_conv else TOP
 
     def prepare(self, model: Model):
         """Write the hex files and build (or reuse) the simulation; returns (runner, build_dir)."""
         ok, why = self.available()
         if not ok:
             raise RTLError(why)
-        return build_or_reuse(TOP, file_list(TOP), {"SIMD": self.simd, "PE": self.pe},
+        if model.has_conv:
+            check_conv_fits(model, self.simd)
+        top = self.top(model)
+        return build_or_reuse(top, file_list(top), {"SIMD": self.simd, "PE": self.pe},
                               self.shape(model), model)
 
     # ---------------------------------------------------------------- run
@@ -212,8 +297,11 @@ class RTLBackend:
             return {"classes": np.zeros(0, np.int64), "scores": np.zeros(0, np.int64),
                     "latency": np.zeros(0, np.int64), "cycles": 0}
         runner, bdir = self.prepare(model)
-        case = dict(options, simd=self.simd, images=images.astype(np.uint8))
-        return run_cocotb(runner, bdir, TOP, DRIVER, "MBNN_TB_CASE", case)
+        if model.has_conv:  # mbnn_conv_top takes one pixel a beat, position-major
+            case = dict(options, simd=1, images=conv_pixel_order(model, images))
+        else:
+            case = dict(options, simd=self.simd, images=images.astype(np.uint8))
+        return run_cocotb(runner, bdir, self.top(model), DRIVER, "MBNN_TB_CASE", case)
 
     def predict(self, model: Model, images, bank: int = 0, adapt: bool = False) -> np.ndarray:
         """Labels for uint8 images [n, K0] with frozen normalization in bank `bank`."""
@@ -243,12 +331,12 @@ SR_PRE_ROLL = 20 // TF_STAGE - 1  # cycles a stochastic-rounding unit's draws ru
 
 def update_cycles_formula(model: Model, simd: int, ulanes: int | None = None, pipe: int = 0) -> int:
     """Cycles of the on-chip update of one learning step: every layer's unit runs at once, each
-    N * ceil(K / SIMD) * SIMD / ULANES + 3 + 3 PIPE cycles (+ SR_PRE_ROLL where the layer rounds
+    N * ceil(K / SIMD) * SIMD / ULANES + 3 + 4 PIPE cycles (+ SR_PRE_ROLL where the layer rounds
     stochastically, FORMAT.md 4.4), so the step's update takes the longest of them. ulanes: the update lanes
     built (mbnn_update_top's ULANES, default SIMD: a chunk a cycle), pipe: its UPIPE."""
     per_chunk = simd // (ulanes or simd)
     return max(lay.N * -(-lay.K // simd) * per_chunk + (SR_PRE_ROLL if lay.rounding == 1 else 0)
-               for lay in model.layers) + UPDATE_LATENCY + 3 * pipe
+               for lay in model.layers) + UPDATE_LATENCY + 4 * pipe
 
 
 def sr_mask(model: Model) -> int:
@@ -282,6 +370,8 @@ class RTLLearner(RTLBackend):
         ok, why = self.available()
         if not ok:
             raise RTLError(why)
+        if model.has_conv:
+            raise RTLError("on-chip learning in the RTL is built for dense models only (mbnn_update_top)")
         bits = {(lay.bits, lay.table_bits) for lay in model.layers}
         if len(bits) != 1:
             raise RTLError(f"the on-chip learning top takes one hidden width and table size for all layers, "

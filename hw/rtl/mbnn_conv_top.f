@@ -1,0 +1,12 @@
+// Sources of mbnn_conv_top in elaboration order, one a line, relative to this folder (hw/rtl). Read by
+// metabnn.backends.sources.file_list, `verilator -F`, the tests and the rtl backend: the one list of this top.
+mbnn_xnor_popcount.sv
+mbnn_pixel_dot.sv
+mbnn_divc.sv
+mbnn_spram.sv
+mbnn_sign_spram.sv
+mbnn_layer.sv
+mbnn_swg.sv
+mbnn_pool.sv
+mbnn_conv_flatten.sv
+mbnn_conv_top.sv
