@@ -229,6 +229,15 @@ mbnn_status mbnn_conv2d_pixels(mbnn_layer *layer, uint32_t bank, const uint8_t *
  * AND-popcount per channel (acc = K_in - 2 popcount((a XOR w) AND inside)). */
 mbnn_status mbnn_conv2d_bits(mbnn_layer *layer, uint32_t bank, const uint32_t *in_map, uint32_t *window,
                              int32_t *acc, uint32_t *out_map, uint32_t *window_map);
+/* conv2d_fast.c: the inference kernel of both conv ops (what mbnn_forward/predict run): every output channel of
+ * a position at once, the in-map taps visited as runs of map words (taps off the map skipped), the same output
+ * bits as mbnn_conv2d_pixels / mbnn_conv2d_bits (the references, and the learning forward's kernels). `in` is
+ * the uint8 CHW image for a pixels conv, the channel-packed map for a bits conv; `scratch` (8-byte aligned) of
+ * mbnn_conv2d_fast_bytes(layer) bytes receives the rearranged weights and thresholds at each call (0 bytes:
+ * NULL allowed). mbnn_conv2d_fast_kernel() names the build's kernel ("avx512-lanes", "c-smlad" or "c"). */
+size_t mbnn_conv2d_fast_bytes(const mbnn_layer *layer);
+mbnn_status mbnn_conv2d_fast(mbnn_layer *layer, uint32_t bank, const void *in, void *scratch, uint32_t *out_map);
+const char *mbnn_conv2d_fast_kernel(void);
 /* maxpool.c: 2 x 2, stride 2, on the bits of a C x H x W map: out (C x H/2 x W/2, an odd last row or
  * column dropped) = the OR of each window's four bits. */
 mbnn_status mbnn_maxpool2(const uint32_t *in_map, uint32_t C, uint32_t H, uint32_t W, uint32_t *out_map);

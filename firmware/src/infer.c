@@ -9,7 +9,9 @@ static mbnn_status conv_layer(mbnn_model *m, uint32_t l, const uint8_t *pixels, 
 {
     mbnn_layer *lay = &m->layers[l];
     uint32_t *out = lay->pool ? ws->pre[l] : ws->bits[l], *win = learn ? ws->window[l] : NULL;
-    mbnn_status st = l == 0 ? mbnn_conv2d_pixels(lay, m->bank, pixels, ws->win_pixels, ws->planes, ws->acc, out, win)
+    const void *in = l == 0 ? (const void *)pixels : (const void *)ws->bits[l - 1];
+    mbnn_status st = !learn ? mbnn_conv2d_fast(lay, m->bank, in, ws->conv_fast, out)
+                   : l == 0 ? mbnn_conv2d_pixels(lay, m->bank, pixels, ws->win_pixels, ws->planes, ws->acc, out, win)
                             : mbnn_conv2d_bits(lay, m->bank, ws->bits[l - 1], ws->win_bits, ws->acc, out, win);
     if (st == MBNN_OK && lay->pool) st = mbnn_maxpool2(out, lay->N, lay->out_h, lay->out_w, ws->bits[l]);
     return st;

@@ -116,6 +116,7 @@ typedef struct {
     int64_t *back_pre;     /* learn: the same before the pool [p][N] */
     int32_t *cdelta;       /* learn: a conv's deltas per position [p][N] */
     int64_t *grad;         /* learn: one conv row's per-synapse gradients [K] */
+    void *conv_fast;       /* infer: mbnn_conv2d_fast's scratch, the largest over the conv layers */
 } mbnn_ws;
 
 /* Words of the packed output of layer l: ceil(N/32), or the whole (pooled) channel-packed map of a conv. */

@@ -69,7 +69,12 @@ size_t mbnn_ws_layout(const mbnn_model *m, mbnn_mode mode, void *base, mbnn_ws *
     ws->win_pixels = conv ? (uint8_t *)carve(b, &pos, m->layers[0].K) : NULL;
     ws->win_bits = win_w ? (uint32_t *)carve(b, &pos, 4u * win_w) : NULL;
     ws->flat = flat_w ? (uint32_t *)carve(b, &pos, 4u * flat_w) : NULL;
+    ws->conv_fast = NULL;
     if (mode == MBNN_MODE_INFER) {
+        size_t fast = 0; /* the conv layers' inference kernel (conv2d_fast.c) */
+        for (uint32_t l = 0; l < L; l++)
+            if (mbnn_conv2d_fast_bytes(&m->layers[l]) > fast) fast = mbnn_conv2d_fast_bytes(&m->layers[l]);
+        ws->conv_fast = fast ? carve(b, &pos, fast) : NULL;
         uint32_t *pool_in = pool_w ? (uint32_t *)carve(b, &pos, 4u * pool_w) : NULL; /* shared by every pool */
         uint32_t *ping = (uint32_t *)carve(b, &pos, 4u * max_w), *pong = (uint32_t *)carve(b, &pos, 4u * max_w);
         for (uint32_t l = 0; l + 1 < L; l++) {

@@ -245,8 +245,21 @@ def test_conv_workspace_size(cbackend):
             + 2 * a8(4 * 16)  # ping/pong: the largest map, 4 x 4 positions x 1 word
             + a8(K0) + a8(4 * 2 * 2)  # the pixel window; the bits window and its mask (K = 36: 2 words)
             + a8(4 * 64)  # the first conv's map before the pool: 8 x 8 positions x 1 word
-            + a8(4 * 3))  # the flattened 96 bits
+            + a8(4 * 3)  # the flattened 96 bits
+            + _fast_scratch(cbackend))  # the inference kernel's weights and thresholds, the larger of the two convs
     assert size == want
+
+
+def _fast_scratch(cbackend) -> int:
+    """mbnn_conv2d_fast's scratch for CASES[0], by hand: conv 4 on pixels (K = 9), conv 6 on 4 bit channels
+    (3 x 3 taps, one word each)."""
+    a8 = lambda n: (n + 7) // 8 * 8
+    cbackend.lib.mbnn_conv2d_fast_kernel.restype = ctypes.c_char_p
+    if cbackend.lib.mbnn_conv2d_fast_kernel().decode() == "avx512-lanes":  # 16 channels per group, one group
+        thr = a8(4 * (2 * 16 + 1))  # M, C of 16 channels, the group's f bits
+        return max(thr + a8(2 * 9 * 1), thr + a8(4 * 9 * 1 * 16))  # 9 masks; 9 tap words x 16 channels
+    return max(a8(2 * 10 * (4 + 1)), a8(4 * 9 * 1 * 6))  # int16 weights and window (K rounded up to 10); a copy
+    # of the 6 rows with each tap's 4 bits on a word of its own (C = 4 is not a multiple of 32)
 
 
 def _plane_kernel(cbackend) -> bool:
