@@ -25,6 +25,9 @@ from metabnn.errors import UsageError
 from metabnn.fileio import check_output_dir
 
 
+CONV_DEVICE_META = 16.0  # --model conv's device m under --device-meta auto (the rule is for dense layers)
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "demo",
@@ -36,10 +39,11 @@ def add_parser(sub) -> None:
     p.add_argument("--hidden", type=int, nargs="+", default=[512, 512], help="hidden layer sizes")
     p.add_argument("--epochs", type=int, default=2, help="training epochs per task")
     p.add_argument("--meta", type=float, default=1.35, help="metaplasticity m of the metaplastic model")
-    p.add_argument("--device-meta", type=float, default=16.0,
-                   help="m of the on-device f_meta table of the metaplastic model: after a short training the "
-                   "hidden weights are still small, so consolidation on the device needs a larger m than "
-                   "training's (measured in the README)")
+    p.add_argument("--device-meta", default="auto", metavar="auto|M",
+                   help="m of the on-device f_meta tables of the metaplastic model: auto, what `metabnn export` "
+                   "picks by default (per layer, the rule of docs/ONDEVICE.md from a 100-step probe of the "
+                   "learning step), or a number > 0 for every layer; the tables are export's (f_meta where each "
+                   "|h|'s float weights begin); --model conv: auto is %g" % CONV_DEVICE_META)
     p.add_argument("--lr-shift", type=int, default=12, help="on-device learning-rate shift (see metabnn export)")
     p.add_argument("--device-samples", type=int, default=3000,
                    help="samples of the third task learned on the device, one at a time")
@@ -72,7 +76,13 @@ def _check_args(a) -> None:
     for name in ("learn_steps", "train_subset"):
         if getattr(a, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
-    if a.meta <= 0 or a.device_meta <= 0:
+    from metabnn.export.device_meta import parse_option
+    a.device_meta = parse_option(a.device_meta)  # "auto" or a finite number >= 0, else one clear line
+    if a.device_meta == "auto" and getattr(a, "model", "mlp") == "conv":
+        # the rule's probe is derived for dense layers (metabnn export keeps the trained m for a conv net): the
+        # conv demo keeps the device m it was measured with
+        a.device_meta = CONV_DEVICE_META
+    if a.meta <= 0 or a.device_meta == 0:
         raise UsageError("--meta and --device-meta must be > 0 (the demo compares them against m = 0)")
     if not 0 <= a.lr_shift <= 31:
         raise UsageError("--lr-shift must lie in 0..31")
@@ -106,7 +116,20 @@ def train_pair(a, out: Path) -> dict:
     return runs
 
 
+def device_m(a, net) -> list:
+    """The metaplastic model's device m per layer: as `metabnn export` picks it by default (--device-meta auto,
+    the rule of docs/ONDEVICE.md; the trained m where its data cannot be had), or --device-meta M for every layer."""
+    if a.device_meta != "auto":
+        return [float(a.device_meta)] * len(net.layers)
+    from metabnn.ondevice import device_meta_or_trained
+
+    picked = device_meta_or_trained(net, say=lambda msg: _say("      " + msg), data_dir=a.data_dir,
+                                    lr_shift_base=a.lr_shift)
+    return [float(fl.meta) for fl in net.layers] if picked is None else [float(m) for m in picked]
+
+
 def export_pair(a, runs: dict, out: Path) -> dict:
+    from metabnn.export.device_meta import set_tables
     from metabnn.export.mbnn import save
     from metabnn.export.quantize import from_floatnet
     from metabnn.train.checkpoint import load_floatnet
@@ -114,7 +137,11 @@ def export_pair(a, runs: dict, out: Path) -> dict:
     models = {}
     for label, run_dir in runs.items():
         net = load_floatnet(run_dir / "model.pt")
-        model = from_floatnet(net, lr_shift_base=a.lr_shift, device_meta=a.device_meta if label == "meta" else 0.0)
+        dm = device_m(a, net) if label == "meta" else 0.0
+        if label == "meta":
+            a.device_m = dm
+        # export's tables (docs/ONDEVICE.md, 'Narrow hidden weights'), as `metabnn export` writes them
+        model = set_tables(from_floatnet(net, lr_shift_base=a.lr_shift, device_meta=dm))
         save(model, out / f"{label}.mbnn")
         models[label] = (model, net)
     model = models["meta"][0]
@@ -180,7 +207,7 @@ def device_learning(a, models: dict, tasks) -> dict:
                                                       # bars on a terminal only: no \r spam in logs
                                                       quiet=a.quiet or not sys.stderr.isatty())
     return {"engine": described, "curves": curves, "flips": flips, "samples": int(len(ys)),
-            "device_meta": a.device_meta}
+            "device_meta": a.device_m}
 
 
 def run(a) -> int:
@@ -195,7 +222,7 @@ def run(a) -> int:
     models = export_pair(a, runs, out)
     rows = verify_all(a, models["meta"][0], runs["meta"] / "model.pt", tasks)
     _say(f"[4/5] learning task 3 on the device, {a.device_samples} samples one at a time, "
-         f"device m = {a.device_meta:g} and m = 0 ...")
+         f"device m = {' / '.join(f'{m:g}' for m in a.device_m)} (per layer) and m = 0 ...")
     dev = device_learning(a, models, tasks)
     results = {name: json.loads((run_dir / "results.json").read_text()) for name, run_dir in runs.items()}
     from metabnn.demo_report import write_report

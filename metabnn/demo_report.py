@@ -57,6 +57,12 @@ def plot_hidden_weights(models: dict, path: Path) -> None:
     _save(fig, path)
 
 
+def _ms(device_meta) -> str:
+    """The device m per layer, "13.94 / 10.1 / 8.829" (one number where every layer has it)."""
+    ms = list(device_meta) if isinstance(device_meta, (list, tuple)) else [device_meta]
+    return f"{ms[0]:g}" if len(set(ms)) == 1 else " / ".join(f"{m:g}" for m in ms)
+
+
 def plot_retention(dev: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4))
     styles = {"meta": "-", "plain": "--"}
@@ -65,7 +71,7 @@ def plot_retention(dev: dict, path: Path) -> None:
         for k, name in enumerate(n for n in curve[0] if n != "step"):
             ax.plot(steps, [100 * c[name] for c in curve], styles.get(label, ":"), color=f"C{k}",
                     label=f"{name}, {LABELS.get(label, label)}")
-    ax.set_xlabel(f"task-3 samples learned on the device, one at a time (device m = {dev['device_meta']:g} vs 0)\n"
+    ax.set_xlabel(f"task-3 samples learned on the device, one at a time (device m = {_ms(dev['device_meta'])} vs 0)\n"
                   f"{dev['engine']}")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
@@ -93,6 +99,9 @@ def write_report(out: Path, args, results: dict, models: dict, rows: list, dev: 
     lines += ["", "## Every backend on the same images (metaplastic model)", "", "```",
               format_table(rows), "```", "",
               f"## Learning task 3 on the device ({dev['samples']} samples, one at a time, {dev['engine']})", "",
+              f"Device m of the metaplastic model {_ms(dev['device_meta'])} (per layer; "
+              f"{'the rule `metabnn export` applies by default' if args.device_meta == 'auto' else '--device-meta'}"
+              "), export's f_meta tables; the plain model learns with m = 0.", "",
               "| model | " + " | ".join(n for n in dev["curves"]["meta"][0] if n != "step") + " | sign flips per layer |",
               "|---|" + "---|" * (len(dev["curves"]["meta"][0]))]
     for label, curve in dev["curves"].items():

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from metabnn.cli import main
 
 
@@ -26,6 +28,19 @@ def test_tiny_demo_end_to_end(tmp_path, capsys, mnist):
     assert [c["step"] for c in curve] == [0, 100, 200]
     assert curve[-1]["pmnist3"] > curve[0]["pmnist3"]  # the device did learn the new task
     assert "done in" in text
+    # the device tables are what `metabnn export` writes by default: the rule's m per layer, export's edge tables
+    from metabnn.export.device_meta import device_table
+    from metabnn.export.mbnn import load
+
+    dm = blob["device"]["device_meta"]
+    assert len(dm) == 3 and all(m > 0 for m in dm), dm
+    assert "device m (the rule, docs/ONDEVICE.md)" in text
+    meta = load(out / "meta.mbnn")
+    assert [lay.meta for lay in meta.layers] == pytest.approx(dm)
+    for lay in meta.layers:  # the file keeps m and scale as float32: an entry may round one Q15 step apart
+        want = device_table(lay.meta, lay.scale, lay.bits, lay.table_bits, "edge").astype(int)
+        assert abs(lay.table.astype(int) - want).max() <= 1
+    assert all((lay.table == 32768).all() for lay in load(out / "plain.mbnn").layers)
 
     # a second run with the same --out reuses the trained models instead of training again
     assert main(argv) == 0
@@ -35,3 +50,6 @@ def test_tiny_demo_end_to_end(tmp_path, capsys, mnist):
 def test_demo_rejects_nonsense(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--device-samples", "0"]) == 2
     assert "device-samples" in capsys.readouterr().err
+    for bad in ("0", "-3", "lots", "nan"):  # --device-meta: auto or a number > 0
+        assert main(["demo", "--out", str(tmp_path), "--device-meta", bad]) == 2
+        assert "--device-meta" in capsys.readouterr().err
