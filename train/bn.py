@@ -160,7 +160,9 @@ def _normalize_off() -> None:
 
 
 def _pixels(x_u8: torch.Tensor) -> torch.Tensor:
-    return x_u8.div(255)  # uint8 / 255 into float32 in one pass: the bits of x.float() / 255
+    # the bits of x.float() / 255, and in that form: uint8.div(255) converts element by element, unvectorized
+    # (measured, 4096 x 784 pixels, 1 thread: 5.8 ms, against 1.3 ms for a float copy and an in-place division)
+    return x_u8.to(torch.float32, copy=True).div_(255)  # a copy even of a float input: never in place
 
 
 @torch.no_grad()

@@ -51,6 +51,27 @@ def resolve_device(name: str) -> torch.device:
         raise UsageError(f"--device {name!r}: not a device (auto, cpu, cuda, cuda:N)") from None
 
 
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed blocks of up to 32 MiB for reuse instead of handing them back to the kernel.
+
+    By default a block over malloc's (adaptive) threshold is mmap'd and unmapped again on free, and a freed heap
+    top is trimmed, so every evaluation block's 8-13 MB tensors arrive as fresh, zero-filled pages: measured
+    ~50,000-90,000 page faults and 0.1-0.3 s of kernel time per epoch (512-512, 80,000 images), about a sixth of
+    the evaluation, and cache-cold memory for what follows. With a fixed mmap threshold of 32 MiB and a trim
+    threshold of 1 GiB they come back from the heap: no faults after the first epoch; the process keeps its peak
+    memory. Numbers are unchanged (allocation only). False where the C library has no mallopt (not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    return bool(mallopt(m_trim_threshold, 1 << 30)) and bool(mallopt(m_mmap_threshold, 32 << 20))
+
+
 def _epoch_generator(seed: int, task: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + task * 10_007 + epoch)
 
@@ -86,6 +107,8 @@ class Experiment:
         self.cfg, self.out = cfg, Path(out)
         self.progress = progress
         self.dev = resolve_device(cfg["device"])
+        if self.dev.type == "cpu":
+            keep_freed_memory()
         # under torchrun: join the group, one GPU per rank (train/distributed.py); else a single process
         self.world = dist_mod.init(self.dev)
         self.dev = dist_mod.rank_device(self.dev, self.world)

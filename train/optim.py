@@ -71,7 +71,9 @@ def compile_or_off(fn):
     from torch import _dynamo
 
     _dynamo.config.recompile_limit = max(_dynamo.config.recompile_limit, 64)
-    return torch.compile(fn, dynamic=True, fullgraph=True)
+    # size_asserts off: the generated wrapper re-checks every input's sizes and strides (47 calls a training
+    # step) that dynamo's guards have checked already before choosing the compiled code
+    return torch.compile(fn, dynamic=True, fullgraph=True, options={"size_asserts": False})
 
 
 def _compiled_update():
