@@ -38,6 +38,9 @@ def parse_args(argv):
     p.add_argument("--eval-every", type=int, default=500, help="evaluate every N samples (divides --samples)")
     p.add_argument("--eval-size", type=int, default=1000, help="test images per task")
     p.add_argument("--lr-shift", type=int, default=12, help="on-device learning-rate shift (see metabnn export)")
+    p.add_argument("--lr-shifts", metavar="S0,S1,..", default=None,
+                   help="the learning-rate shift of every layer, comma-separated (FORMAT.md keeps one per layer); "
+                   "overrides --lr-shift, for both models and the rule's probe")
     p.add_argument("--hidden-bits", type=int, default=8, help="hidden-weight width b on the device (2..16)")
     p.add_argument("--rounding", choices=("nearest", "stochastic"), default="nearest",
                    help="rounding of the learning step (docs/FORMAT.md 4.3 / 4.4), both models")
@@ -65,6 +68,13 @@ def parse_args(argv):
         raise UsageError("--hidden-bits must lie in 2..16")
     if not 0 < a.quantile < 1:
         raise UsageError("--quantile must lie in (0, 1)")
+    if a.lr_shifts is not None:
+        try:
+            a.lr_shifts = [int(v) for v in a.lr_shifts.split(",")]
+        except ValueError:
+            raise UsageError(f"--lr-shifts {a.lr_shifts!r}: integers 0..31, comma-separated") from None
+        if not all(0 <= v <= 31 for v in a.lr_shifts):
+            raise UsageError("--lr-shifts: every shift must lie in 0..31")
     a.device_meta = [parse_option(m) for m in a.device_meta.split(",")] if "," in a.device_meta \
         else parse_option(a.device_meta)
     if isinstance(a.device_meta, list) and "auto" in a.device_meta:
@@ -108,7 +118,7 @@ def build_streams(a, k_trained: int, seed: int, fingerprint: str | None):
 def run_sequence(a) -> dict:
     from metabnn.export.device_meta import set_tables
     from metabnn.export.quantize import file_metadata, from_floatnet
-    from metabnn.ondevice import auto_device_meta, learn_stream, pick_engine
+    from metabnn.ondevice import auto_device_meta, layer_state, learn_stream, pick_engine
     from metabnn.train.checkpoint import load_floatnet
 
     nets = {label: load_floatnet(ck) for label, ck in (("meta", a.meta_ckpt), ("plain", a.plain_ckpt))}
@@ -120,6 +130,11 @@ def run_sequence(a) -> dict:
     engine, described = pick_engine(a.engine)
     stochastic = a.rounding == "stochastic"
     export = dict(lr_shift_base=a.lr_shift, hidden_bits=a.hidden_bits)
+    if a.lr_shifts is not None:
+        if len(a.lr_shifts) != len(nets["meta"].layers):
+            raise UsageError(f"--lr-shifts: {len(a.lr_shifts)} values for a model of {len(nets['meta'].layers)} "
+                             "layers")
+        export["lr_shifts"] = a.lr_shifts
     if a.device_meta == "auto":
         picks = auto_device_meta(nets["meta"], a.horizon, a.quantile, a.probe_samples, quiet=a.quiet,
                                  stochastic=stochastic, table=a.table, **export)
@@ -133,17 +148,21 @@ def run_sequence(a) -> dict:
         device_m = [a.device_meta] * len(nets["meta"].layers)
     print(f"device m of the metaplastic model: {' / '.join(f'{m:g}' for m in device_m)} (per layer); "
           f"learning tasks {k + 1}-{k + a.device_tasks} on the {described}", flush=True)
-    curves = {}
+    curves, states = {}, {}
     for label, net in nets.items():
         model = from_floatnet(net, device_meta=device_m if label == "meta" else 0.0, stochastic=stochastic,
                               sr_seed=a.seed, **export)
         set_tables(model, a.table)
+        states[label] = []
         _, curves[label], _ = learn_stream(model, xs, ys, evals, a.eval_every, adapt=model.layers[0].adapt_shift > 0,
                                            engine=engine, desc=f"{label}: {len(ys):,} device samples",
-                                           quiet=a.quiet)
+                                           quiet=a.quiet,
+                                           on_eval=lambda step, m, st=states[label]: st.append(
+                                               {"step": step, "layers": layer_state(m)}))
     names = list(evals)
     return {"engine": described, "trained_tasks": k, "device_tasks": a.device_tasks, "samples": a.samples,
-            "device_m": device_m, "task_names": names, "curves": curves,
+            "device_m": device_m, "lr_shifts": [lay.lr_shift for lay in model.layers], "task_names": names,
+            "curves": curves, "states": states,
             "matrix": {label: accuracy_matrix(c, names, a.samples, a.device_tasks) for label, c in curves.items()},
             "args": vars(a)}
 
@@ -185,6 +204,19 @@ def report(res: dict) -> str:
     for r in g["rows"]:
         lines.append(f"| {r['after']} | {100 * r['worst_kept']:.1f} % ({r['worst_task']}) | "
                      f"{100 * r['new_meta']:.1f} % | {100 * r['new_plain']:.1f} % | {100 * r['gap']:+.1f} points |")
+    if res.get("states"):
+        lines += ["", "| model, after | " + " | ".join(f"layer {l}: saturated / plastic" for l in
+                                                       range(len(res["states"]["meta"][0]["layers"]))) + " |",
+                  "|---" * (1 + len(res["states"]["meta"][0]["layers"])) + "|"]
+        for label, title in MODELS:
+            at = {s["step"]: s["layers"] for s in res["states"][label]}
+            for t in range(res["device_tasks"] + 1):
+                when = "start" if t == 0 else f"device task {names[k + t - 1]}"
+                lines.append(f"| {title}, {when} | " + " | ".join(
+                    f"{100 * st['saturated']:.1f} / {100 * st['plastic']:.1f} %" for st in at[t * res["samples"]])
+                    + " |")
+        lines += ["", "(saturated: |h| at the top of the range; plastic: f_meta(|h|) >= 1/2, a push toward zero keeps "
+                  "at least half its size)"]
     lines += ["", f"goal: earlier tasks keep >= {KEEP:.0%}: {'met' if g['kept_ok'] else 'MISSED'}; "
               f"new tasks within {100 * GAP:.0f} points of the plain BNN: {'met' if g['gap_ok'] else 'MISSED'}"]
     return "\n".join(lines)
@@ -224,7 +256,8 @@ def _main(argv) -> int:
     res["goals"] = goals(res)
     print(text)
     write_results(out, "device_sequence", f"Engine: {res['engine']}; {a.samples} samples per device task, "
-                  f"lr_shift {a.lr_shift}, {a.hidden_bits} hidden bits, rounding {a.rounding}, {a.table} tables, "
+                  f"lr_shift per layer {' / '.join(map(str, res['lr_shifts']))}, {a.hidden_bits} hidden bits, "
+                  f"rounding {a.rounding}, {a.table} tables, "
                   f"{a.eval_size} test "
                   "images per task.", text, res, plot(res))
     return 0

@@ -27,23 +27,43 @@ def evaluate(model: Model, eval_sets: dict, bank: int = 0, adapt: bool = False, 
 
 def learn_stream(model: Model, images: np.ndarray, labels: np.ndarray, eval_sets: dict, every: int,
                  bank: int = 0, adapt: bool = False, engine: str = "golden", desc: str | None = None,
-                 quiet: bool = False):
+                 quiet: bool = False, on_eval=None):
     """Learn the stream sample by sample. Returns (final model, curve, sign flips per layer).
 
     curve: list of {"step": n, "<set name>": accuracy, ...}, including step 0.
     engine: a backend that learns, "golden" or "c" (see `pick_engine`).
+    on_eval: called as on_eval(step, model) at every evaluation (step 0 too), e.g. to record `layer_state`.
     """
     be = backends.get(engine)
     backends.require(be, adapt=adapt)
     curve = [{"step": 0, **evaluate(model, eval_sets, bank, adapt, engine)}]
+    if on_eval is not None:
+        on_eval(0, model)
     final = model
     # progress bars only on a terminal (tqdm's disable=None), never with --quiet
     with tqdm(total=len(labels), desc=desc, disable=True if quiet else None, leave=False) as bar:
         for step, m in be.learn(model, images, labels, bank=bank, adapt=adapt, every=every):
             bar.update(step - bar.n)
             curve.append({"step": step, **evaluate(m, eval_sets, bank, adapt, engine)})
+            if on_eval is not None:
+                on_eval(step, m)
             final = m
     return final, curve, _flips(model, final)
+
+
+def layer_state(model: Model) -> list:
+    """Per layer, how much of it the device can still move: the fraction of hidden weights saturated at the top of
+    the range (|h| = hmax, FORMAT.md 4.3's saturation) and the fraction still plastic (f_meta(|h|) >= 1/2 in the
+    layer's own table, so a push toward zero keeps at least half its size)."""
+    from metabnn.sim.metaplastic import table_index
+
+    out = []
+    for lay in model.layers:
+        h = np.abs(lay.hidden.astype(np.int64))
+        hmax = (1 << (lay.bits - 1)) - 1
+        f = lay.table[table_index(h, lay.bits, lay.table_bits)]
+        out.append({"saturated": float(np.mean(h >= hmax)), "plastic": float(np.mean(f >= 16384))})
+    return out
 
 
 def _flips(a: Model, b: Model) -> list[int]:

@@ -27,7 +27,8 @@ def test_tiny_sequence_bookkeeping(pmnist_pair, tmp_path, capsys):
     out = tmp_path / "seq"
     argv = ["--meta-ckpt", str(pmnist_pair["meta"]), "--plain-ckpt", str(pmnist_pair["plain"]), "--out", str(out),
             "--device-tasks", "2", "--samples", "200", "--eval-every", "100", "--eval-size", "300",
-            "--probe-samples", "10", "--engine", "golden", "--quiet"]
+            "--probe-samples", "10", "--engine", "golden", "--quiet",
+            "--lr-shifts", "20,12,12"]  # what --lr-shift 12 gives at 8 bits (the pixel layer +8), said per layer
     assert device_sequence.main(argv) == 0
     assert "device m of the metaplastic model" in capsys.readouterr().out
     for f in ("device_sequence.md", "device_sequence.json", "device_sequence.png"):
@@ -46,7 +47,17 @@ def test_tiny_sequence_bookkeeping(pmnist_pair, tmp_path, capsys):
     assert [r["after"] for r in g["rows"]] == ["pmnist3", "pmnist4"]
     # the gap is the plain BNN's accuracy minus the metaplastic one on the new task, from the same matrix
     assert g["rows"][0]["gap"] == pytest.approx(res["matrix"]["plain"][1][2] - res["matrix"]["meta"][1][2])
-    assert len(res["device_m"]) == 3
+    assert len(res["device_m"]) == 3 and res["lr_shifts"] == [20, 12, 12]
+    # what the device can still move, per layer at every evaluation: the plain model's tables are all 1
+    for label in ("meta", "plain"):
+        st = res["states"][label]
+        assert [s["step"] for s in st] == [0, 100, 200, 300, 400] and all(len(s["layers"]) == 3 for s in st)
+        for s in st:
+            for lay in s["layers"]:
+                assert 0 <= lay["saturated"] <= 1 and 0 <= lay["plastic"] <= 1
+    assert all(lay["plastic"] == 1.0 for s in res["states"]["plain"] for lay in s["layers"])
+    assert any(lay["plastic"] < 1.0 for lay in res["states"]["meta"][0]["layers"])  # trained weights consolidated
+    assert "saturated / plastic" in (out / "device_sequence.md").read_text()
 
 
 def test_sequence_needs_a_pmnist_checkpoint(trained_checkpoint, pmnist_pair, tmp_path, capsys):
@@ -62,6 +73,8 @@ def test_sequence_needs_a_pmnist_checkpoint(trained_checkpoint, pmnist_pair, tmp
     (device_sequence, ["--device-meta", "lots"], "auto or a number"),
     (device_sequence, ["--device-meta", "1,auto"], "auto stands alone"),
     (device_sequence, ["--quantile", "0"], "--quantile"),
+    (device_sequence, ["--lr-shifts", "20,x"], "--lr-shifts"),
+    (device_sequence, ["--lr-shifts", "20,40,12"], "--lr-shifts"),
     (device_tradeoff, ["--ms", "0", "-1"], "--ms"),
     (device_tradeoff, ["--samples", "0"], "--samples"),
     (device_tradeoff, ["--lr-shift", "40"], "--lr-shift"),
