@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
         description=__doc__.split("\n\n")[0] + " Output: a summary table, plots and JSON in --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--model", choices=("mlp", "conv"), default="mlp",
+                   help="mlp: the dense BNN on permuted MNIST (steps 1-5 above); conv: a small binarized CNN on "
+                   "Fashion-MNIST through the same steps (metabnn/demo_conv.py)")
     p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--hidden", type=int, nargs="+", default=[512, 512], help="hidden layer sizes")
     p.add_argument("--epochs", type=int, default=2, help="training epochs per task")
@@ -211,6 +214,9 @@ def device_learning(a, models: dict, tasks) -> dict:
 
 
 def run(a) -> int:
+    if a.model == "conv":
+        from metabnn.demo_conv import run_conv
+        return run_conv(a)
     _check_args(a)
     from metabnn.train import tasks as tasks_mod
 
