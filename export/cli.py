@@ -53,15 +53,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _conv_refusals(args) -> None:
-    """A conv net (FORMAT.md version 2) goes to the .mbnn file, ONNX, the C header (its bytes) and the $readmemh
-    files of the conv RTL; the QONNX writer knows dense layers only."""
-    for flag, value, writer in (("--qonnx", args.qonnx, "the QONNX writer"),):
-        if value is not None:
-            raise UsageError(f"{flag}: {writer} does not support conv layers yet; a conv net exports to the .mbnn "
-                             "file, --onnx and --c-header (FORMAT.md version 2)")
-
-
 def run(args) -> int:
     from metabnn.export.mbnn import save, to_bytes
     from metabnn.export.quantize import from_floatnet
@@ -85,8 +76,6 @@ def run(args) -> int:
     device_meta = parse_option(args.device_meta, args.device_horizon, args.device_quantile)
     net = load_floatnet(args.checkpoint)
     conv = any(fl.conv is not None for fl in net.layers)
-    if conv:
-        _conv_refusals(args)  # before the outputs are probed: a refused --hex-dir is not even made
     for path in [args.out, args.onnx, args.qonnx, args.c_header]:
         if path is not None:
             check_output(path)  # an unwritable output fails before the work, and before the other files

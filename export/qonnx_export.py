@@ -13,6 +13,14 @@ The SIGN fold: (acc*256 - M >= C) XOR f. With t = ceil((C + M) / 256), acc >= t 
 when f = 1 the output is acc < t, i.e. -acc >= 1 - t, so the neuron's accumulator is negated
 (s = -1) and its threshold is 1 - t. MultiThreshold only knows ">=", hence the sign flip.
 
+A conv net (FORMAT.md 3.3, version 2) is written the way FINN takes a binarized CNN (its Brevitas/QONNX
+import): the images reshaped to [batch, C, H, W]; per conv layer Conv on BipolarQuant weights [N, C, k, k]
+(the rows' synapse (ky k + kx) C + c reshaped and transposed, as onnx_export does) with zero padding (a 0 tap
+contributes nothing: FORMAT.md's rule for taps off the map, on pixels and on +-1 maps alike), the per-channel
+MultiThreshold on the NCHW accumulators ([N, 1] thresholds, the sign flip a [N, 1, 1] Mul), MaxPool 2 x 2 stride 2
+on the +-1 map (the OR of the +1 bits; an odd last row or column dropped), and Flatten(axis=1) in NCHW order
+before the first dense layer.
+
 The pixels enter as float32 annotated UINT8. onnxruntime cannot run the custom ops; qonnx's
 `execute_onnx` can, and FINN compiles it. The learning state (tables, windows, other banks) is not
 in this file: use the plain `.onnx` (onnx_export) or the `.mbnn` to go on learning.
@@ -23,7 +31,6 @@ from __future__ import annotations
 import numpy as np
 
 from metabnn.errors import UsageError
-from metabnn.export.errors import dense_only
 from metabnn.fileio import atomic_write_bytes
 from metabnn.sim.model import SIGN, Layer, Model
 
@@ -45,7 +52,6 @@ def to_qonnx(model: Model, bank: int = 0, batch: int = 1):
     shape with the graph's, so a symbolic batch dimension cannot be executed there."""
     from onnx import StringStringEntryProto, TensorAnnotation, TensorProto, helper, numpy_helper
 
-    dense_only(model, "the QONNX writer")
     if not isinstance(bank, (int, np.integer)) or not 0 <= int(bank) < model.n_banks:
         raise UsageError(f"bank {bank} out of range: the model has {model.n_banks} bank(s)")
     bank = int(bank)
@@ -71,18 +77,39 @@ def to_qonnx(model: Model, bank: int = 0, batch: int = 1):
     x = "images"
     for l, lay in enumerate(model.layers):
         p = f"l{l}."
-        # hidden weights as float32 [K, N] (exact: |h| < 2^15); BipolarQuant keeps their sign
-        h = const(p + "hidden_kn", np.ascontiguousarray(lay.hidden.T.astype(np.float32)))
+        g = lay.conv
+        # hidden weights as float32 (exact: |h| < 2^15); BipolarQuant keeps their sign. Dense: [K, N] for x @ W;
+        # conv: ONNX's [N, C, k, k] from the rows [N, K], synapse (ky k + kx) C + c
+        if g is None:
+            hidden = lay.hidden.T
+        else:
+            hidden = lay.hidden.reshape(lay.N, g.kernel, g.kernel, g.in_c).transpose(0, 3, 1, 2)
+        h = const(p + ("hidden_kn" if g is None else "hidden_nckk"), np.ascontiguousarray(hidden.astype(np.float32)))
         annotate(h, f"INT{lay.bits}")
         w = node("BipolarQuant", [h, "one_f32"], p + "weight_pm1", domain=QONNX_DOMAIN)
         annotate(w, "BIPOLAR")
-        acc = node("MatMul", [x, w], p + "acc")
+        if g is None:
+            if l > 0 and model.layers[l - 1].conv is not None:  # the map as a vector, NCHW (FORMAT.md 3.3)
+                x = node("Flatten", [x], p + "flat", axis=1)
+            acc = node("MatMul", [x, w], p + "acc")
+            channel_shape = (-1,)
+        else:
+            if l == 0:  # the images' C H W pixels, in CHW order, as the map
+                x = node("Reshape", [x, const(p + "map_shape", np.asarray([batch, g.in_c, g.in_h, g.in_w],
+                                                                          dtype=np.int64))], p + "map")
+            acc = node("Conv", [x, w], p + "acc", kernel_shape=[g.kernel, g.kernel], strides=[g.stride, g.stride],
+                       pads=[g.pad] * 4)
+            channel_shape = (-1, 1, 1)  # per output channel, broadcast over the positions (NCHW)
         if lay.out_kind == SIGN:
             s, t = sign_thresholds(lay, bank)
-            signed = node("Mul", [acc, const(p + "acc_sign", s.astype(np.float32))], p + "acc_signed")
+            signed = node("Mul", [acc, const(p + "acc_sign", s.astype(np.float32).reshape(channel_shape))],
+                          p + "acc_signed")
             x = node("MultiThreshold", [signed, const(p + "thresholds", t.astype(np.float32).reshape(-1, 1))],
                      p + "out_pm1", domain=QONNX_DOMAIN, out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0)
             annotate(x, "BIPOLAR")
+            if g is not None and g.pool:
+                x = node("MaxPool", [x], p + "pool", kernel_shape=[2, 2], strides=[2, 2])
+                annotate(x, "BIPOLAR")
         else:
             acc256 = node("Mul", [node("Cast", [acc], p + "acc_i64", to=TensorProto.INT64), "q8_i64"], p + "acc_q8")
             d = node("Sub", [acc256, const(p + "M", lay.M[bank].astype(np.int64))], p + "d")
@@ -100,7 +127,7 @@ def to_qonnx(model: Model, bank: int = 0, batch: int = 1):
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
                                                     helper.make_opsetid(QONNX_DOMAIN, 1)],
                               ir_version=10, producer_name="metabnn")
-    helper.set_model_props(proto, {"metabnn.format_version": "1", "metabnn.bank": str(bank),
+    helper.set_model_props(proto, {"metabnn.format_version": "2" if model.has_conv else "1", "metabnn.bank": str(bank),
                                    "metabnn.variant": "qonnx"})
     return proto
 

@@ -139,13 +139,3 @@ def _conv(l, value):
 def test_bad_conv_files_raise_format_error(fn, needle):
     with pytest.raises(FormatError, match=needle):
         from_onnx(_edit(fn))
-
-
-def test_other_writers_refuse_conv_in_one_line():
-    from metabnn.errors import UsageError
-    from metabnn.export.qonnx_export import to_qonnx
-
-    for call in (lambda: to_qonnx(BASE),):
-        with pytest.raises(UsageError, match="conv layers") as e:
-            call()
-        assert "\n" not in str(e.value)
