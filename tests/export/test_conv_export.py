@@ -114,9 +114,6 @@ def test_verify_golden_onnx_torch_and_refusals(conv_run, capsys):
     if "c" in names:  # the firmware runs conv inference, and learns on them where its build does
         want = "3 steps equal" if backends.get("c").conv_learn else "(inference only on conv models)"
         assert rows["c"].endswith(want), rows["c"]
-    for be in ("rtl",):
-        rc, out, err = _cli(["verify", str(mbnn), "--backends", f"golden,{be}"], capsys)
-        assert rc == 2 and f"backend {be} does not run conv layers yet" in err and len(err.strip().splitlines()) <= 2
     # the QONNX variant of the conv net (tests/export/test_qonnx_conv.py runs it through qonnx's executor)
     rc, _, err = _cli(["export", str(pt), "--out", str(mbnn.parent / "again.mbnn"), "--qonnx",
                        str(mbnn.parent / "q.onnx")], capsys)

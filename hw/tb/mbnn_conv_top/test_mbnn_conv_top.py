@@ -132,3 +132,31 @@ def test_trained_fmnist_conv_net(hw_tools, tmp_path):
     res = RTLBackend(simd=32, pe=8).run_case(model, x, serial=True)
     check(res, model, x)
     assert list(res["latency"]) == [conv_cycles_formula(model, 32, 8)] * len(x)
+
+
+@pytest.mark.slow
+def test_native_cosimulation(hw_tools):
+    """The rtl backend of `metabnn verify` (the native C++ harness, hw/native/conv_top_alias.h): the same classes,
+    scores and exact latency, streamed and one image at a time."""
+    from metabnn.backends.rtl import conv_cycles_formula
+    from metabnn.backends.rtl_native import NativeRTL
+
+    model, x, simd, pe = case("pad-pool-odd", n=12)
+    be = NativeRTL(simd, pe)
+    check(be.run_case(model, x), model, x)
+    res = be.run_case(model, x, serial=True)
+    check(res, model, x)
+    assert list(res["latency"]) == [conv_cycles_formula(model, simd, pe)] * len(x)
+    with pytest.raises(Exception, match="frozen normalization"):
+        be.run_case(model, x[:1], adapt=[1])
+
+
+def test_native_refuses_what_the_conv_top_lacks():
+    from metabnn.backends.rtl_native import NativeRTL, NativeRTLLearner
+    from metabnn.errors import UsageError
+
+    model = random_conv_model()  # a padded conv on sign bits: paired lanes need SIMD >= 2
+    with pytest.raises(UsageError, match="SIMD must be >= 2"):
+        NativeRTL(1, 1).build(model)
+    with pytest.raises(UsageError, match="inference only"):
+        NativeRTLLearner(8, 1).build(model)
