@@ -16,8 +16,8 @@
 //
 // Timing: the pass issues one slice of ULANES synapses per cycle, T = LANES / ULANES slices a chunk (the
 // default ULANES = LANES: one chunk a cycle); cycles from the `start` edge to the `done` edge are
-// N * G * T + 3 + 3 * PIPE when `sgn_ready` stays high (test_mbnn_update.py checks it): the hidden read, the
-// registered slice (PIPE), the lane's 2 (or 4 with PIPE) stages. `sgn_ready` low stalls the whole pipeline
+// N * G * T + 3 + 4 * PIPE when `sgn_ready` stays high (test_mbnn_update.py checks it): the hidden read, the
+// registered slice (PIPE), the lane's 2 (or 5 with PIPE) stages. `sgn_ready` low stalls the whole pipeline
 // (the write to the engine's memory, once per chunk at its last slice, is the only place that can wait).
 //
 // Sharing the lanes (ULANES < LANES): the chunk's hidden word is read at each of its slices, slice t goes
@@ -39,7 +39,7 @@
 // rows, a feed pointer that starts with the pass and runs TLAT - 1 slices ahead of the issue (TLAT =
 // 20 / TF_STAGE, the generator's latency): its base j K + g LANES + t ULANES steps by ULANES, or
 // ULANES - PADL at a row end, so no multiplier; lane l adds l. The issue waits those TLAT - 1 cycles at the
-// start, so a pass takes N * G * T + 3 + 3 * PIPE + TLAT - 1 cycles. Draws of padding lanes alias the next row's indices and
+// start, so a pass takes N * G * T + 3 + 4 * PIPE + TLAT - 1 cycles. Draws of padding lanes alias the next row's indices and
 // are discarded with their lane. With rounding 0 the lanes get the nearest constants (r0 = 2^(s-1),
 // r1 = 16384): 4.3 exactly, on the same hardware. After every pass (one learning step) a layer with
 // rounding 1 does sr_step += 1; a reset clears the three registers. SR = 0: none of this exists.
@@ -54,7 +54,7 @@ module mbnn_update #(
     parameter int TF_STAGE = 4, // SR: Threefry rounds per pipeline stage (mbnn_threefry.sv)
     parameter int ULANES = LANES, // update lanes built: a chunk's LANES synapses go through them in
                                   // LANES / ULANES cycles (divides LANES; the default is one chunk a cycle)
-    parameter int PIPE = 0,     // 1: the lanes cut into four stages and the slice registered (for the clock)
+    parameter int PIPE = 0,     // 1: the lanes cut into five stages and the slice registered (for the clock)
     // derived, do not override
     parameter int XB = (PIXELS != 0) ? 8 : 1,
     parameter int G = (K + LANES - 1) / LANES,
@@ -114,7 +114,7 @@ module mbnn_update #(
     localparam int T = LANES / ULANES;    // cycles per chunk: the lanes' slices, one a cycle
     localparam int SLW = (T > 1) ? $clog2(T) : 1;
     localparam int SW = ULANES * HB;      // bits of one slice of a hidden word
-    localparam int LL = 2 + 2 * PIPE;     // the lane's latency (mbnn_update_lane.sv)
+    localparam int LL = 2 + 3 * PIPE;     // the lane's latency (mbnn_update_lane.sv)
     localparam int D = PIPE + LL;         // stages from the RAM outputs (stage 1) to the lanes' outputs
 
     if (TK < 0 || TK > HB - 1 || TK > 12 || HB < 2 || HB > 16 || LANES < 1 || K < 1 || N < 1)

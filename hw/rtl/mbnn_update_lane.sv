@@ -7,9 +7,10 @@
 //
 // Everything is done on magnitudes plus a direction bit, which is how rsr is defined
 // (symmetric around zero) and keeps the table multiply unsigned 16 x 16 bits.
-// Two pipeline registers (A: |u|, direction, F; B: h'), both advanced by `en`. PIPE = 1 adds two more for
+// Two pipeline registers (A: |u|, direction, F; B: h'), both advanced by `en`. PIPE = 1 adds three more for
 // the clock (P1: |grad| after the gradient multiply, with h, F and the draws; P2: the product |u| * F
-// after register A): the same logic cut into four stages, latency 4 instead of 2. The formal proof
+// after register A; P3: |u| after the toward-zero select, with h and the direction): the same logic cut
+// into five stages, latency 5 instead of 2. The formal proof
 // (hw/formal) is of PIPE = 0; PIPE = 1 is checked against metabnn.sim in simulation (hw/tb/mbnn_update_lane).
 // Reset: none needed; the unit's valid bits say which stage holds a synapse.
 //
@@ -24,7 +25,7 @@ module mbnn_update_lane #(
     parameter int TK = 4,      // f_meta table bits k (0..min(HB-1, 12))
     parameter int PIXELS = 0,  // 1: x is an 8-bit pixel; 0: x is one bit (+-1)
     parameter int SR = 0,      // 1: stochastic rounding from r0/r1; 0: to nearest, r0/r1 ignored
-    parameter int PIPE = 0,    // 1: registers P1 and P2 as well (latency 4)
+    parameter int PIPE = 0,    // 1: registers P1, P2 and P3 as well (latency 5)
     parameter int XB = (PIXELS != 0) ? 8 : 1  // derived, do not override
 ) (
     input  logic                     clk,
@@ -38,7 +39,7 @@ module mbnn_update_lane #(
     input  logic [31:0]              r0,          // the synapse's draw (SR = 1), with h, x and delta
     input  logic [31:0]              r1,
     /* verilator lint_on UNUSEDSIGNAL */
-    output logic signed [HB-1:0]     h_new,       // 2 (PIPE: 4) enabled cycles after h, x, delta
+    output logic signed [HB-1:0]     h_new,       // 2 (PIPE: 5) enabled cycles after h, x, delta
     output logic                     changed,     // h_new != h
     output logic                     flipped      // sign bit (h >= 0) changed
 `ifdef FORMAL
@@ -175,7 +176,8 @@ module mbnn_update_lane #(
     assign fv_toward_a = toward_a;
 `endif
 
-    // ---- stage B: metaplastic scaling, add, saturate (with PIPE, cut at P2 after the product) ----
+    // ---- stage B: metaplastic scaling, add, saturate (with PIPE, cut at P2 after the product, P3 after the
+    //      select) ----
     logic [31:0] prod0;  // |u| * F < 2^31 since |u| <= 65535, F <= 32768
     assign prod0 = 32'(umag_a) * 32'(f_a);
     logic [14:0] r1_v;   // the product's rounding term: 16384, or (SR) r1 & 0x7FFF from register A
@@ -216,12 +218,21 @@ module mbnn_update_lane #(
     logic [16:0] scaled;
     // SR = 0: (prod + 16384) >> 15 (r1_b is that constant); prod + 2^15 - 1 < 2^32 still
     assign scaled = 17'((prod + 32'(r1_b)) >> 15);
-    logic [16:0] mag;
-    assign mag = toward_b ? scaled : 17'(umag_b);
+    logic [16:0] mag0;
+    assign mag0 = toward_b ? scaled : 17'(umag_b);
+    // with PIPE, cut at P3 after the select: |u| final, with h and the direction
+    logic [16:0]          mag;
+    logic signed [HB-1:0] h_c;
+    logic                 uneg_c;
+    if (PIPE != 0) begin : g_p3
+        always_ff @(posedge clk) if (en) {mag, h_c, uneg_c} <= {mag0, h_b, uneg_b};
+    end else begin : g_p3_none
+        assign {mag, h_c, uneg_c} = {mag0, h_b, uneg_b};
+    end
     logic signed [HB+17:0] hx, ux, sum;
-    assign hx  = (HB + 18)'(h_b);  // sign-extended (the cast keeps h_b's signedness)
+    assign hx  = (HB + 18)'(h_c);  // sign-extended (the cast keeps h_c's signedness)
     assign ux  = $signed((HB + 18)'(mag));
-    assign sum = hx + (uneg_b ? -ux : ux);
+    assign sum = hx + (uneg_c ? -ux : ux);
     logic signed [HB-1:0] hsat;
     assign hsat = (sum > HMAX) ? HMAX[HB-1:0] : (sum < HMIN) ? HMIN[HB-1:0] : sum[HB-1:0];
 
@@ -229,8 +240,8 @@ module mbnn_update_lane #(
     always_ff @(posedge clk) begin
         if (en) begin
             h_new   <= hsat;
-            changed <= hsat != h_b;
-            flipped <= hsat[HB-1] != h_b[HB-1];
+            changed <= hsat != h_c;
+            flipped <= hsat[HB-1] != h_c[HB-1];
         end
     end
 endmodule

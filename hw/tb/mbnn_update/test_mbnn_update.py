@@ -35,7 +35,7 @@ from metabnn.sim.threefry import synapse_draws  # noqa: E402
 from update.chunks import chunks_to_hidden, signs_to_chunks  # noqa: E402
 from update.driver import UpdateDriver  # noqa: E402
 
-LATENCY = 3  # cycles from start to done = N * ceil(K / LANES) * T + LATENCY + 3 * PIPE (sgn_ready high)
+LATENCY = 3  # cycles from start to done = N * ceil(K / LANES) * T + LATENCY + 4 * PIPE (sgn_ready high)
 
 
 def slices() -> int:
@@ -45,8 +45,8 @@ def slices() -> int:
 
 
 def pipe_latency() -> int:
-    """The stages PIPE = 1 adds: the registered slice and the lane's P1, P2."""
-    return 3 * env_int("UPD_PIPE", 0)
+    """The stages PIPE = 1 adds: the registered slice and the lane's P1, P2, P3."""
+    return 4 * env_int("UPD_PIPE", 0)
 
 
 def env_int(name: str, default: int | None = None) -> int:

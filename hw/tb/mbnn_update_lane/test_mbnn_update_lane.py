@@ -2,8 +2,8 @@
 
 The lane is a two-stage pipeline advanced by `en` (no valid/ready, no reset: the unit around it tracks which
 stage holds a synapse). cocotb drives a new synapse on every enabled cycle with random `en` gaps (the stall
-the unit applies under back-pressure) and checks h_new, changed and flipped two enabled cycles later (four
-with PIPE = 1, the lane cut into four stages for the clock); inputs:
+the unit applies under back-pressure) and checks h_new, changed and flipped two enabled cycles later (five
+with PIPE = 1, the lane cut into five stages for the clock); inputs:
 the saturation limits of h, every table bucket edge, |delta| up to 32767, pixels 0 and 255, lr_shift 0..31,
 table entries 0, 32768 and the rounding half. With SR = 1 every synapse comes with a draw (r0, r1) and the
 golden step is FORMAT.md 4.4's (draw corners: r = 0, all ones, the nearest constants, with lr_shift 0 and
@@ -61,9 +61,9 @@ def golden(h, x, delta, lr, r0, r1, table, hb, tk, sr):
 
 async def drive(dut, synapses, rng: random.Random, hb: int, tk: int, pixels: bool, sr: bool) -> int:
     """Issue (h, x, delta, lr, r0, r1, table) on enabled cycles with random en gaps; check each output LAT (2, or
-    4 with PIPE) enabled cycles later against metabnn.sim (4.4 with the draw when sr, else 4.3: r0/r1 must not
+    5 with PIPE) enabled cycles later against metabnn.sim (4.4 with the draw when sr, else 4.3: r0/r1 must not
     matter)."""
-    lat = 2 + 2 * int(os.environ.get("LANE_PIPE", "0"))
+    lat = 2 + 3 * int(os.environ.get("LANE_PIPE", "0"))
     pipe = []  # synapses issued, oldest first: (h, want, label)
     checked = 0
     table_now = None
@@ -130,7 +130,7 @@ async def draw_corners(dut):
                     for h, delta in ((hmax, 32767), (-hmax - 1, -32767), (1, 3), (-1, -1), (0, 32767)):
                         x = 255 if pixels else 1
                         synapses.append((h, x, delta, lr, r0, r1, table))
-    lat = 2 + 2 * int(os.environ.get("LANE_PIPE", "0"))
+    lat = 2 + 3 * int(os.environ.get("LANE_PIPE", "0"))
     assert await drive(dut, synapses, rng, hb, tk, pixels, sr) == len(synapses) - (lat - 1)
 
 
@@ -143,7 +143,7 @@ def test_mbnn_update_lane(hw_tools, hb, tk, pixels, sr):
     hw_tools.run(runner, bdir, TOP, TOP, env={"LANE_HB": hb, "LANE_TK": tk, "LANE_PIXELS": pixels, "LANE_SR": sr})
 
 
-# PIPE = 1 (registers P1, P2: the lane of the FPGA builds, docs/HARDWARE_UPDATE.md) at both input kinds, nearest and
+# PIPE = 1 (registers P1, P2, P3: the lane of the FPGA builds, docs/HARDWARE_UPDATE.md) at both input kinds, nearest and
 # stochastic, and the widest table
 @pytest.mark.parametrize("hb,tk,pixels,sr", [(8, 4, 1, 0), (8, 4, 0, 0), (8, 4, 1, 1), (16, 12, 0, 1), (2, 0, 1, 0)],
                          ids=lambda v: str(v))
