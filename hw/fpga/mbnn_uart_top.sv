@@ -133,9 +133,8 @@ module mbnn_uart_top #(
     state_t      st;
     logic [7:0]  cmd;
     logic [7:0]  nargs, argi;       // argument bytes expected / received
-    logic [31:0] npx;               // pixels received of the current image
+    logic [$clog2(K0+1)-1:0] npx;   // pixels received of the current image
     logic [$clog2(SIMD+1)-1:0] lane;
-    logic [63:0] last_score;
     logic [8*RB-1:0] reply;         // bytes to send, byte 0 first
     logic [7:0]  nreply;
     logic        upd_seen;          // the update pass has started (upd_busy seen high)
@@ -186,7 +185,9 @@ module mbnn_uart_top #(
                     end else if (args_of(rx_data) != 0) begin
                         st <= S_ARGS;
                     end else if (rx_data == "S") begin
-                        reply <= (8*RB)'(last_score);
+                        // the engine holds the last image's winning score until the next image's
+                        // scores (only 'I' sends one), so no copy of it is kept here
+                        reply <= (8*RB)'(out_score);
                         nreply <= 8'd8;
                         st <= S_REPLY;
                     end else begin  // 'U'
@@ -229,18 +230,17 @@ module mbnn_uart_top #(
                     // (a byte is 10 bit times), so a beat is never overwritten while pending
                     if (rx_valid) begin
                         in_data[8*lane +: 8] <= rx_data;
-                        npx <= npx + 1;
-                        if (32'(lane) == SIMD - 1 || npx + 1 == K0) begin
+                        npx <= npx + 1'b1;
+                        if (32'(lane) == SIMD - 1 || 32'(npx) + 1 == K0) begin
                             in_valid <= 1'b1;
                             lane <= '0;
                         end else begin
                             lane <= lane + 1'b1;
                         end
-                        if (npx + 1 == K0) st <= S_RESULT;
+                        if (32'(npx) + 1 == K0) st <= S_RESULT;
                     end
                 end
                 S_RESULT: if (out_valid) begin
-                    last_score <= out_score;
                     reply <= (8*RB)'(out_class[7:0]);
                     nreply <= 8'd1;
                     st <= S_REPLY;

@@ -15,7 +15,8 @@ module mbnn_chain #(
     parameter int SIMD = 32,   // input elements per cycle in every layer: 1, 2, 4, 8, 16 or 32
     parameter int PE = 4,      // neurons in parallel in every layer
     parameter int L = 1,       // = MBNN_L of mbnn_model.svh
-    parameter int SPRAM = 0    // bit l: layer l's sign words in iCE40 UP5K SPRAM (empty at start: the host writes them)
+    parameter int SPRAM = 0,   // bit l: layer l's sign words in iCE40 UP5K SPRAM (empty at start: the host writes them)
+    parameter int SHALLOW = 0  // 1: every layer's pipeline for a slow clock (mbnn_layer's SHALLOW; same cycle count)
 ) (
     input  logic                clk,
     input  logic                rst,
@@ -80,7 +81,7 @@ module mbnn_chain #(
         mbnn_layer #(
             .K(LK), .N(LN), .SIMD(SIMD), .PE(PE),
             .IN_PIXELS(l == 0 ? 1 : 0), .OUT_SCORES(l == MBNN_L - 1 ? 1 : 0),
-            .BANKS(MBNN_B), .ADAPT_SHIFT(LA), .W_SPRAM((SPRAM >> l) & 1),
+            .BANKS(MBNN_B), .ADAPT_SHIFT(LA), .W_SPRAM((SPRAM >> l) & 1), .SHALLOW(SHALLOW),
             .W_FILE({MBNN_HEXDIR, "/l", DIGIT, "_w.hex"}),
 `ifdef SYNTHESIS  // Yosys cannot rearrange l<l>_w.hex into the wide layout at PE > 1: metabnn fpga writes it
             .WPE_FILE((PE > 1) ? {MBNN_HEXDIR, "/l", DIGIT, "_wpe.hex"} : ""),

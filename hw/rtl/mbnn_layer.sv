@@ -23,9 +23,13 @@
 //           T  adder-tree levels, log2(SIMD/SL), one per stage    -> accumulator (+ hand-over at a group's end)
 //   neuron: N1 M, C, f / g, b read (block RAM)  N2 read data registered  N3 d = acc*256 - M
 //           SIGN   N4 (d >= C) XOR f shifted into the output bits
-//           adapt  N4 |d|  N5 rsr and the M write (run for every layer, so the latency is the same with and
-//                  without adaptation)
+//           adapt  N4 |d|  N5 rsr and the M write (built only where ADAPT_SHIFT > 0; the latency is the same
+//                  with and without adaptation)
 //           SCORES N4 four 16x16 products (DSP)  N5..N8 the int64 sum g*d + b  then the running argmax
+// SHALLOW = 1 (a slow clock: the iCE40 boards' 12 MHz) leaves out R and N2 (the memories' read data are used
+// as they leave the RAM), the tree's registered levels (one sum of the registered slice dots) and N6/N7 (one
+// 64-bit sum): every later stage moves up, and the neuron valid chain is longer by what the issue side saved,
+// so the layer drains on the same cycle as the full pipeline: one cycle count for both.
 //
 // Memories (initialised with $readmemh from the exporter's files, docs/FORMAT.md section 7). The write
 // port addresses all of them in FORMAT order, exactly like the .mbnn arrays (the update unit and the host):
@@ -51,6 +55,8 @@ module mbnn_layer #(
     parameter int BANKS = 1,         // normalization banks (FORMAT.md section 5)
     parameter int ADAPT_SHIFT = 0,   // FORMAT.md 3.1 `a`; 0 = frozen
     parameter int W_SPRAM = 0,       // 1: sign words in iCE40 UP5K SPRAM (mbnn_sign_spram.sv): no initial contents
+    parameter int SHALLOW = 0,       // 1: the pipeline for a slow clock (the iCE40 boards' 12 MHz): fewer registers,
+                                     //    the same cycle count (header, "SHALLOW")
     parameter W_FILE = "w.hex",
     parameter WPE_FILE = "",         // PE > 1: the sign words in the wide layout (below); "": rearranged from W_FILE
     parameter M_FILE = "m.hex",
@@ -102,9 +108,19 @@ module mbnn_layer #(
     localparam int SL    = (IN_PIXELS != 0) ? 1 : ((SIMD < 4) ? SIMD : 4);
     localparam int NSL   = SIMD / SL;
     localparam int TD    = $clog2(NSL);
-    localparam int ID    = 4 + TD;                    // issue stages up to the accumulator input
+    localparam int ID    = 4 + TD;                    // issue stages up to the accumulator input (cycle count)
     localparam int WAITC = (PE > CH) ? PE - CH : 0;   // idle cycles after a group (hand-over free)
-    localparam int ND    = (OUT_SCORES != 0) ? 8 : 5; // neuron stages (see the header)
+    localparam int ND    = (OUT_SCORES != 0) ? 8 : 5; // neuron stages (see the header; cycle count)
+    // SHALLOW = 1 leaves out the registers of stage R (issue) and N2 (neuron: the read data are used as they
+    // leave the memories), the adder tree's levels (one combinational sum of the slice dots) and the score's
+    // N6/N7 (one 64-bit sum); the stages built up to the accumulator (IDB) and to d (DS) are fewer, and the
+    // neuron valid chain nv is longer by what the issue side saves, so the drain ends on the same cycle and
+    // the cycle count (metabnn.backends.rtl.layer_cycles) is the same at both settings.
+    localparam int RS    = (SHALLOW != 0) ? 0 : 1;   // stage R and N2 built
+    localparam int IDB   = 3 + RS + RS * TD;          // issue stages built up to the accumulator input
+    localparam int DS    = 2 + RS;                    // the neuron stage whose register holds d
+    localparam int SA    = DS + ((SHALLOW != 0) ? 3 : 5);  // SCORES: the stage whose register holds the score
+    localparam int NVL   = ND + ID - IDB;             // neuron valid chain
     localparam int CBW   = (CH > 1) ? $clog2(CH) : 1;
     localparam int GBW   = (G > 1) ? $clog2(G) : 1;
     localparam int OBW   = (OCH > 1) ? $clog2(OCH) : 1;
@@ -215,14 +231,14 @@ module mbnn_layer #(
     end
 
     // ---------------------------------------------------------------- issue pipeline
-    // flags per stage 1..ID: valid, first chunk of a row, last chunk, group 0
-    logic [ID:1] ip_v, ip_first, ip_last, ip_g0;
+    // flags per stage 1..IDB: valid, first chunk of a row, last chunk, group 0
+    logic [IDB:1] ip_v, ip_first, ip_last, ip_g0;
     always_ff @(posedge clk) begin
         if (rst) ip_v <= '0;
-        else     ip_v <= {ip_v[ID-1:1], issue};
-        ip_first <= {ip_first[ID-1:1], (c == '0)};
-        ip_last  <= {ip_last[ID-1:1], (32'(c) == CH - 1)};
-        ip_g0    <= {ip_g0[ID-1:1], (g == '0)};
+        else     ip_v <= {ip_v[IDB-1:1], issue};
+        ip_first <= {ip_first[IDB-1:1], (c == '0)};
+        ip_last  <= {ip_last[IDB-1:1], (32'(c) == CH - 1)};
+        ip_g0    <= {ip_g0[IDB-1:1], (g == '0)};
     end
 
     // I: reads. The input buffer keeps group 0's chunks for the other groups.
@@ -236,14 +252,16 @@ module mbnn_layer #(
         x1    <= in_data;
         sub1  <= sub;
         mask1 <= (32'(c) == CH - 1) ? LASTMASK : {SIMD{1'b1}};
-        // R: read data registered as it leaves the memories
-        xa2   <= x1;
-        xb2   <= ibq;
-        sub2  <= sub1;
-        mask2 <= mask1;
         // S: the chunk's input source
-        x3    <= ip_g0[2] ? xa2 : xb2;
+        x3    <= ip_g0[1 + RS] ? xa2 : xb2;
         mask3 <= mask2;
+    end
+    if (RS != 0) begin : g_rstage   // R: read data registered as it leaves the memories
+        always_ff @(posedge clk) begin
+            xa2 <= x1; xb2 <= ibq; sub2 <= sub1; mask2 <= mask1;
+        end
+    end else begin : g_rbypass
+        assign xa2 = x1; assign xb2 = ibq; assign sub2 = sub1; assign mask2 = mask1;
     end
 
     // ---------------------------------------------------------------- sign words: read and write ports
@@ -289,8 +307,8 @@ module mbnn_layer #(
         logic [31:0]             w2;
         logic [SIMD-1:0]         w3;
         logic [PW*NSL-1:0]       leaves;   // slice dots of this chunk
-        logic [PW*(2*NSL-1)-1:0] tr;       // heap-ordered tree: node i = nodes 2i+1 + 2i+2, leaves from NSL-1
         logic signed [AW-1:0]    acc, accn;
+        logic signed [PW-1:0]    dot;      // the chunk's dot product (the tree's root)
         for (genvar k = 0; k < NSL; k++) begin : g_slice
             localparam int SW = (IN_PIXELS != 0) ? $clog2(SL + 1) + 10 : $clog2(SL + 1) + 2;
             logic signed [SW-1:0] s;
@@ -304,19 +322,33 @@ module mbnn_layer #(
             assign leaves[PW*k +: PW] = PW'(s);
         end
         // lanes past N (last group) read zeros and are ignored downstream
-        always_ff @(posedge clk) begin
-            w2 <= wq[32*p +: 32];
-            w3 <= w2[SIMD*sub2 +: SIMD];
-            tr[PW*(NSL-1) +: PW*NSL] <= leaves;
-            for (int i = 0; i < NSL - 1; i++)
-                tr[PW*i +: PW] <= $signed(tr[PW*(2*i+1) +: PW]) + $signed(tr[PW*(2*i+2) +: PW]);
-            if (ip_v[ID]) acc <= accn;
+        if (RS != 0) begin : g_tree
+            logic [PW*(2*NSL-1)-1:0] tr;   // heap-ordered tree: node i = nodes 2i+1 + 2i+2, leaves from NSL-1
+            always_ff @(posedge clk) begin
+                w2 <= wq[32*p +: 32];
+                tr[PW*(NSL-1) +: PW*NSL] <= leaves;
+                for (int i = 0; i < NSL - 1; i++)
+                    tr[PW*i +: PW] <= $signed(tr[PW*(2*i+1) +: PW]) + $signed(tr[PW*(2*i+2) +: PW]);
+            end
+            assign dot = $signed(tr[PW-1:0]);
+        end else begin : g_sum           // SHALLOW: the slice dots registered, then one sum
+            logic [PW*NSL-1:0] lv;
+            always_ff @(posedge clk) lv <= leaves;
+            assign w2 = wq[32*p +: 32];
+            always_comb begin
+                dot = '0;
+                for (int i = 0; i < NSL; i++) dot = dot + $signed(lv[PW*i +: PW]);
+            end
         end
-        assign accn = (ip_first[ID] ? AW'(0) : acc) + AW'($signed(tr[PW-1:0]));
+        always_ff @(posedge clk) begin
+            w3 <= w2[SIMD*sub2 +: SIMD];
+            if (ip_v[IDB]) acc <= accn;
+        end
+        assign accn = (ip_first[IDB] ? AW'(0) : acc) + AW'(dot);
         assign accn_all[AW*p +: AW] = accn;
     end
     always_ff @(posedge clk) begin
-        if (ip_v[ID] && ip_last[ID]) hold <= accn_all;
+        if (ip_v[IDB] && ip_last[IDB]) hold <= accn_all;
     end
 
     // ---------------------------------------------------------------- serial normaliser, one neuron a cycle
@@ -325,7 +357,7 @@ module mbnn_layer #(
     logic [NAW-1:0] naddr;
     logic [MAW-1:0] ridx;         // naddr as a memory index
     logic [JW-1:0]  nj;
-    logic [ND:1]    nv;
+    logic [NVL:1]   nv;
     always_ff @(posedge clk) begin
         if (rst) begin
             nbusy <= 1'b0; np <= '0; naddr <= '0; nj <= '0;
@@ -336,62 +368,84 @@ module mbnn_layer #(
                 if (32'(np) == PE - 1) begin np <= '0; nbusy <= 1'b0; end
                 else np <= np + 1'b1;
             end
-            if (ip_v[ID] && ip_last[ID]) begin   // a group's accumulators are ready (the neuron before is done)
+            if (ip_v[IDB] && ip_last[IDB]) begin   // a group's accumulators are ready (the neuron before is done)
                 nbusy <= 1'b1;
                 np    <= '0;
-                if (ip_g0[ID]) begin naddr <= bankbase; nj <= '0; end
+                if (ip_g0[IDB]) begin naddr <= bankbase; nj <= '0; end
             end
         end
     end
     always_ff @(posedge clk) begin
         if (rst) nv <= '0;
-        else     nv <= {nv[ND-1:1], nbusy};
+        else     nv <= {nv[NVL-1:1], nbusy};
     end
     assign any_v = (|ip_v) || nbusy || (|nv);
 
-    // N1: memory reads; N2: read data registered; N3: d
+    // N1: memory reads; N2: read data registered (not with SHALLOW); N3 (N2 with SHALLOW): d
     logic signed [AW-1:0] acc1, acc2, d3;
-    logic [31:0]          mq, m2, m3, m4, m5;
-    logic [MAW-1:0]       a1, a2, a3, a4, a5;
+    logic [31:0]          mq, m2;
     logic [JW-1:0]        j1, j2, j3;
-    logic                 ok1, ok2, ok3, ok4, ok5;
+    logic                 ok1, ok2, ok3;
     assign ridx = MAW'(naddr);
     always_ff @(posedge clk) begin
         acc1 <= $signed(hold[AW*np +: AW]);
         mq   <= mmem[ridx];
-        a1   <= ridx;
         j1   <= nj;
         ok1  <= 32'(nj) < N;
-        acc2 <= acc1; m2 <= mq; a2 <= a1; j2 <= j1; ok2 <= ok1;
         d3   <= (acc2 <<< 8) - AW'($signed(m2));
-        m3 <= m2; a3 <= a2; j3 <= j2; ok3 <= ok2;
+        j3 <= j2; ok3 <= ok2;
+    end
+    if (RS != 0) begin : g_n2
+        always_ff @(posedge clk) begin
+            acc2 <= acc1; m2 <= mq; j2 <= j1; ok2 <= ok1;
+        end
+    end else begin : g_n2bypass
+        assign acc2 = acc1; assign m2 = mq; assign j2 = j1; assign ok2 = ok1;
     end
 
-    // stream-adaptive normalization (FORMAT.md 3.1): M <- M + rsr(d, ADAPT_SHIFT), N4 |d|, N5 round and write.
-    // The stages run in every layer (the latency is one); only a layer with ADAPT_SHIFT > 0 writes.
-    logic [AW-1:0] mag4;
-    /* verilator lint_off UNUSEDSIGNAL */  // |rsr(d, a)| < 2^31: the top bits are zero
-    logic [AW-1:0] q5;
-    /* verilator lint_on UNUSEDSIGNAL */
-    logic          sg4, sg5, m_we;
+    // the M memory's one write port: the adaptation's (below), else the host's (which writes only while the
+    // layer is idle)
+    logic           m_we;
     logic [MAW-1:0] m_wa;
-    logic [31:0]   m_wd;
-    always_ff @(posedge clk) begin
-        mag4 <= d3[AW-1] ? AW'(-d3) : AW'(d3);
-        sg4  <= d3[AW-1];
-        m4 <= m3; a4 <= a3; ok4 <= ok3;
-        q5   <= (ADAPT_SHIFT > 0) ? (mag4 + (AW'(1) << ((ADAPT_SHIFT > 0) ? ADAPT_SHIFT - 1 : 0))) >> ADAPT_SHIFT
-                                  : mag4;
-        sg5  <= sg4;
-        m5 <= m4; a5 <= a4; ok5 <= ok4;
-    end
-    // one write port: the adaptation's, else the host's (the host writes only while the layer is idle)
-    always_comb begin
-        m_we = 1'b0; m_wa = a5; m_wd = sg5 ? m5 - q5[31:0] : m5 + q5[31:0];
-        if (ADAPT_SHIFT > 0 && nv[5] && adapt_r && ok5) m_we = 1'b1;
-        else if (wr_en && wr_sel == 3'd1) begin
-            m_we = 1'b1; m_wa = MAW'(wr_addr); m_wd = wr_data;
+    logic [31:0]    m_wd;
+    if (ADAPT_SHIFT > 0) begin : g_adapt
+        // stream-adaptive normalization (FORMAT.md 3.1): M <- M + rsr(d, ADAPT_SHIFT), N4 |d|, N5 round and
+        // write (one stage later than d each). Built only where the model adapts this layer: a frozen layer
+        // (ADAPT_SHIFT 0) has no |d|, rounding or M carried along, and the same cycle count.
+        logic [31:0]    m3, m4, m5;
+        logic [MAW-1:0] a1, a2, a3, a4, a5;
+        logic           ak4, ak5;
+        logic [AW-1:0]  mag4;
+        /* verilator lint_off UNUSEDSIGNAL */  // |rsr(d, a)| < 2^31: the top bits are zero
+        logic [AW-1:0]  q5;
+        /* verilator lint_on UNUSEDSIGNAL */
+        logic           sg4, sg5;
+        always_ff @(posedge clk) begin
+            a1 <= ridx;
+            m3 <= m2; a3 <= a2;
+            mag4 <= d3[AW-1] ? AW'(-d3) : AW'(d3);
+            sg4  <= d3[AW-1];
+            m4 <= m3; a4 <= a3; ak4 <= ok3;
+            q5   <= (mag4 + (AW'(1) << (ADAPT_SHIFT - 1))) >> ADAPT_SHIFT;
+            sg5  <= sg4;
+            m5 <= m4; a5 <= a4; ak5 <= ak4;
         end
+        if (RS != 0) begin : g_a2
+            always_ff @(posedge clk) a2 <= a1;
+        end else begin : g_a2bypass
+            assign a2 = a1;
+        end
+        always_comb begin
+            m_we = 1'b0; m_wa = a5; m_wd = sg5 ? m5 - q5[31:0] : m5 + q5[31:0];
+            if (nv[DS + 2] && adapt_r && ak5) m_we = 1'b1;
+            else if (wr_en && wr_sel == 3'd1) begin
+                m_we = 1'b1; m_wa = MAW'(wr_addr); m_wd = wr_data;
+            end
+        end
+    end else begin : g_frozen
+        assign m_we = wr_en && wr_sel == 3'd1;
+        assign m_wa = MAW'(wr_addr);
+        assign m_wd = wr_data;
     end
     always_ff @(posedge clk) begin
         if (m_we) mmem[m_wa] <= m_wd;
@@ -408,13 +462,17 @@ module mbnn_layer #(
             $readmemh(C_FILE, cmem);
             $readmemh(F_FILE, fmem);
         end
+        if (RS != 0) begin : g_c2
+            always_ff @(posedge clk) begin c2 <= cq; f2 <= fq; end
+        end else begin : g_c2bypass
+            assign c2 = cq; assign f2 = fq;
+        end
         always_ff @(posedge clk) begin
             cq <= cmem[ridx];
             fq <= fmem[ridx];
-            c2 <= cq; f2 <= fq;
             c3 <= c2; f3 <= f2;
-            // N4: the output bit
-            if (nv[3]) osr <= {(d3 >= AW'($signed(c3))) ^ f3[0], osr[OSRW-1:1]};
+            // N4 (N3 with SHALLOW): the output bit
+            if (nv[DS]) osr <= {(d3 >= AW'($signed(c3))) ^ f3[0], osr[OSRW-1:1]};
             if (wr_en && wr_sel == 3'd2) cmem[wr_addr] <= wr_data;
             if (wr_en && wr_sel == 3'd3) fmem[wr_addr] <= wr_data[0:0];
         end
@@ -425,10 +483,10 @@ module mbnn_layer #(
         assign out_data  = opad[SIMD*obeat +: SIMD];
         assign out_class = 16'd0;
         assign out_score = 64'd0;
-        /* verilator lint_off UNUSEDSIGNAL */  // the neuron index is the argmax's
-        logic [JW-1:0] j_unused;
+        /* verilator lint_off UNUSEDSIGNAL */  // the neuron index and its flag are the argmax's (and adaptation's)
+        logic [JW:0] j_unused;
         /* verilator lint_on UNUSEDSIGNAL */
-        assign j_unused = j3;
+        assign j_unused = {ok3, j3};
     end else begin : g_scores
         logic [31:0]          gmem [0:BANKS*N-1];
         logic [63:0]          bmem [0:BANKS*N-1];
@@ -443,11 +501,11 @@ module mbnn_layer #(
         /* verilator lint_off UNUSEDSIGNAL */
         logic [17:0]          t12;
         /* verilator lint_on UNUSEDSIGNAL */
-        logic [63:0]          cg, cd, s1, s2, s3, u1, u2, s8;
+        logic [63:0]          cg, cd, s8;
         logic [63:0]          e1, e2, e3, e4, e5;
-        logic [JW-1:0]        j4, j5, j6, j7, j8;
-        logic                 o6, o7, o8;
-        logic                 v8;
+        logic [JW-1:0]        j8;
+        logic                 o8;
+        logic                 v8;          // s8, j8, o8 (the score, its neuron and in-range flag) valid
         logic signed [63:0]   best;
         logic [JW-1:0]        bidx;
         logic                 have;
@@ -457,10 +515,18 @@ module mbnn_layer #(
             $readmemh(G_FILE, gmem);
             $readmemh(B_FILE, bmem);
         end
+        if (RS != 0) begin : g_gb2
+            always_ff @(posedge clk) begin g2 <= gq; b2 <= bq; end
+        end else begin : g_gb2bypass
+            assign g2 = gq; assign b2 = bq;
+        end
+        // the neuron index and its in-range flag, from d's stage to the score's (SA)
+        logic [(JW+1)*(SA-DS)-1:0] jo;
+        always_ff @(posedge clk) jo <= {jo[(JW+1)*(SA-DS-1)-1:0], ok3, j3};
+        assign {o8, j8} = jo[(JW+1)*(SA-DS-1) +: JW+1];
         always_ff @(posedge clk) begin
             gq <= gmem[ridx];
             bq <= bmem[ridx];
-            g2 <= gq; b2 <= bq;
             g3 <= g2; b3 <= b2;
             // N4: products
             pp00 <= 32'(g3[15:0])  * 32'(du[15:0]);
@@ -472,23 +538,27 @@ module mbnn_layer #(
             cg   <= g3[31] ? {du[31:0], 32'd0} : 64'd0;
             cd   <= du[AW-1] ? {g3[29:0], 34'd0} : 64'd0;
             b4   <= b3;
-            j4   <= j3;
             // N5: partial sums
             e1 <= 64'(pp00) + {16'd0, pp01, 16'd0};
             e2 <= {16'd0, pp10, 16'd0} + {pp11, 32'd0};
             e3 <= {14'd0, t02, 32'd0} + {t12[15:0], 48'd0};  // t12's top bits fall past 2^64
             e4 <= b4 - cg;
             e5 <= cd;
-            j5 <= j4;
-            // N6, N7, N8
-            s1 <= e1 + e2; s2 <= e3 + e4; s3 <= e5; j6 <= j5; o6 <= ok5;
-            u1 <= s1 + s2; u2 <= s3;                j7 <= j6; o7 <= o6;
-            s8 <= u1 - u2;                          j8 <= j7; o8 <= o7;
             if (wr_en && wr_sel == 3'd4) gmem[wr_addr] <= wr_data;
             if (wr_en && wr_sel == 3'd5) bmem[wr_addr][31:0] <= wr_data;
             if (wr_en && wr_sel == 3'd6) bmem[wr_addr][63:32] <= wr_data;
         end
-        assign v8 = nv[8];
+        if (SHALLOW == 0) begin : g_sum3
+            logic [63:0] s1, s2, s3, u1, u2;
+            always_ff @(posedge clk) begin   // N6, N7, N8
+                s1 <= e1 + e2; s2 <= e3 + e4; s3 <= e5;
+                u1 <= s1 + s2; u2 <= s3;
+                s8 <= u1 - u2;
+            end
+        end else begin : g_sum1              // SHALLOW: N6, the whole sum
+            always_ff @(posedge clk) s8 <= e1 + e2 + e3 + e4 - e5;
+        end
+        assign v8 = nv[SA];
         // running argmax over the neurons in order, strict > so the lowest index wins a tie. The compare
         // feeds back into itself (best), so it cannot be pipelined: two 32-bit halves side by side instead
         // of one 64-bit carry chain (the critical path of the whole engine before).

@@ -13,13 +13,19 @@
 `ifndef MBNN_SPRAM
 `define MBNN_SPRAM 0
 `endif
+`ifndef MBNN_SHALLOW
+`define MBNN_SHALLOW 0
+`endif
 module mbnn_top #(
     parameter int SIMD = 32,   // input elements per cycle in every layer: 1, 2, 4, 8, 16 or 32
     parameter int PE = 4,      // neurons in parallel in every layer
     // bit l: layer l's sign words in iCE40 UP5K SPRAM (mbnn_sign_spram.sv), which a bitstream cannot fill:
     // the host writes them through the memory port first. The default comes from the macro MBNN_SPRAM
     // (metabnn fpga sets it for the UP5K: a device choice, made without touching the board wrapper).
-    parameter int SPRAM = `MBNN_SPRAM
+    parameter int SPRAM = `MBNN_SPRAM,
+    // 1: every layer's pipeline for a slow clock (mbnn_layer's SHALLOW: fewer registers, the same cycle count);
+    // from the macro MBNN_SHALLOW as SPRAM (metabnn fpga sets it for the iCE40 parts, whose boards run at 12 MHz)
+    parameter int SHALLOW = `MBNN_SHALLOW
 ) (
     input  logic                clk,
     input  logic                rst,
@@ -53,7 +59,7 @@ module mbnn_top #(
     logic [MBNN_L-1:0]        l_take;
     logic [8*SIMD*MBNN_L-1:0] l_data;
     /* verilator lint_on UNUSEDSIGNAL */
-    mbnn_chain #(.SIMD(SIMD), .PE(PE), .L(MBNN_L), .SPRAM(SPRAM)) u_chain (
+    mbnn_chain #(.SIMD(SIMD), .PE(PE), .L(MBNN_L), .SPRAM(SPRAM), .SHALLOW(SHALLOW)) u_chain (
         .clk(clk), .rst(rst),
         .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data), .in_bank(in_bank), .in_adapt(in_adapt),
         .out_valid(out_valid), .out_ready(out_ready), .out_class(out_class), .out_score(out_score),

@@ -52,6 +52,7 @@ class Options:
     quiet: bool = False
     dsp: bool = True                # False: multipliers in LUTs (when a part's DSPs are what overflows)
     spram: int = 0                  # bit l: layer l's sign words in SPRAM (set by run_flow: memories.spram_layers)
+    shallow: bool = False           # the engine's pipeline for a slow clock (set by run_flow: shallow_pipeline)
 
 
 def rtl_sources() -> list:
@@ -118,6 +119,14 @@ def prepare(model: Model, dev: Device, out: Path) -> None:
     atomic_write_text(out / dev.constraints, pins.read_text())
 
 
+def shallow_pipeline(dev: Device, learn: bool) -> bool:
+    """The inference engine's SHALLOW pipeline (hw/rtl/mbnn_layer.sv: fewer registers, the same cycle count) on
+    the iCE40 parts: their boards run at 12 MHz, where the ECP5's 100 MHz pipeline only costs logic cells (an
+    iCE40 logic cell holds one LUT4 and one flip-flop, and a register fed by a register takes a cell of its own).
+    The learning top keeps the full pipeline."""
+    return dev.family == "ice40" and not learn
+
+
 def yosys_script(dev: Device, opts: Options, hb: int, tk: int, sr: int = 0) -> str:
     """sr: the learning top's SR mask (bit l: layer l rounds stochastically, its unit has the generators)."""
     params = {"SIMD": opts.simd, "PE": opts.pe, "LEARN": int(opts.learn), "HB": hb, "TK": tk, "SR": sr,
@@ -129,7 +138,8 @@ def yosys_script(dev: Device, opts: Options, hb: int, tk: int, sr: int = 0) -> s
         synth = f"synth_ecp5 -top {TOP}" + ("" if opts.dsp else " -nodsp")
     else:
         synth = f"synth_ice40 -top {TOP}" + (" -dsp" if dev.dsps and opts.dsp else "")
-    return (f"read_verilog -sv -defer -Ihex -DMBNN_SPRAM={opts.spram} {sources}\n"
+    return (f"read_verilog -sv -defer -Ihex -DMBNN_SPRAM={opts.spram} -DMBNN_SHALLOW={int(opts.shallow)} "
+            f"{sources}\n"
             f"chparam {chparam} {TOP}\n"   # before hierarchy: the parameters of the real build only
             f"hierarchy -top {TOP}\n"
             f"{synth} -json design.json\n"
@@ -177,8 +187,9 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
 
     # iCE40 UP5K: the largest sign memories in SPRAM, which the host fills after configuration (memories.py)
     spram = memories.spram_layers(model, dev.name, opts.pe, opts.learn)
-    opts = replace(opts, spram=sum(1 << l for l in spram))
+    opts = replace(opts, spram=sum(1 << l for l in spram), shallow=shallow_pipeline(dev, opts.learn))
     res["spram_layers"] = spram
+    res["pipeline"] = "shallow" if opts.shallow else "full"
     if spram:
         n = len(memories.sign_writes(model, spram))
         res["start_up"] = (f"the sign words of layer(s) {', '.join(map(str, spram))} are in SPRAM, which a bitstream "

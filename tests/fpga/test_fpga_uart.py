@@ -32,9 +32,10 @@ def tools_ok():
 
 
 def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, banks=None, adapts=None,
-                labels=None, spram: int = 0, sign_writes=None) -> dict:
+                labels=None, spram: int = 0, sign_writes=None, shallow: int = 0) -> dict:
     """spram: MBNN_SPRAM, bit l = layer l's sign words in SPRAM (as `metabnn fpga` builds the UP5K); the host then
-    sends `sign_writes` (metabnn.fpga.memories.sign_writes) after one image on the empty SPRAM."""
+    sends `sign_writes` (metabnn.fpga.memories.sign_writes) after one image on the empty SPRAM. shallow:
+    MBNN_SHALLOW, the engine's pipeline for a slow clock (metabnn fpga's choice for the iCE40 parts)."""
     from cocotb_tools.runner import get_runner
 
     hexdir = tmp_path / "hex"
@@ -44,7 +45,7 @@ def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, 
               "SR": sr_mask(model) if learn else 0, "CLK_HZ": CPB * BAUD, "BAUD": BAUD}
     runner = get_runner("verilator")
     runner.build(sources=[str(p) for p in rtl_sources()], hdl_toplevel=TOP, parameters=params,
-                 includes=[str(hexdir)], defines={"MBNN_SPRAM": spram}, build_dir=str(tmp_path / "build"),
+                 includes=[str(hexdir)], defines={"MBNN_SPRAM": spram, "MBNN_SHALLOW": shallow}, build_dir=str(tmp_path / "build"),
                  timescale=("1ns", "1ps"),
                  build_args=["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"],
                  log_file=str(tmp_path / "build.log"))
@@ -92,19 +93,23 @@ def test_uart_inference_matches_golden(tools_ok, tmp_path):
 
 
 def test_uart_signs_in_spram(tools_ok, tmp_path):
-    """The UP5K build (MBNN_SPRAM, the layers memories.spram_layers picks: layer 0 at PE 2): SPRAM has no initial
+    """The UP5K build (MBNN_SPRAM, the layers memories.spram_layers picks: layer 0 at PE 2; MBNN_SHALLOW, the
+    pipeline flow.shallow_pipeline picks there; the model adapts: the adaptation stages built): SPRAM has no initial
     contents, so the hex file of a SPRAM layer is not read (an image before loading gives another score than the
     file's model); after the host's 'W' commands of memories.sign_writes every class and score is the golden
     model's, the later 'W' write included."""
     from metabnn.fpga import memories
+    from metabnn.fpga.devices import DEVICES
+    from metabnn.fpga.flow import shallow_pipeline
 
     model = random_model((20, 12, 10), banks=2, adapt_shift=3, seed=11)
     spram = memories.spram_layers(model, "ice40-up5k", 2, False)
     assert spram == [0]
+    assert shallow_pipeline(DEVICES["ice40-up5k"], False) and not shallow_pipeline(DEVICES["ecp5-25k"], False)
     rng = np.random.default_rng(12)
     images = rng.integers(0, 256, (4, 20))
     seen = run_wrapper(tmp_path, model, simd=8, pe=2, learn=False, images=images, banks=[0, 1, 1, 0],
-                       adapts=[1, 0, 1, 0], spram=1, sign_writes=memories.sign_writes(model, spram))
+                       adapts=[1, 0, 1, 0], spram=1, sign_writes=memories.sign_writes(model, spram), shallow=1)
     assert seen["before_load"]["score"] != seen["before_load"]["golden_score"]
     assert seen["classes"] == seen["golden"] and seen["scores"] == seen["golden_scores"]
     assert len(seen["classes"]) == 8

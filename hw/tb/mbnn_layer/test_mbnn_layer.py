@@ -233,3 +233,20 @@ def test_wide_sign_file(hw_tools, tmp_path):
     (tmp_path / "hex").mkdir()
     path = write_wide(model, tmp_path / "hex", 3)[1]
     run_layer(hw_tools, tmp_path, model, 1, 8, 3, images(10, 9), hdl={"WPE_FILE": f'"{path}"'}, seed=7)
+
+
+# SHALLOW = 1 (the iCE40 build: stage R, N2, the tree's levels and two score stages left out): one case per layer
+# kind, with adaptation (the M write one stage earlier) and without (ADAPT_SHIFT 0: no adaptation stages built).
+# The default suite keeps the pixel layer's; hw/tb/mbnn_top's test_shallow_pipeline runs all three kinds frozen.
+SHALLOW_SWEEP = [pytest.param(*c, id=f"l{c[0]}-simd{c[1]}-pe{c[2]}-a{c[3]}", marks=m) for c, m in [
+    ((0, 8, 3, 3), ()), ((1, 4, 2, 0), pytest.mark.slow), ((2, 8, 1, 3), pytest.mark.slow)]]
+
+
+@pytest.mark.parametrize("layer,simd,pe,adapt_shift", SHALLOW_SWEEP)
+def test_shallow_pipeline(hw_tools, tmp_path, layer, simd, pe, adapt_shift):
+    """SHALLOW = 1: random stream, banks and adaptation (where the layer adapts), gaps and stalls: exact."""
+    rng = np.random.default_rng(60 + layer)
+    model = random_model(SHAPE, banks=2, adapt_shift=adapt_shift, seed=layer + 11)
+    x, banks = images(16, layer + 11), rng.integers(0, 2, 16)
+    adapt = (rng.random(16) < 0.6).astype(int)
+    run_layer(hw_tools, tmp_path, model, layer, simd, pe, x, banks, adapt, hdl={"SHALLOW": 1}, seed=8)

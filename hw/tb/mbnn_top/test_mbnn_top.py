@@ -80,6 +80,24 @@ def test_cycles_match_formula(hw_tools, simd, pe):
     assert rtl["latency"].tolist() == [want] * len(x)
 
 
+def test_shallow_pipeline(hw_tools):
+    """SHALLOW = 1 (the iCE40 build, hw/rtl/mbnn_layer.sv) on a frozen model (ADAPT_SHIFT 0: no adaptation stages
+    built): random gaps, back-pressure and banks exact, and one image in flight takes cycles_formula's cycles,
+    the same count as the full pipeline."""
+    from metabnn.backends.rtl import DRIVER, TOP, RTLBackend, build_or_reuse, cycles_formula, run_cocotb
+    from metabnn.backends.sources import file_list
+
+    model, x = random_model(SHAPE, banks=2, seed=50), images(16, 51)
+    banks = np.random.default_rng(52).integers(0, 2, len(x))
+    runner, bdir = build_or_reuse(TOP, file_list(TOP), {"SIMD": 8, "PE": 3, "SHALLOW": 1},
+                                  RTLBackend(8, 3).shape(model), model)
+    case = dict(simd=8, images=x, banks=banks, gap_p=0.3, stall_p=0.4, pad_garbage=True, seed=53)
+    check(run_cocotb(runner, bdir, TOP, DRIVER, "MBNN_TB_CASE", case), model, x, banks)
+    rtl = run_cocotb(runner, bdir, TOP, DRIVER, "MBNN_TB_CASE", dict(simd=8, images=x[:4], serial=True))
+    check(rtl, model, x[:4])
+    assert rtl["latency"].tolist() == [cycles_formula(model, 8, 3)] * 4
+
+
 def test_adaptive_normalization(main_backend):
     """FORMAT.md 3.1 in RTL: M moves per image when in_adapt is set (per image, random banks),
     then frozen images see the adapted M of every layer."""
@@ -195,10 +213,12 @@ def test_threshold_ties(main_backend):
                                                ((20, 5, 3), 3, 1)])
 @pytest.mark.parametrize("simd,pe", [(32, 1), (8, 3), (1, 8), (16, 16)])
 def test_lint_clean(hw_tools, tmp_path, sizes, banks, adapt, simd, pe):
-    """`verilator --lint-only -Wall` is clean on mbnn_top (chain, layer engines, dot units)."""
+    """`verilator --lint-only -Wall` is clean on mbnn_top (chain, layer engines, dot units), with the full and
+    the SHALLOW pipeline."""
     write_readmemh(random_model(sizes, banks=banks, adapt_shift=adapt), tmp_path)
-    rc, err = hw_tools.lint("mbnn_top", {"SIMD": simd, "PE": pe}, includes=[tmp_path])
-    assert rc == 0 and "%Warning" not in err, err
+    for shallow in (0, 1):
+        rc, err = hw_tools.lint("mbnn_top", {"SIMD": simd, "PE": pe, "SHALLOW": shallow}, includes=[tmp_path])
+        assert rc == 0 and "%Warning" not in err, err
 
 
 # ------------------------------------------------------------------ the session's trained MNIST model
