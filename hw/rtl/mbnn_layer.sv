@@ -256,13 +256,6 @@ module mbnn_layer #(
         x3    <= ip_g0[1 + RS] ? xa2 : xb2;
         mask3 <= mask2;
     end
-    if (RS != 0) begin : g_rstage   // R: read data registered as it leaves the memories
-        always_ff @(posedge clk) begin
-            xa2 <= x1; xb2 <= ibq; sub2 <= sub1; mask2 <= mask1;
-        end
-    end else begin : g_rbypass
-        assign xa2 = x1; assign xb2 = ibq; assign sub2 = sub1; assign mask2 = mask1;
-    end
 
     // ---------------------------------------------------------------- sign words: read and write ports
     // I: the wide word of this chunk, read for all lanes at once (block RAM or SPRAM, one cycle)
@@ -395,13 +388,17 @@ module mbnn_layer #(
         d3   <= (acc2 <<< 8) - AW'($signed(m2));
         j3 <= j2; ok3 <= ok2;
     end
-    if (RS != 0) begin : g_n2
-        always_ff @(posedge clk) begin
-            acc2 <= acc1; m2 <= mq; j2 <= j1; ok2 <= ok1;
-        end
-    end else begin : g_n2bypass
-        assign acc2 = acc1; assign m2 = mq; assign j2 = j1; assign ok2 = ok1;
+    // stage R (issue: x, sub, mask) and N2 (neuron: acc, M, j, ok): read data registered as they leave the
+    // memories, or (SHALLOW) used as they are
+    localparam int RSW = 2 * IW * SIMD + SBW + SIMD + AW + 32 + JW + 1;
+    logic [RSW-1:0] rs_d, rs_q;
+    assign rs_d = {x1, ibq, sub1, mask1, acc1, mq, j1, ok1};
+    if (RS != 0) begin : g_rs
+        always_ff @(posedge clk) rs_q <= rs_d;
+    end else begin : g_rsbypass
+        assign rs_q = rs_d;
     end
+    assign {xa2, xb2, sub2, mask2, acc2, m2, j2, ok2} = rs_q;
 
     // the M memory's one write port: the adaptation's (below), else the host's (which writes only while the
     // layer is idle)
