@@ -77,6 +77,14 @@ static inline uint32_t get_bits(const uint32_t *row, uint32_t b, uint32_t n)
     return n < 32u ? v & ((1u << n) - 1u) : v;
 }
 
+/* Weight word q = t CWin + w of output channel j: word w of tap t's C channel bits (the layer's [j][t][c] order),
+ * padding bits 0. Both kernels pack their weight table from it, each in its own layout. */
+static inline uint32_t tap_word(const mbnn_layer *l, uint32_t j, uint32_t q, uint32_t C, uint32_t CWin)
+{
+    const uint32_t t = q / CWin, w = q % CWin, n = C - 32u * w < 32u ? C - 32u * w : 32u;
+    return get_bits(l->signs + (size_t)j * l->W, t * C + 32u * w, n);
+}
+
 static mbnn_status check(const mbnn_layer *l, const void *in, const void *scratch, const uint32_t *out)
 {
     if (l == NULL || in == NULL || out == NULL) return MBNN_ERR_NULL;
@@ -196,11 +204,8 @@ mbnn_status mbnn_conv2d_fast(mbnn_layer *layer, uint32_t bank, const void *in, v
     /* wt[(t CWin + w) Np + j]: word w of tap t's channel group of channel j, padding bits 0 */
     uint32_t *wt = (uint32_t *)(void *)wbase;
     const uint32_t CWin = mbnn_words(C), TW = k * k * CWin;
-    for (uint32_t q = 0; q < TW; q++) {
-        const uint32_t t = q / CWin, w = q % CWin, n = C - 32u * w < 32u ? C - 32u * w : 32u;
-        for (uint32_t j = 0; j < Np; j++)
-            wt[(size_t)q * Np + j] = j < N ? get_bits(l->signs + (size_t)j * l->W, t * C + 32u * w, n) : 0u;
-    }
+    for (uint32_t q = 0; q < TW; q++)
+        for (uint32_t j = 0; j < Np; j++) wt[(size_t)q * Np + j] = j < N ? tap_word(l, j, q, C, CWin) : 0u;
     const uint32_t *map = (const uint32_t *)in;
     for (uint32_t oy = 0; oy < OH; oy++) {
         for (uint32_t ox = 0; ox < OW; ox++) {
@@ -329,10 +334,7 @@ mbnn_status mbnn_conv2d_fast(mbnn_layer *layer, uint32_t bank, const void *in, v
     if (C % 32u != 0u) { /* tap t's group at words t CWin.. of each row */
         uint32_t *wt = (uint32_t *)scratch;
         for (uint32_t j = 0; j < N; j++)
-            for (uint32_t q = 0; q < TW; q++) {
-                const uint32_t t = q / CWin, w = q % CWin, n = C - 32u * w < 32u ? C - 32u * w : 32u;
-                wt[(size_t)j * TW + q] = get_bits(l->signs + (size_t)j * l->W, t * C + 32u * w, n);
-            }
+            for (uint32_t q = 0; q < TW; q++) wt[(size_t)j * TW + q] = tap_word(l, j, q, C, CWin);
         rows = wt;
         stride = TW;
     }
