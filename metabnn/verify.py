@@ -90,8 +90,9 @@ def open_backends(names, adapt: bool = False, checkpoint: str | None = None, opt
 
 
 def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, learn_images=None,
-               learn_labels=None, progress=None) -> list[Row]:
-    """One Row per backend (objects from open_backends), every backend on every image and learning step."""
+               learn_labels=None, progress=None, first: int = 0) -> list[Row]:
+    """One Row per backend (objects from open_backends), every backend on every image and learning step.
+    `first`: the test-set number of images[0] (verify --offset): mismatches are named by their number in the set."""
     gold = backends.get("golden")
     t0 = time.perf_counter()
     ref = gold.predict(model, images, bank=bank, adapt=adapt)
@@ -110,12 +111,12 @@ def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, 
             secs = time.perf_counter() - t0
         eq = pred == ref[:n]
         row = Row(be.name, "ok" if eq.all() else "MISMATCH", int(eq.sum()), n, int((pred == labels[:n]).sum()),
-                  secs, be.integer, first_mismatch=[int(i) for i in np.flatnonzero(~eq)[:5]])
+                  secs, be.integer, first_mismatch=[first + int(i) for i in np.flatnonzero(~eq)[:5]])
         if not be.integer and not eq.all():
             row.status = "differs (float)"
         elif not eq.all():
             i = row.first_mismatch[0]
-            row.detail = f"image {i}: golden class {ref[i]}, {be.name} class {pred[i]}"
+            row.detail = f"image {i}: golden class {ref[i - first]}, {be.name} class {pred[i - first]}"
         if learn_images is not None and be.integer:
             if be.name == "golden":
                 row.learn = f"{len(learn_labels)} steps (reference)"

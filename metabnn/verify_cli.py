@@ -34,9 +34,14 @@ def add_parser(sub) -> None:
                    "(default: the last task trained)")
     p.add_argument("--limit", type=int, default=None,
                    help="number of test images (0 = the whole set; default 1000, or the whole set if smaller)")
+    p.add_argument("--offset", type=int, default=0, metavar="N",
+                   help="start at test image N (images N .. N+limit-1; --limit 0 = to the end of the set): a long "
+                   "run, such as the RTL on 10,000 images, goes in chunks (--offset 0 --limit 500, --offset 500 "
+                   "--limit 500, ...), each its own command and table, so an interrupted run loses one chunk at most")
     p.add_argument("--wave", metavar="DIR",
-                   help="with the rtl backend: write an FST waveform of the first image the RTL gets wrong (of "
-                   "image 0 when all agree) to DIR/image<i>.fst, for GTKWave or Surfer")
+                   help="with the rtl backend: write an FST waveform of the first image the RTL gets wrong (of the "
+                   "first image run when all agree) to DIR/image<i>.fst (i: its number in the test set), for "
+                   "GTKWave or Surfer")
     p.add_argument("--learn", type=int, default=0, metavar="STEPS",
                    help="also run STEPS on-device learning steps on the task's training samples and compare every "
                    "hidden weight, sign bit and normalization state after each step")
@@ -58,8 +63,8 @@ def run(args) -> int:
     if bad or not names:
         raise UsageError(f"unknown backend(s) {', '.join(bad) or '(none given)'}; "
                          f"choose from {', '.join(backend_names())}")
-    if (args.limit or 0) < 0 or args.learn < 0:
-        raise UsageError("--limit and --learn must be >= 0")
+    if (args.limit or 0) < 0 or args.learn < 0 or args.offset < 0:
+        raise UsageError("--limit, --offset and --learn must be >= 0")
     if args.wave and "rtl" not in names:
         raise UsageError("--wave traces the RTL: add rtl to --backends")
     if args.wave:
@@ -75,22 +80,25 @@ def run(args) -> int:
     print("checking backends: " + ", ".join(names), file=sys.stderr)
     backend_list = open_backends(names, adapt=args.adapt, checkpoint=args.checkpoint, model=model)
     data = for_model(model.meta, args.task, args.data_dir)
-    n, bank = _count(args.limit, len(data.test_y), data.label), data.bank if args.bank is None else args.bank
+    n = _count(args.limit, args.offset, len(data.test_y), data.label)
+    bank = data.bank if args.bank is None else args.bank
     if args.learn > len(data.train_y):
         raise UsageError(f"--learn {args.learn}: the task has {len(data.train_y)} training samples")
-    images, labels = data.test_x[:n], data.test_y[:n]
+    o = args.offset
+    images, labels = data.test_x[o:o + n], data.test_y[o:o + n]
     li = ll = None
     if args.learn:
         li, ll = data.train_x[: args.learn], data.train_y[: args.learn]
     # the first line names the data: a wrong data set is the likeliest reason for a low accuracy
-    print(f"{n} images of the {data.label}, bank {bank}"
+    print(f"{n} images of the {data.label}" + (f" (images {o} to {o + n - 1})" if o else "") + f", bank {bank}"
           + (f", and {args.learn} learning steps on its training set" if args.learn else "")
           + (" (stream-adaptive normalization)" if args.adapt else ""))
     rows = run_verify(model, images, labels, backend_list, bank=bank, adapt=args.adapt,
-                      learn_images=li, learn_labels=ll, progress=lambda b: print(f"  running {b} ...", file=sys.stderr))
+                      learn_images=li, learn_labels=ll, first=o,
+                      progress=lambda b: print(f"  running {b} ...", file=sys.stderr))
     print(format_table(rows))
     if args.wave:
-        print(_wave(args.wave, model, images, bank, args.adapt, next(b for b in backend_list if b.name == "rtl"),
+        print(_wave(args.wave, model, images, o, bank, args.adapt, next(b for b in backend_list if b.name == "rtl"),
                     next(r for r in rows if r.backend == "rtl")))
     failed = [r.backend for r in rows if r.failed]
     if failed:
@@ -99,25 +107,32 @@ def run(args) -> int:
     return 0
 
 
-def _count(limit: int | None, size: int, label: str) -> int:
-    """How many test images: --limit, checked against the set (None: 1000 or the whole set if smaller)."""
+def _count(limit: int | None, offset: int, size: int, label: str) -> int:
+    """How many test images from image `offset` on: --limit, checked against the set (None: 1000 or the rest of
+    the set if fewer; 0: the rest of the set)."""
+    if offset >= size:
+        raise UsageError(f"--offset {offset}: the {label} has {size} images (0 .. {size - 1})")
+    rest = size - offset
     if limit is None:
-        return min(1000, size)
-    if limit > size:
-        raise UsageError(f"--limit {limit}: the {label} has {size} images (0 = all of them)")
-    return limit or size
+        return min(1000, rest)
+    if limit > rest:
+        where = f" from image {offset} on" if offset else ""
+        raise UsageError(f"--limit {limit}: the {label} has {rest} images{where} (0 = all of them)")
+    return limit or rest
 
 
-def _wave(folder, model, images, bank: int, adapt: bool, rtl, row) -> str:
-    """Trace one image through the RTL again, the first it got wrong (image 0 when all agree)."""
+def _wave(folder, model, images, first: int, bank: int, adapt: bool, rtl, row) -> str:
+    """Trace one image through the RTL again, the first it got wrong (the first image run when all agree);
+    images[0] is test image `first`, and files and messages use the number in the test set."""
     from pathlib import Path
 
-    i = row.first_mismatch[0] if row.first_mismatch else 0
+    i = row.first_mismatch[0] if row.first_mismatch else first
     path = Path(folder) / f"image{i}.fst"
     print(f"  tracing image {i} through the RTL ...", file=sys.stderr)
-    res = rtl.run_case(model, images[i:i + 1], banks=[bank], adapt=[int(adapt)], trace_fst=path)
-    why = "the first image the RTL got wrong" if row.first_mismatch else "every image agreed; image 0"
-    return f"waveform of image {i} ({why}): {path}\n" + first_layer_difference(model, images[i], bank, adapt, res)
+    k = i - first
+    res = rtl.run_case(model, images[k:k + 1], banks=[bank], adapt=[int(adapt)], trace_fst=path)
+    why = "the first image the RTL got wrong" if row.first_mismatch else f"every image agreed; image {first}"
+    return f"waveform of image {i} ({why}): {path}\n" + first_layer_difference(model, images[k], bank, adapt, res)
 
 
 def first_layer_difference(model, image, bank: int, adapt: bool, res: dict) -> str:

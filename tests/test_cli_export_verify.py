@@ -256,3 +256,63 @@ def test_verify_wave_needs_the_rtl(tmp_path, capsys):
     save(random_model((784, 16, 10)), f)
     rc, _, err = run(["verify", str(f), "--backends", "golden", "--wave", str(tmp_path / "w")], capsys)
     assert rc == 2 and "add rtl to --backends" in err
+
+
+def test_verify_offset_runs_a_chunk_of_the_test_set(tmp_path, capsys, mnist):
+    """--offset N --limit K runs test images N .. N+K-1: two chunks add up to the run of both at once, and each
+    chunk's counts are those of its own images."""
+    from metabnn import backends
+    from metabnn.train.task_data import for_model
+
+    f = tmp_path / "m.mbnn"
+    model = random_model((784, 16, 10), seed=3)
+    save(model, f)
+    data = for_model(model.meta, None, None)
+    pred = backends.get("golden").predict(model, data.test_x[:90])
+    counts = []
+    for argv in (["--offset", "0", "--limit", "30"], ["--offset", "30", "--limit", "60"], ["--limit", "90"]):
+        rc, text, _ = run(["verify", str(f), "--backends", "golden,c"] + argv, capsys)
+        assert rc == 0, text
+        counts.append(round(accuracy(text, "c") * int(argv[-1]) / 100))
+    assert "(images 30 to 89)" in run(["verify", str(f), "--backends", "golden", "--offset", "30", "--limit",
+                                       "60"], capsys)[1].splitlines()[0]
+    assert counts[0] == int((pred[:30] == data.test_y[:30]).sum())
+    assert counts[1] == int((pred[30:90] == data.test_y[30:90]).sum())
+    assert counts[0] + counts[1] == counts[2]
+    # --limit 0 with an offset: to the end of the set
+    rc, text, _ = run(["verify", str(f), "--backends", "golden", "--offset", "9990", "--limit", "0"], capsys)
+    assert rc == 0 and text.startswith("10 images of the") and "(images 9990 to 9999)" in text
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--offset", "-1"], "--limit, --offset and --learn must be >= 0"),
+    (["--offset", "10000"], "assumed MNIST) has 10000 images (0 .. 9999)"),
+    (["--offset", "9990", "--limit", "20"], "assumed MNIST) has 10 images from image 9990 on"),
+])
+def test_verify_offset_is_checked(tmp_path, capsys, mnist, argv, needle):
+    f = tmp_path / "m.mbnn"
+    save(random_model((784, 16, 10)), f)
+    rc, _, err = run(["verify", str(f), "--backends", "golden"] + argv, capsys)
+    assert rc == 2 and needle in err and one_error_line(err), err
+
+
+def test_verify_reports_mismatches_by_their_number_in_the_test_set():
+    """With first = N (verify --offset N) a mismatch is named by its test-set number, not its place in the chunk."""
+    from metabnn import backends, verify
+
+    m = random_model((784, 16, 10), seed=1)
+    x = np.random.default_rng(0).integers(0, 256, (20, 784)).astype(np.uint8)
+    golden = backends.get("golden")
+
+    class Wrong:
+        name, integer, adapts = "c", True, True
+
+        def predict(self, model, images, bank=0, adapt=False):
+            p = golden.predict(model, images)
+            p[3] = (p[3] + 1) % 10
+            return p
+
+    row = verify.run_verify(m, x, np.zeros(20, int), [golden, Wrong()], first=500)[1]
+    ref = golden.predict(m, x)
+    assert row.failed and row.first_mismatch == [503]
+    assert row.detail == f"image 503: golden class {ref[3]}, c class {(ref[3] + 1) % 10}"
