@@ -4,7 +4,7 @@
 # chunk_NNNNN.txt exists is done and skipped; a chunk cut off leaves only chunk_NNNNN.part, rerun from the start.
 # Run:  metabnn export runs/conv/fmnist-conv/model.pt --out runs/conv/rtl10k/fc.mbnn
 #       setsid nohup nice -n 5 sh scripts/conv_rtl10k.sh >> runs/conv/rtl10k/driver.log 2>&1 &
-# (a chunk of 250 took 35-90 s here; the sum: grep '^rtl ' runs/conv/rtl10k/chunk_*.txt)
+# (a chunk of 250 took 38-338 s here, at load 1-13; the sum: grep '^rtl ' runs/conv/rtl10k/chunk_*.txt)
 cd "$(dirname "$0")/.." || exit 2
 D=${D:-runs/conv/rtl10k}
 [ -f $D/fc.mbnn ] || { echo "no $D/fc.mbnn: export the conv checkpoint there first (see the top of this script)" >&2; exit 2; }

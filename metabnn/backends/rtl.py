@@ -38,7 +38,7 @@ TOP = "mbnn_top"
 DRIVER = "mbnn_top.engine_top_driver"
 # --output-split-cfuncs: Verilator otherwise emits each clocked process as one C++ function (10,000 lines for
 # mbnn_layer's bit-masked sign-word writes at PE 8) and g++ -O2 spends a minute on it; split into functions of
-# ~1,000 statements a cold native build of 784-64-64-10 took 12 s instead of 75 s, at the same simulation speed
+# ~1,000 statements a cold native build of 784-64-64-10 took 12-15 s instead of 75 s, at the same simulation speed
 BUILD_ARGS = ("-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--output-split-cfuncs", "1000")
 # $METABNN_RTL_COVERAGE=DIR: every cocotb build is the coverage variant (its own cache key) and every run writes
 # its coverage.dat into DIR (benchmarks/rtl_coverage.py merges them with verilator_coverage)
