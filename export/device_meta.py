@@ -220,3 +220,50 @@ def parse_option(text: str, horizon: int | None = None, quantile: float | None =
     if quantile is not None and not 0 < quantile < 1:
         raise UsageError(f"--device-quantile {quantile} outside (0, 1)")
     return text
+
+
+# --------------------------------------------------------------- the away table (a golden-model prototype)
+
+AWAY_HELP = ("table g scaling pushes AWAY from zero (a golden-model prototype, docs/ONDEVICE.md; the C firmware "
+             "and the RTL do not run it): none (today's rule), mirror[:P] (g = f_meta^P, P = 1), ratio:R "
+             "(g = min(1, f_meta / R)), pow:K (g = 1 - (|h| / hmax)^K)")
+
+
+def parse_away(text: str) -> tuple[str, float | None]:
+    """--away: (kind, parameter); UsageError on anything else."""
+    kind, sep, par = text.partition(":")
+    if kind == "none" and not sep:
+        return "none", None
+    if kind not in ("mirror", "ratio", "pow") or (kind != "mirror" and not sep):
+        raise UsageError(f"--away {text!r}: none, mirror[:P], ratio:R or pow:K")
+    if not sep:
+        return kind, 1.0
+    try:
+        p = float(par)
+    except ValueError:
+        raise UsageError(f"--away {text!r}: the parameter must be a number") from None
+    if not (math.isfinite(p) and p > 0):
+        raise UsageError(f"--away {text!r}: the parameter must be finite and > 0")
+    return kind, p
+
+
+def away_table(kind: str, p: float | None, table: np.ndarray, bits: int, table_bits: int) -> np.ndarray | None:
+    """Q15 g [2^k] of one layer, entry i read at |h| = i 2^t like its f_meta `table` (None for kind none)."""
+    if kind == "none":
+        return None
+    f = np.asarray(table, dtype=np.float64) / 32768.0
+    if kind == "mirror":
+        g = f ** p
+    elif kind == "ratio":
+        g = np.minimum(1.0, f / p)
+    else:
+        h = np.arange(1 << table_bits, dtype=np.float64) * (1 << (bits - 1 - table_bits))
+        g = 1.0 - (h / ((1 << (bits - 1)) - 1)) ** p
+    return np.floor(32768.0 * np.clip(g, 0.0, 1.0) + 0.5).astype(np.uint16)
+
+
+def set_away(model, kind: str, p: float | None):
+    """Every layer's away table (in place) from its own f_meta table; kind none removes them."""
+    for lay in model.layers:
+        lay.away = away_table(kind, p, lay.table, lay.bits, lay.table_bits)
+    return model

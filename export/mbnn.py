@@ -60,6 +60,9 @@ def _hidden_dtype(bits: int) -> str:
 
 def to_bytes(model: Model) -> bytes:
     """Serialize a Model. The model is validated by reading the result back."""
+    if any(lay.away is not None for lay in model.layers):  # a golden-model prototype (docs/ONDEVICE.md)
+        raise FormatError("this model carries a table for pushes away from zero (Layer.away), which FORMAT.md "
+                          "does not define yet: only the golden model (metabnn.sim) runs it")
     L, B = len(model.layers), model.n_banks
     chunks: list[bytes] = []
     pos = HEADER.size + DESC.size * L

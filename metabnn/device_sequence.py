@@ -26,7 +26,8 @@ KEEP, GAP = 0.80, 0.05  # the goal: earlier tasks keep >= 80 % of their accuracy
 
 def parse_args(argv):
     from metabnn.cli import _Parser  # bad options: one line, exit 2
-    from metabnn.export.device_meta import DEFAULT_HORIZON, DEFAULT_QUANTILE, TABLE_HELP, TABLES, parse_option
+    from metabnn.export.device_meta import (AWAY_HELP, DEFAULT_HORIZON, DEFAULT_QUANTILE, TABLE_HELP, TABLES,
+                                            parse_away, parse_option)
 
     p = _Parser(prog="python -m metabnn.device_sequence", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -48,6 +49,7 @@ def parse_args(argv):
                    help="device m of the metaplastic model: auto (the rule, export/device_meta.py), a number, or "
                    "one number per layer, comma-separated")
     p.add_argument("--table", choices=TABLES, default="edge", help=TABLE_HELP)
+    p.add_argument("--away", default="none", help=AWAY_HELP + "; the metaplastic model only, on the golden model")
     p.add_argument("--horizon", type=int, default=DEFAULT_HORIZON, help="samples a new task takes, for the rule")
     p.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
                    help="the rule consolidates synapses with |W| at or above this quantile of their layer")
@@ -75,6 +77,7 @@ def parse_args(argv):
             raise UsageError(f"--lr-shifts {a.lr_shifts!r}: integers 0..31, comma-separated") from None
         if not all(0 <= v <= 31 for v in a.lr_shifts):
             raise UsageError("--lr-shifts: every shift must lie in 0..31")
+    a.away = parse_away(a.away)
     a.device_meta = [parse_option(m) for m in a.device_meta.split(",")] if "," in a.device_meta \
         else parse_option(a.device_meta)
     if isinstance(a.device_meta, list) and "auto" in a.device_meta:
@@ -116,7 +119,7 @@ def build_streams(a, k_trained: int, seed: int, fingerprint: str | None):
 
 
 def run_sequence(a) -> dict:
-    from metabnn.export.device_meta import set_tables
+    from metabnn.export.device_meta import set_away, set_tables
     from metabnn.export.quantize import file_metadata, from_floatnet
     from metabnn.ondevice import auto_device_meta, layer_state, learn_stream, pick_engine
     from metabnn.train.checkpoint import load_floatnet
@@ -128,6 +131,10 @@ def run_sequence(a) -> dict:
                          f"pmnist:{other[0]} seed {other[1]})")
     xs, ys, evals = build_streams(a, k, seed, file_metadata(nets["meta"]).get("fingerprint"))
     engine, described = pick_engine(a.engine)
+    engines = {"meta": engine, "plain": engine}
+    if a.away[0] != "none":  # the away table runs on the golden model only (bit-exact with C without it)
+        engines["meta"] = "golden"
+        described = f"golden model (metaplastic, away table), {described} (plain)"
     stochastic = a.rounding == "stochastic"
     export = dict(lr_shift_base=a.lr_shift, hidden_bits=a.hidden_bits)
     if a.lr_shifts is not None:
@@ -153,15 +160,18 @@ def run_sequence(a) -> dict:
         model = from_floatnet(net, device_meta=device_m if label == "meta" else 0.0, stochastic=stochastic,
                               sr_seed=a.seed, **export)
         set_tables(model, a.table)
+        if label == "meta":
+            set_away(model, *a.away)
         states[label] = []
         _, curves[label], _ = learn_stream(model, xs, ys, evals, a.eval_every, adapt=model.layers[0].adapt_shift > 0,
-                                           engine=engine, desc=f"{label}: {len(ys):,} device samples",
+                                           engine=engines[label], desc=f"{label}: {len(ys):,} device samples",
                                            quiet=a.quiet,
                                            on_eval=lambda step, m, st=states[label]: st.append(
                                                {"step": step, "layers": layer_state(m)}))
     names = list(evals)
     return {"engine": described, "trained_tasks": k, "device_tasks": a.device_tasks, "samples": a.samples,
-            "device_m": device_m, "lr_shifts": [lay.lr_shift for lay in model.layers], "task_names": names,
+            "device_m": device_m, "away": list(a.away), "lr_shifts": [lay.lr_shift for lay in model.layers],
+            "task_names": names,
             "curves": curves, "states": states,
             "matrix": {label: accuracy_matrix(c, names, a.samples, a.device_tasks) for label, c in curves.items()},
             "args": vars(a)}
@@ -236,7 +246,9 @@ def plot(res: dict):
             ax.plot(steps, [100 * c[n] for c in curve], "-o", markersize=2.5, color=f"C{j}", label=n)
         for t in range(1, res["device_tasks"]):
             ax.axvline(t * S, color="0.6", lw=0.8, ls="--")
-        ax.set_title(title + (" (device m " + " / ".join(f"{m:g}" for m in res["device_m"]) + ")"
+        away = res.get("away", ["none", None])
+        ax.set_title(title + (" (device m " + " / ".join(f"{m:g}" for m in res["device_m"])
+                              + ("" if away[0] == "none" else f", away {away[0]}:{away[1]:g}") + ")"
                               if label == "meta" else ""), fontsize=10)
         ax.set_xlabel("samples learned on the device")
         ax.grid(alpha=0.3)
@@ -258,6 +270,7 @@ def _main(argv) -> int:
     write_results(out, "device_sequence", f"Engine: {res['engine']}; {a.samples} samples per device task, "
                   f"lr_shift per layer {' / '.join(map(str, res['lr_shifts']))}, {a.hidden_bits} hidden bits, "
                   f"rounding {a.rounding}, {a.table} tables, "
+                  f"away table {':'.join(f'{v:g}' if isinstance(v, float) else v for v in a.away if v is not None)}, "
                   f"{a.eval_size} test "
                   "images per task.", text, res, plot(res))
     return 0

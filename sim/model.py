@@ -98,6 +98,9 @@ class Layer:
     # None: a dense layer (K inputs). A ConvGeom: a binary conv2d whose N output channels share one K-synapse
     # kernel each (K = in_c * kernel^2, synapse i = (ky * kernel + kx) * in_c + c, FORMAT.md 3.3).
     conv: ConvGeom | None = None
+    # None: pushes away from zero pass unchanged (FORMAT.md 4.3). A uint16 [2^k] Q15 table g, indexed like
+    # `table`: they are scaled by g(|h|) (docs/ONDEVICE.md, "The rule change the sequence needs").
+    away: np.ndarray | None = None
 
     @property
     def op(self) -> int:

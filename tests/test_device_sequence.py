@@ -60,6 +60,31 @@ def test_tiny_sequence_bookkeeping(pmnist_pair, tmp_path, capsys):
     assert "saturated / plastic" in (out / "device_sequence.md").read_text()
 
 
+def test_tiny_sequence_with_an_away_table(pmnist_pair, tmp_path):
+    """--away: the metaplastic model learns with the second table on the golden model; g = 0 past the first
+    bucket (pow with a tiny K: g = 1 - (|h|/hmax)^K is 1 at |h| = 0 and rounds to 0 in Q15 everywhere else) keeps
+    every synapse past it from growing, so none saturates that did not start saturated (with a huge K, g ~ 1
+    below hmax, some do)."""
+    out = tmp_path / "seq"
+    argv = ["--meta-ckpt", str(pmnist_pair["meta"]), "--plain-ckpt", str(pmnist_pair["plain"]), "--out", str(out),
+            "--device-tasks", "1", "--samples", "200", "--eval-every", "100", "--eval-size", "300",
+            "--device-meta", "8", "--lr-shifts", "20,12,12", "--quiet"]
+    assert device_sequence.main(argv + ["--away", "mirror"]) == 0
+    res = json.loads((out / "device_sequence.json").read_text())
+    assert res["away"] == ["mirror", 1.0] and "golden model (metaplastic, away table)" in res["engine"]
+    A = res["matrix"]["meta"]
+    assert A[1][2] > A[0][2] + 0.1  # it learns the new task
+
+    def saturation(away):
+        d = tmp_path / away.replace(":", "_")
+        assert device_sequence.main(argv + ["--away", away, "--out", str(d)]) == 0
+        st = json.loads((d / "device_sequence.json").read_text())["states"]["meta"]
+        return [(a["saturated"], b["saturated"]) for a, b in zip(st[0]["layers"], st[-1]["layers"])]
+
+    assert any(end > start for start, end in saturation("pow:1000"))  # g ~ 1 below hmax: the range fills
+    assert all(end <= start for start, end in saturation("pow:1e-9"))  # g = 0 past the first bucket: it cannot
+
+
 def test_sequence_needs_a_pmnist_checkpoint(trained_checkpoint, pmnist_pair, tmp_path, capsys):
     rc = device_sequence.main(["--meta-ckpt", str(trained_checkpoint), "--plain-ckpt", str(pmnist_pair["plain"]),
                                "--out", str(tmp_path / "o"), "--quiet"])
@@ -75,6 +100,10 @@ def test_sequence_needs_a_pmnist_checkpoint(trained_checkpoint, pmnist_pair, tmp
     (device_sequence, ["--quantile", "0"], "--quantile"),
     (device_sequence, ["--lr-shifts", "20,x"], "--lr-shifts"),
     (device_sequence, ["--lr-shifts", "20,40,12"], "--lr-shifts"),
+    (device_sequence, ["--away", "cosine"], "--away"),
+    (device_sequence, ["--away", "pow"], "--away"),
+    (device_sequence, ["--away", "ratio:-1"], "--away"),
+    (device_sequence, ["--away", "mirror:x"], "--away"),
     (device_tradeoff, ["--ms", "0", "-1"], "--ms"),
     (device_tradeoff, ["--samples", "0"], "--samples"),
     (device_tradeoff, ["--lr-shift", "40"], "--lr-shift"),

@@ -55,7 +55,8 @@ class WeightedOp:
         draws = synapse_draws(rows, lay.K, lay.sr_seed, lay.sr_step) if lay.rounding == STOCHASTIC else None
         h_new = lay.hidden.copy()
         h_new[rows] = apply_gradient(lay.hidden[rows], grad, lr_shift=lay.lr_shift, table=lay.table,
-                                     bits=lay.bits, table_bits=lay.table_bits, draws=draws)
+                                     bits=lay.bits, table_bits=lay.table_bits, draws=draws,
+                                     away=lay.away)
         flips = int(np.count_nonzero((h_new >= 0) != (lay.hidden >= 0)))
         lay.hidden = h_new
         lay.signs = pack_bits(h_new >= 0)
