@@ -62,9 +62,19 @@ def compare_sr_steps(golden: Model, other: Model) -> str | None:
     return None
 
 
+def frozen_layers(backend, model: Model) -> tuple:
+    """The layers `backend` leaves frozen when it learns `model`: a conv net's conv layers on a backend whose
+    `conv_learn` is "dense" (the RTL: FORMAT.md 4.5 "Frozen layers"), else none."""
+    from metabnn.sim.learn import conv_layers
+
+    return conv_layers(model) if model.has_conv and getattr(backend, "conv_learn", True) == "dense" else ()
+
+
 def compare_learning(backend, model: Model, images, labels, bank: int, adapt: bool) -> str | None:
-    """None when `backend` ends every learning step in the golden model's state, else what differed first."""
-    gold = backends.get("golden").learn(model, images, labels, bank=bank, adapt=adapt)
+    """None when `backend` ends every learning step in the golden model's state, else what differed first; the
+    golden steps freeze the layers the backend freezes (frozen_layers)."""
+    gold = backends.get("golden").learn(model, images, labels, bank=bank, adapt=adapt,
+                                        frozen=frozen_layers(backend, model))
     seen = 0
     for (step, g), (_, b) in zip(gold, backend.learn(model, images, labels, bank=bank, adapt=adapt)):
         seen = step
@@ -127,6 +137,8 @@ def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, 
             else:
                 where = compare_learning(be, model, learn_images, learn_labels, bank, adapt)
                 row.learn = f"{len(learn_labels)} steps equal" if where is None else where.split(" first at")[0]
+                if frozen_layers(be, model):
+                    row.learn += " (dense layers; conv layers frozen)"
                 if where is not None:
                     row.status = "MISMATCH"
                     row.detail = "; ".join(filter(None, (row.detail, f"learning {where}")))

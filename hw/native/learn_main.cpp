@@ -19,9 +19,19 @@
 // Step sequence as hw/tb/update/tb_onchip.py: stream the image (in_adapt moves M), write every layer's
 // deltas, pulse upd_start, wait for upd_busy to fall. The memories are read straight from the model
 // (Verilator public_flat_rd, hw/native/public.vlt: the engine has no read port for its weights and M).
-#include "Vmbnn_update_top.h"
+#include "Vmbnn_update_top.h"  // a conv build: hw/rtl/mbnn_conv_update_top.sv under that name (conv_update_alias.h)
+#ifndef MBNN_CONV_LEARN
 #include "Vmbnn_update_top___024root.h"
+#endif
 #include "harness.h"
+
+// The conv learning top (MBNN_CONV_LEARN, hw/native/conv_update_alias.h): the same case and records, but only the
+// dense layers MBNN_FIRST .. L-1 have update units, so the per-layer learning state, the deltas and the dumps are
+// theirs only (mbnn_native_cfg.h's MBNN_FOR_LAYERS lists them), and the image goes one pixel a beat,
+// position-major (the host's order). The conv layers are frozen: only the memory port writes them.
+#ifndef MBNN_FIRST
+#define MBNN_FIRST 0
+#endif
 
 using namespace mbnn;
 
@@ -31,9 +41,11 @@ static const uint32_t MAGIC_DONE = 0x454e4f44;  // "DONE"
 static const uint32_t VERSION = 2;  // 2: the stochastic-rounding state per layer
 
 // layer l's update unit sits in the top's g_layer[l], its engine in the shared chain's (hw/rtl/mbnn_chain.sv)
+#ifndef MBNN_UNIT_MEM
 #define MBNN_UNIT_MEM(l, mem) top->rootp->mbnn_update_top__DOT__g_layer__BRA__##l##__KET____DOT__u_update__DOT__##mem
 #define MBNN_ENGINE_MEM(l, mem) \
     top->rootp->mbnn_update_top__DOT__u_chain__DOT__g_layer__BRA__##l##__KET____DOT__u_layer__DOT__##mem
+#endif
 
 struct Dims {
     uint32_t K, N, G, W, B;
@@ -93,7 +105,7 @@ int main(int argc, char** argv) {
     // the learning state through the host ports: hidden chunks, f_meta table, lr_shift
     std::vector<Dims> dims(MBNN_L);
     uint32_t hw[32];
-    for (uint32_t l = 0; l < MBNN_L; l++) {
+    for (uint32_t l = MBNN_FIRST; l < MBNN_L; l++) {
         Dims& d = dims[l];
         d.K = in.u32();
         d.N = in.u32();
@@ -143,7 +155,7 @@ int main(int argc, char** argv) {
             }
         top->h_we = 0;
     }
-    if (dims[0].K != k0) fail(EXIT_INPUT, "K0 %u differs from layer 0's K %u", k0, dims[0].K);
+    if (MBNN_FIRST == 0 && dims[0].K != k0) fail(EXIT_INPUT, "K0 %u differs from layer 0's K %u", k0, dims[0].K);
     load_memories(in, sim);
 
     const uint32_t steps = in.u32();
@@ -154,19 +166,27 @@ int main(int argc, char** argv) {
     for (const Dims& d : dims) max_nk = std::max(max_nk, d.N * d.G);
     const uint64_t update_bound = 10 * uint64_t(max_nk) + 100;
 
+#ifdef MBNN_CONV_LEARN
+    const uint32_t nbeats = k0;  // one pixel a beat
+#else
     const uint32_t nbeats = (k0 + MBNN_SIMD - 1) / MBNN_SIMD;
+#endif
     std::vector<uint8_t> pixels(k0);
     std::vector<std::vector<int16_t>> deltas(MBNN_L);
     uint32_t beat_words[(8 * MBNN_SIMD + 31) / 32];
     for (uint32_t s = 0; s < steps; s++) {
         in.bytes(pixels.data(), k0);
-        for (uint32_t l = 0; l < MBNN_L; l++) {
+        for (uint32_t l = MBNN_FIRST; l < MBNN_L; l++) {
             deltas[l].resize(dims[l].N);
             in.bytes(deltas[l].data(), 2 * size_t(dims[l].N));
         }
         // 1. forward in RTL
         for (uint32_t i = 0; i < nbeats;) {
+#ifdef MBNN_CONV_LEARN
+            beat_words[0] = pixels[i];
+#else
             image_beat(pixels.data(), k0, i, beat_words);
+#endif
             top->in_valid = 1;
             put(top->in_data, beat_words);
             if (top->in_ready) i++;
@@ -183,7 +203,7 @@ int main(int argc, char** argv) {
         }
         if (cls < 0) fail(EXIT_SIM, "step %u: no output from the engines", s);
         // 2. the host's deltas
-        for (uint32_t l = 0; l < MBNN_L; l++) {
+        for (uint32_t l = MBNN_FIRST; l < MBNN_L; l++) {
             top->upd_sel = l;
             for (uint32_t j = 0; j < dims[l].N; j++) {
                 top->d_we = 1;

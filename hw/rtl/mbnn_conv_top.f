@@ -9,4 +9,5 @@ mbnn_layer.sv
 mbnn_swg.sv
 mbnn_pool.sv
 mbnn_conv_flatten.sv
+mbnn_conv_chain.sv
 mbnn_conv_top.sv

@@ -18,9 +18,11 @@ class GoldenBackend:
         # on a copy: adaptation moves M, and the caller's model is not ours to change
         return golden_predict(model.copy(), images, bank=bank, adapt=adapt)
 
-    def learn(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, every: int = 1):
+    def learn(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, every: int = 1,
+              frozen=()):
+        """frozen: layers that do not learn (learn_step's, FORMAT.md 4.5 "Frozen layers")."""
         n = len(labels)
         for step, (x, y) in enumerate(zip(images, labels), start=1):
-            model, _ = learn_step(model, x, int(y), bank=bank, adapt=adapt)  # a new Model each step
+            model, _ = learn_step(model, x, int(y), bank=bank, adapt=adapt, frozen=frozen)  # a new Model each step
             if step % every == 0 or step == n:
                 yield step, model

@@ -158,5 +158,9 @@ def test_native_refuses_what_the_conv_top_lacks():
     model = random_conv_model()  # a padded conv on sign bits: paired lanes need SIMD >= 2
     with pytest.raises(UsageError, match="SIMD must be >= 2"):
         NativeRTL(1, 1).build(model)
-    with pytest.raises(UsageError, match="inference only"):
-        NativeRTLLearner(8, 1).build(model)
+    with pytest.raises(UsageError, match="no trace build"):
+        NativeRTL(8, 1).build(model, trace=True)
+    # the learning top (hw/tb/mbnn_conv_update_top) counts the first dense layer's synapses in stream order
+    sr = random_conv_model(rounding=1)
+    with pytest.raises(UsageError, match="rounds stochastically"):
+        NativeRTLLearner(8, 1).build(sr)
