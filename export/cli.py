@@ -36,6 +36,12 @@ def add_parser(sub) -> None:
     p.add_argument("--device-quantile", type=float, default=None, metavar="Q",
                    help="for auto: consolidate the synapses with |W| at or above this quantile of their layer "
                    "(default 0.5)")
+    p.add_argument("--device-away", default="none", metavar="none|auto|mirror[:P]|ratio:R|pow:K",
+                   help="the away table G scaling pushes away from zero (FORMAT.md 4.2.1): auto writes G = F "
+                   "(mirror) in every layer whose f_meta table is not all 1, so zero-mean updates do not drift "
+                   "the hidden weights to the top of the range (docs/ONDEVICE.md, 'The away table'); with "
+                   "--hex-dir it writes none. none (the default while the RTL update unit cannot learn with the "
+                   "table, so every backend verifies the default export): no table")
     p.add_argument("--rounding", choices=("nearest", "stochastic"), default="nearest",
                    help="rounding of the on-device learning step: to nearest (FORMAT.md 4.3) or stochastic "
                    "(4.4: unbiased, so updates below half an LSB still count; what narrow hidden weights need)")
@@ -72,8 +78,14 @@ def run(args) -> int:
         raise UsageError(f"--sr-seed {sr_seed} outside 0..4294967295")
     if not Path(args.checkpoint).is_file():
         raise UsageError(f"{args.checkpoint}: no such checkpoint file")
-    from metabnn.export.device_meta import parse_option
+    from metabnn.export.device_meta import parse_away, parse_option
     device_meta = parse_option(args.device_meta, args.device_horizon, args.device_quantile)
+    away = parse_away(args.device_away, "--device-away", auto=True)
+    if args.hex_dir is not None and away[0] not in ("auto", "none"):
+        raise UsageError(f"--device-away {args.device_away} with --hex-dir: the RTL update unit has no away table "
+                         "yet (FORMAT.md 4.2.1); export the RTL's files with --device-away none")
+    if args.hex_dir is not None:
+        away = ("none", None)
     net = load_floatnet(args.checkpoint)
     conv = any(fl.conv is not None for fl in net.layers)
     for path in [args.out, args.onnx, args.qonnx, args.c_header]:
@@ -94,8 +106,9 @@ def run(args) -> int:
     model = from_floatnet(net, hidden_bits=args.hidden_bits, table_bits=args.table_bits,
                           lr_shift_base=args.lr_shift, device_meta=device_meta,
                           stochastic=args.rounding == "stochastic", sr_seed=sr_seed)
-    from metabnn.export.device_meta import set_tables
+    from metabnn.export.device_meta import set_away, set_tables
     set_tables(model)  # the device's f_meta tables: FORMAT.md 4.2's, half an LSB lower (docs/ONDEVICE.md)
+    set_away(model, *away)  # the away tables (FORMAT.md 4.2.1)
     save(model, args.out)
     written = [f"{args.out} ({len(to_bytes(model)):,} bytes)"]
     if args.onnx:
@@ -117,7 +130,8 @@ def run(args) -> int:
     sizes = "-".join(str(s) for s in [model.input_size] + [lay.N if lay.conv is None else f"conv{lay.N}"
                                                             + ("p" if lay.conv.pool else "") for lay in model.layers])
     print(f"exported {sizes} network, {model.n_banks} bank(s), {args.hidden_bits}-bit hidden weights, "
-          f"adapt_shift {model.layers[0].adapt_shift}, {args.rounding} rounding")
+          f"adapt_shift {model.layers[0].adapt_shift}, {args.rounding} rounding, away tables in "
+          f"{sum(lay.away is not None for lay in model.layers)} of {len(model.layers)} layers")
     if args.summary:
         print(model.summary())
     for w in written:

@@ -222,28 +222,28 @@ def parse_option(text: str, horizon: int | None = None, quantile: float | None =
     return text
 
 
-# --------------------------------------------------------------- the away table (a golden-model prototype)
+# --------------------------------------------------------------- the away table (FORMAT.md 4.2.1)
 
-AWAY_HELP = ("table g scaling pushes AWAY from zero (a golden-model prototype, docs/ONDEVICE.md; the C firmware "
-             "and the RTL do not run it): none (today's rule), mirror[:P] (g = f_meta^P, P = 1), ratio:R "
-             "(g = min(1, f_meta / R)), pow:K (g = 1 - (|h| / hmax)^K)")
+AWAY_HELP = ("table G scaling pushes AWAY from zero (FORMAT.md 4.2.1, docs/ONDEVICE.md): none (no table, the rule "
+             "of FORMAT.md 4.3 as before), mirror[:P] (G = F^P, P = 1: the layer's own f_meta table), ratio:R "
+             "(G = min(1, F / R)), pow:K (G = 1 - (|h| / hmax)^K)")
 
 
-def parse_away(text: str) -> tuple[str, float | None]:
-    """--away: (kind, parameter); UsageError on anything else."""
+def parse_away(text: str, option: str = "--away", auto: bool = False) -> tuple[str, float | None]:
+    """--away: (kind, parameter); UsageError on anything else. auto (`metabnn export`'s default) only if allowed."""
     kind, sep, par = text.partition(":")
-    if kind == "none" and not sep:
-        return "none", None
+    if kind in ("none", "auto") and not sep and (kind == "none" or auto):
+        return kind, None
     if kind not in ("mirror", "ratio", "pow") or (kind != "mirror" and not sep):
-        raise UsageError(f"--away {text!r}: none, mirror[:P], ratio:R or pow:K")
+        raise UsageError(f"{option} {text!r}: {'auto, ' if auto else ''}none, mirror[:P], ratio:R or pow:K")
     if not sep:
         return kind, 1.0
     try:
         p = float(par)
     except ValueError:
-        raise UsageError(f"--away {text!r}: the parameter must be a number") from None
+        raise UsageError(f"{option} {text!r}: the parameter must be a number") from None
     if not (math.isfinite(p) and p > 0):
-        raise UsageError(f"--away {text!r}: the parameter must be finite and > 0")
+        raise UsageError(f"{option} {text!r}: the parameter must be finite and > 0")
     return kind, p
 
 
@@ -263,7 +263,13 @@ def away_table(kind: str, p: float | None, table: np.ndarray, bits: int, table_b
 
 
 def set_away(model, kind: str, p: float | None):
-    """Every layer's away table (in place) from its own f_meta table; kind none removes them."""
+    """Every layer's away table (in place) from its own f_meta table; kind none removes them. auto (the rule of
+    `metabnn export`, FORMAT.md 4.2.1): mirror (G = F) on every layer whose f_meta table is not all 1, none on
+    the others (G = F = 1 there is the rule without a table, so nothing is written)."""
     for lay in model.layers:
-        lay.away = away_table(kind, p, lay.table, lay.bits, lay.table_bits)
+        if kind == "auto":
+            plain = bool(np.all(np.asarray(lay.table) == 32768))
+            lay.away = None if plain else away_table("mirror", 1.0, lay.table, lay.bits, lay.table_bits)
+        else:
+            lay.away = away_table(kind, p, lay.table, lay.bits, lay.table_bits)
     return model

@@ -30,9 +30,9 @@ MAGIC = b"MBNN"
 VERSION_DENSE, VERSION_CONV = 1, 2
 VERSIONS = (VERSION_DENSE, VERSION_CONV)
 HEADER = struct.Struct("<4sHHHHII I")  # magic, version, L, B, reserved, size, exp offset, metadata offset
-# ... offsets, rounding, op (v2; reserved in v1), reserved, sr_seed, sr_step,
+# ... offsets, rounding, op (v2; reserved in v1), away (FORMAT.md 4.2.1), reserved, sr_seed, sr_step,
 # conv geometry (v2: in_c, in_h, in_w, kernel, stride, pad, pool; reserved in v1), reserved
-DESC = struct.Struct("<IIBBBBBBBBffIIIIBB2sIIHHHBBBB2s")
+DESC = struct.Struct("<IIBBBBBBBBffIIIIBBBBIIHHHBBBB2s")
 assert HEADER.size == 24 and DESC.size == 64
 
 MAX_LAYERS, MAX_BANKS = 16, 255
@@ -60,9 +60,6 @@ def _hidden_dtype(bits: int) -> str:
 
 def to_bytes(model: Model) -> bytes:
     """Serialize a Model. The model is validated by reading the result back."""
-    if any(lay.away is not None for lay in model.layers):  # a golden-model prototype (docs/ONDEVICE.md)
-        raise FormatError("this model carries a table for pushes away from zero (Layer.away), which FORMAT.md "
-                          "does not define yet: only the golden model (metabnn.sim) runs it")
     L, B = len(model.layers), model.n_banks
     chunks: list[bytes] = []
     pos = HEADER.size + DESC.size * L
@@ -84,7 +81,9 @@ def to_bytes(model: Model) -> bytes:
         # a cache line: with the image in a 64-byte-aligned buffer, the binary kernel's rows start there
         o_signs = place(np.ascontiguousarray(lay.signs, dtype="<u4").tobytes(), SIGN_ALIGN)
         o_hidden = place(np.ascontiguousarray(lay.hidden).astype(_hidden_dtype(lay.bits)).tobytes())
-        o_table = place(np.asarray(lay.table, dtype="<u2").tobytes())
+        # the away table G (FORMAT.md 4.2.1) follows F in the same section
+        tables = [lay.table] if lay.away is None else [lay.table, lay.away]
+        o_table = place(b"".join(np.asarray(t, dtype="<u2").tobytes() for t in tables))
         if lay.out_kind == SIGN:
             rec = np.zeros((B, lay.N), SIGN_REC)
             rec["M"], rec["C"], rec["lo"], rec["hi"], rec["f"] = lay.M, lay.C, lay.lo, lay.hi, lay.flip
@@ -96,7 +95,7 @@ def to_bytes(model: Model) -> bytes:
         descs.append(DESC.pack(lay.K, lay.N, lay.in_kind, lay.out_kind, lay.bits, lay.table_bits,
                                lay.lr_shift, lay.bshift, lay.adapt_shift, lay.score_frac,
                                float(lay.meta), float(lay.scale), o_signs, o_hidden, o_table, o_norm,
-                               lay.rounding, lay.op, b"\0" * 2, lay.sr_seed, lay.sr_step,
+                               lay.rounding, lay.op, int(lay.away is not None), 0, lay.sr_seed, lay.sr_step,
                                g.in_c, g.in_h, g.in_w, g.kernel, g.stride, g.pad, g.pool, b"\0" * 2))
     meta_off = 0  # 0: no metadata section (FORMAT.md 6.1); written last, so old layouts do not move
     if model.meta is not None:
@@ -185,11 +184,12 @@ def from_bytes(data: bytes) -> Model:
     for l in range(L):
         where = f"layer {l}"
         (K, N, in_kind, out_kind, bits, tbits, lr_shift, bshift, adapt, qfrac, meta, scale,
-         o_signs, o_hidden, o_table, o_norm, rounding, op, res1, sr_seed, sr_step, *geom, res2) = \
+         o_signs, o_hidden, o_table, o_norm, rounding, op, away, res1, sr_seed, sr_step, *geom, res2) = \
             DESC.unpack_from(data, HEADER.size + DESC.size * l)
-        _check(res1 == b"\0" * 2 and res2 == b"\0" * 2 and (version == VERSION_CONV or (op == 0 and not any(geom))),
+        _check(res1 == 0 and res2 == b"\0" * 2 and (version == VERSION_CONV or (op == 0 and not any(geom))),
                f"{where}: reserved descriptor bytes are not zero")
         _check(rounding in (NEAREST, STOCHASTIC), f"{where}: rounding {rounding} must be 0 (nearest) or 1 (stochastic)")
+        _check(away in (0, 1), f"{where}: away {away} must be 0 (no away table) or 1 (FORMAT.md 4.2.1)")
         _check(rounding == STOCHASTIC or sr_seed == sr_step == 0,
                f"{where}: sr_seed {sr_seed} and sr_step {sr_step} must be 0 when rounding is nearest")
         conv = _conv_geom(op, geom, K, adapt, prev, where)
@@ -220,7 +220,9 @@ def from_bytes(data: bytes) -> Model:
         hdt = _hidden_dtype(bits)
         hidden = np.frombuffer(section(o_hidden, np.dtype(hdt).itemsize * N * K, f"{where} hidden weights"),
                                hdt).reshape(N, K).astype(np.int16)
-        table = np.frombuffer(section(o_table, 2 << tbits, f"{where} f_meta table"), "<u2").astype(np.uint16)
+        tables = np.frombuffer(section(o_table, (2 << tbits) * (1 + away), f"{where} f_meta table"),
+                               "<u2").astype(np.uint16).reshape(1 + away, 1 << tbits)
+        table = tables[0]
         rec_t = SIGN_REC if out_kind == SIGN else SCORE_REC
         rec = np.frombuffer(section(o_norm, rec_t.itemsize * B * N, f"{where} normalization"), rec_t).reshape(B, N)
 
@@ -229,6 +231,8 @@ def from_bytes(data: bytes) -> Model:
         _check(np.array_equal(pack_bits(hidden >= 0), signs),
                f"{where}: packed sign bits disagree with the hidden weights (or padding bits are not zero)")
         _range("f_meta table entry", table, 0, 32768, where)
+        if away:
+            _range("away table entry", tables[1], 0, 32768, where)
         R = K * (255 if in_kind == PIXELS else 1)
         D = 512 * R
         _range("M", rec["M"], -256 * R, 256 * R, where)
@@ -236,7 +240,8 @@ def from_bytes(data: bytes) -> Model:
                     lr_shift=lr_shift, bshift=bshift, adapt_shift=adapt, score_frac=qfrac,
                     meta=float(meta), scale=float(scale), signs=signs.astype(np.uint32).copy(),
                     hidden=hidden.copy(), table=table.copy(), M=rec["M"].astype(np.int32),
-                    rounding=rounding, sr_seed=sr_seed, sr_step=sr_step, conv=conv)
+                    rounding=rounding, sr_seed=sr_seed, sr_step=sr_step, conv=conv,
+                    away=tables[1].copy() if away else None)
         if out_kind == SIGN:
             for name in ("C", "lo", "hi"):
                 _range(name, rec[name], -D - 1, D + 1, where)

@@ -49,7 +49,7 @@ def parse_args(argv):
                    help="device m of the metaplastic model: auto (the rule, export/device_meta.py), a number, or "
                    "one number per layer, comma-separated")
     p.add_argument("--table", choices=TABLES, default="edge", help=TABLE_HELP)
-    p.add_argument("--away", default="none", help=AWAY_HELP + "; the metaplastic model only, on the golden model")
+    p.add_argument("--away", default="none", help=AWAY_HELP + "; the metaplastic model only")
     p.add_argument("--horizon", type=int, default=DEFAULT_HORIZON, help="samples a new task takes, for the rule")
     p.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
                    help="the rule consolidates synapses with |W| at or above this quantile of their layer")
@@ -131,10 +131,6 @@ def run_sequence(a) -> dict:
                          f"pmnist:{other[0]} seed {other[1]})")
     xs, ys, evals = build_streams(a, k, seed, file_metadata(nets["meta"]).get("fingerprint"))
     engine, described = pick_engine(a.engine)
-    engines = {"meta": engine, "plain": engine}
-    if a.away[0] != "none":  # the away table runs on the golden model only (bit-exact with C without it)
-        engines["meta"] = "golden"
-        described = f"golden model (metaplastic, away table), {described} (plain)"
     stochastic = a.rounding == "stochastic"
     export = dict(lr_shift_base=a.lr_shift, hidden_bits=a.hidden_bits)
     if a.lr_shifts is not None:
@@ -164,7 +160,7 @@ def run_sequence(a) -> dict:
             set_away(model, *a.away)
         states[label] = []
         _, curves[label], _ = learn_stream(model, xs, ys, evals, a.eval_every, adapt=model.layers[0].adapt_shift > 0,
-                                           engine=engines[label], desc=f"{label}: {len(ys):,} device samples",
+                                           engine=engine, desc=f"{label}: {len(ys):,} device samples",
                                            quiet=a.quiet,
                                            on_eval=lambda step, m, st=states[label]: st.append(
                                                {"step": step, "layers": layer_state(m)}))

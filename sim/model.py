@@ -98,8 +98,8 @@ class Layer:
     # None: a dense layer (K inputs). A ConvGeom: a binary conv2d whose N output channels share one K-synapse
     # kernel each (K = in_c * kernel^2, synapse i = (ky * kernel + kx) * in_c + c, FORMAT.md 3.3).
     conv: ConvGeom | None = None
-    # None: pushes away from zero pass unchanged (FORMAT.md 4.3). A uint16 [2^k] Q15 table g, indexed like
-    # `table`: they are scaled by g(|h|) (docs/ONDEVICE.md, "The rule change the sequence needs").
+    # None: pushes away from zero pass unchanged (FORMAT.md 4.3). A uint16 [2^k] Q15 table G, indexed like
+    # `table`: they are scaled by G[idx(h)] (FORMAT.md 4.2.1, the descriptor's `away` byte).
     away: np.ndarray | None = None
 
     @property
@@ -189,7 +189,8 @@ class Model:
         for i, lay in enumerate(self.layers):
             p = lay.K * lay.N
             infer = lay.signs.nbytes + _norm_bytes(lay, banks=self.n_banks)
-            learn = infer + lay.hidden.size * (1 if lay.bits <= 8 else 2) + lay.table.nbytes
+            learn = infer + lay.hidden.size * (1 if lay.bits <= 8 else 2) + lay.table.nbytes \
+                + (0 if lay.away is None else lay.away.nbytes)
             tot_p, tot_i, tot_l = tot_p + p, tot_i + infer, tot_l + learn
             shape = f"{lay.K} x {lay.N}" if lay.conv is None else f"conv{lay.conv.kernel} {lay.K} x {lay.N}"
             rows.append(f"{i:<6}{shape:>14}{['pixels', 'bits'][lay.in_kind]:>8}"

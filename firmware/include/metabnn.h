@@ -100,6 +100,8 @@ typedef struct {
     uint32_t *signs;             /* N x W packed sign words */
     uint8_t *hidden;             /* N x K int8 (b <= 8) or little-endian int16 (b > 8) */
     const uint16_t *table;       /* 2^k Q15 f_meta entries */
+    const uint16_t *away;        /* NULL, or the 2^k Q15 entries G that scale pushes away from zero
+                                    (FORMAT.md 4.2.1, descriptor byte 42) */
     uint8_t *norm;               /* B x N records: SIGN 20 bytes, SCORES 16 bytes */
     uint8_t *desc;               /* this layer's 64-byte descriptor in the image */
     uint32_t sr_seed;            /* stochastic rounding seed (FORMAT.md 4.4); the step counter sr_step is

@@ -14,6 +14,7 @@
 #define MAX_STRIDE 16u
 #define MAX_IMAGE (1u << 20)
 #define DESC_OP 41u   /* version 2: op (0 dense, 1 conv2d) */
+#define DESC_AWAY 42u /* 0, or 1: the table section holds F then the away table G (FORMAT.md 4.2.1) */
 #define DESC_GEOM 52u /* version 2: in_c, in_h, in_w (u16), kernel, stride, pad, pool (u8): bytes 52..61 */
 
 typedef struct {
@@ -75,7 +76,7 @@ static mbnn_status check_layer_contents(const mbnn_layer *l, uint32_t B)
         }
     }
     for (uint32_t i = 0; i < (1u << l->table_bits); i++)
-        if (l->table[i] > MBNN_Q15_ONE) return MBNN_ERR_TABLE;
+        if (l->table[i] > MBNN_Q15_ONE || (l->away != NULL && l->away[i] > MBNN_Q15_ONE)) return MBNN_ERR_TABLE;
     const int64_t R = (int64_t)l->K * (l->in_kind == MBNN_PIXELS ? 255 : 1), D = 512 * R;
     for (uint32_t bank = 0; bank < B; bank++) {
         for (uint32_t j = 0; j < l->N; j++) {
@@ -140,11 +141,13 @@ static mbnn_status parse_descriptor(mbnn_model *m, uint32_t idx, uint32_t versio
     uint8_t *d = m->image + MBNN_HEADER_BYTES + MBNN_DESC_BYTES * idx;
     mbnn_layer *l = &m->layers[idx];
     const uint32_t L = m->n_layers;
-    /* reserved: 41..43 and 52..63 in version 1; 42..43 and 62..63 in version 2 (op at 41, geometry 52..61) */
+    /* reserved: 41, 43 and 52..63 in version 1; 43 and 62..63 in version 2 (op at 41, geometry 52..61);
+     * byte 42 is `away` in both */
     const uint32_t first = version == MBNN_FORMAT_VERSION ? MBNN_DESC_ROUNDING + 1u : DESC_OP + 1u;
     const uint32_t geom_end = version == MBNN_FORMAT_VERSION ? MBNN_DESC_SR_STEP + 4u : DESC_GEOM + 10u;
     for (uint32_t i = first; i < MBNN_DESC_SR_SEED; i++)
-        if (d[i] != 0) return MBNN_ERR_RESERVED;
+        if (i != DESC_AWAY && d[i] != 0) return MBNN_ERR_RESERVED;
+    if (d[DESC_AWAY] > 1) return MBNN_ERR_FIELD;
     for (uint32_t i = geom_end; i < MBNN_DESC_BYTES; i++)
         if (d[i] != 0) return MBNN_ERR_RESERVED;
     l->K = mbnn_rd_u32(d);
@@ -191,7 +194,8 @@ static mbnn_status parse_descriptor(mbnn_model *m, uint32_t idx, uint32_t versio
 
     const uint64_t K = l->K, N = l->N, B = m->n_banks;
     const uint64_t off[4] = {mbnn_rd_u32(d + 24), mbnn_rd_u32(d + 28), mbnn_rd_u32(d + 32), mbnn_rd_u32(d + 36)};
-    const uint64_t len[4] = {4u * N * l->W, N * K * (l->bits <= 8 ? 1u : 2u), 2ull << l->table_bits,
+    const uint64_t len[4] = {4u * N * l->W, N * K * (l->bits <= 8 ? 1u : 2u),
+                             (2ull << l->table_bits) * (1u + d[DESC_AWAY]), /* F, then G if away */
                              B * N * (l->out_kind == MBNN_SIGN ? MBNN_SIGN_REC : MBNN_SCORE_REC)};
     for (int s = 0; s < 4; s++) {
         mbnn_status st = add_section(sec, nsec, off[s], len[s], data_begin, data_end);
@@ -200,6 +204,7 @@ static mbnn_status parse_descriptor(mbnn_model *m, uint32_t idx, uint32_t versio
     l->signs = (uint32_t *)(void *)(m->image + off[0]);
     l->hidden = m->image + off[1];
     l->table = (const uint16_t *)(const void *)(m->image + off[2]);
+    l->away = d[DESC_AWAY] ? l->table + (1u << l->table_bits) : NULL;
     l->norm = m->image + off[3];
     return MBNN_OK;
 }

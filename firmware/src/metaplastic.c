@@ -6,8 +6,9 @@
  *   toward zero ((h > 0, u < 0) or (h < 0, u > 0)): u = sgn(u) ((|u| F[idx(h)] + 16384) >> 15)
  *   h'   = sat(h + u, -2^(b-1), 2^(b-1) - 1);   sign bit' = h' >= 0
  * with idx(h) = min(|h| >> (b-1-k), 2^k - 1). An update that pushes a hidden weight toward
- * a sign flip is shrunk by f_meta(|h|); one that consolidates it passes unchanged.
- * |u| <= 65535 and F <= 32768 keep the product in an unsigned 32-bit multiply.
+ * a sign flip is shrunk by f_meta(|h|); one that consolidates it passes unchanged, or, in a layer
+ * with an away table (FORMAT.md 4.2.1), is scaled by G[idx(h)] with the same rounding.
+ * |u| <= 65535 and F, G <= 32768 keep the product in an unsigned 32-bit multiply.
  *
  * A layer with stochastic rounding (4.4) replaces the two roundings by draws (r0, r1) of
  * Threefry-2x32-20 on the counter (j K + i, sr_step), key (sr_seed, 0):
@@ -16,7 +17,7 @@
 #include "mbnn_internal.h"
 
 typedef struct {
-    const uint16_t *F;
+    const uint16_t *F, *G; /* G: NULL without an away table */
     uint32_t tshift, kmax;
     int32_t hmin, hmax;
 } rule;
@@ -24,11 +25,13 @@ typedef struct {
 /* One synapse: the rule itself; `c` rounds the f_meta product (16384: half up; r1 & 0x7FFF: stochastic). */
 static inline int32_t meta_synapse(const rule *r, int32_t h, int32_t u, uint32_t c)
 {
-    if ((h > 0 && u < 0) || (h < 0 && u > 0)) {
+    /* toward zero: f_meta; away from zero (or from h = 0): the away table, when the layer has one */
+    const uint16_t *T = (h > 0 && u < 0) || (h < 0 && u > 0) ? r->F : r->G;
+    if (T != NULL) {
         const uint32_t ah = (uint32_t)(h < 0 ? -h : h), au = (uint32_t)(u < 0 ? -u : u);
         uint32_t idx = ah >> r->tshift;
         if (idx > r->kmax) idx = r->kmax;
-        const int32_t mag = (int32_t)((au * r->F[idx] + c) >> 15); /* < 2^31 + 2^15: fits u32 */
+        const int32_t mag = (int32_t)((au * T[idx] + c) >> 15); /* < 2^31 + 2^15: fits u32 */
         u = u < 0 ? -mag : mag;
     }
     h += u; /* |h| < 2^15, |u| <= 65535: no overflow */
@@ -161,7 +164,7 @@ mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int3
 {
     if (layer == NULL || x == NULL || delta == NULL) return MBNN_ERR_NULL;
     if (layer->rounding && layer->desc == NULL) return MBNN_ERR_NULL; /* its sr_step lives in the descriptor */
-    const rule r = {layer->table, (uint32_t)(layer->bits - 1 - layer->table_bits),
+    const rule r = {layer->table, layer->away, (uint32_t)(layer->bits - 1 - layer->table_bits),
                     (1u << layer->table_bits) - 1u, -(1 << (layer->bits - 1)), (1 << (layer->bits - 1)) - 1};
     const uint32_t K = layer->K, W = layer->W;
     const uint8_t *pixels = layer->in_kind == MBNN_PIXELS ? (const uint8_t *)x : NULL;
@@ -201,7 +204,7 @@ mbnn_status mbnn_metaplastic_update(mbnn_layer *layer, const void *x, const int3
  * the draws depend on the synapse and the step only. Returns the flips of row j. */
 uint32_t mbnn_metaplastic_row(mbnn_layer *layer, uint32_t j, const int64_t *grad)
 {
-    const rule r = {layer->table, (uint32_t)(layer->bits - 1 - layer->table_bits),
+    const rule r = {layer->table, layer->away, (uint32_t)(layer->bits - 1 - layer->table_bits),
                     (1u << layer->table_bits) - 1u, -(1 << (layer->bits - 1)), (1 << (layer->bits - 1)) - 1};
     const uint32_t K = layer->K, s = layer->lr_shift;
     const uint32_t step = layer->rounding ? mbnn_rd_u32(layer->desc + MBNN_DESC_SR_STEP) : 0u;

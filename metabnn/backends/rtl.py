@@ -342,6 +342,16 @@ def update_cycles_formula(model: Model, simd: int, ulanes: int | None = None, pi
                for lay in model.layers) + UPDATE_LATENCY + 4 * pipe
 
 
+def refuse_away(model: Model) -> None:
+    """The update unit has no away table (FORMAT.md 4.2.1) yet: a model with one is refused in one line."""
+    from metabnn.errors import UsageError
+
+    with_away = [l for l, lay in enumerate(model.layers) if lay.away is not None]
+    if with_away:
+        raise UsageError(f"layer {with_away[0]} has an away table (FORMAT.md 4.2.1), which the RTL update unit does "
+                         "not run yet: learn it on the golden model or the C firmware (inference runs on the RTL)")
+
+
 def sr_mask(model: Model) -> int:
     """mbnn_update_top's SR parameter: bit l set when layer l rounds stochastically (FORMAT.md 4.4), so only
     those layers' update units carry the Threefry generators."""
@@ -375,6 +385,7 @@ class RTLLearner(RTLBackend):
             raise RTLError(why)
         if model.has_conv:
             raise RTLError("on-chip learning in the RTL is built for dense models only (mbnn_update_top)")
+        refuse_away(model)
         bits = {(lay.bits, lay.table_bits) for lay in model.layers}
         if len(bits) != 1:
             raise RTLError(f"the on-chip learning top takes one hidden width and table size for all layers, "

@@ -342,6 +342,9 @@ class NativeRTLLearner(NativeRTL):
     cycles = 0  # clock cycles of the last completed run: loading, forward, deltas, updates
 
     def params(self, model: Model) -> dict:
+        from metabnn.backends.rtl import refuse_away
+
+        refuse_away(model)
         learning = model.layers[first_dense(model):] if model.has_conv else model.layers
         bits = {(lay.bits, lay.table_bits) for lay in learning}
         if len(bits) != 1:

@@ -36,7 +36,15 @@ def base_images() -> list[bytes]:
         to_bytes(random_conv_model((2, 9, 9), ((5, 3, 1, 1, 2), (33, 3, 2, 1, 0)), (6, 4), bits=6, table_bits=2,
                                    banks=2, seed=5)),
         to_bytes(random_conv_model((1, 6, 5), ((3, 2, 1, 0, 2),), (3,), seed=6)),
+        # away tables (FORMAT.md 4.2.1): descriptor byte 42 is live and the table sections hold F then G
+        to_bytes(_with_away(random_model((30, 16, 4), bits=6, table_bits=3, seed=7))),
     ]
+
+
+def _with_away(model):
+    for l, lay in enumerate(model.layers):
+        lay.away = ((np.arange(1 << lay.table_bits) * 7919 + 1000 * l) % 32769).astype(np.uint16)
+    return model
 
 
 def mutants(n: int, seed: int = 0) -> list[bytes]:

@@ -281,7 +281,7 @@ def test_version2_rejections_agree_with_the_python_reader(cbackend):
     d1, d2 = D + 64, D + 128
     cases = {
         "unsupported format version": [edit(img, "<H", 4, 3), edit(dense, "<H", 4, 2)],
-        "reserved field not zero": [edit(img, "B", D + 42, 1), edit(img, "B", D + 62, 1), edit(img, "B", d1 + 63, 1),
+        "reserved field not zero": [edit(img, "B", D + 43, 1), edit(img, "B", D + 62, 1), edit(img, "B", d1 + 63, 1),
                                     edit(img, "B", d2 + 52, 1), edit(img, "B", d2 + 61, 2),
                                     edit(dense, "B", D + 41, 1), edit(dense, "B", D + 52, 1)],
         "layer chain does not fit (kinds or K/N)": [

@@ -64,7 +64,7 @@ class _Layer(ctypes.Structure):
                 ("table_bits", ctypes.c_uint8), ("lr_shift", ctypes.c_uint8), ("bshift", ctypes.c_uint8),
                 ("adapt_shift", ctypes.c_uint8), ("score_frac", ctypes.c_uint8),
                 ("signs", ctypes.c_void_p), ("hidden", ctypes.c_void_p), ("table", ctypes.c_void_p),
-                ("norm", ctypes.c_void_p), ("desc", ctypes.c_void_p), ("sr_seed", ctypes.c_uint32),
+                ("away", ctypes.c_void_p), ("norm", ctypes.c_void_p), ("desc", ctypes.c_void_p), ("sr_seed", ctypes.c_uint32),
                 ("rounding", ctypes.c_uint8), ("sign_version", ctypes.c_uint32),
                 ("op", ctypes.c_uint8), ("kernel", ctypes.c_uint8), ("stride", ctypes.c_uint8), ("pad", ctypes.c_uint8),
                 ("pool", ctypes.c_uint8), ("in_c", ctypes.c_uint16), ("in_h", ctypes.c_uint16), ("in_w", ctypes.c_uint16),

@@ -25,10 +25,15 @@ def run(tool, *args):
     return r.stdout
 
 
-@pytest.mark.parametrize("case,rounding", [(1, 0), (2, 0), (4, 0), (5, 0), (7, 0), (1, 1), (4, 1), (5, 1)])
-def test_sanitized_learning_equals_golden(asan_tools, tmp_path, case, rounding):
-    """rounding 1: stochastic (FORMAT.md 4.4), sr_step crossing the u32 wrap in the odd cases."""
+@pytest.mark.parametrize("case,rounding,away", [(1, 0, 0), (2, 0, 0), (4, 0, 0), (5, 0, 0), (7, 0, 0), (1, 1, 0),
+                                                (4, 1, 0), (5, 1, 0), (4, 0, 1), (7, 1, 1)])
+def test_sanitized_learning_equals_golden(asan_tools, tmp_path, case, rounding, away):
+    """rounding 1: stochastic (FORMAT.md 4.4), sr_step crossing the u32 wrap in the odd cases; away 1: every layer
+    with an away table (FORMAT.md 4.2.1)."""
     model, images, labels, bank = make_case(case, rounding)
+    if away:
+        for lay in model.layers:
+            lay.away = np.linspace(32768, 0, 1 << lay.table_bits).round().astype(np.uint16)
     n = 8
     (tmp_path / "m.mbnn").write_bytes(to_bytes(model))
     (tmp_path / "x.u8").write_bytes(images[:n].tobytes())

@@ -1,5 +1,7 @@
 """The prototype second table g of the metaplastic rule (Layer.away, docs/ONDEVICE.md): pushes away from zero
-scaled by g(|h|) with the rule's rounding; g = 1 everywhere is the rule without it; the writer refuses it."""
+scaled by g(|h|) with the rule's rounding; g = 1 everywhere is the rule without it; the container's field."""
+
+import zlib
 
 import numpy as np
 import pytest
@@ -65,11 +67,37 @@ def test_zero_away_table_never_grows_a_synapse():
     assert moved > 0
 
 
-def test_writer_refuses_an_away_table():
-    m = random_model([30, 20, 10], bits=6, table_bits=3, seed=3)
-    m.layers[1].away = np.full(m.layers[1].table.shape, 32768, np.uint16)
-    with pytest.raises(FormatError, match="away from zero"):
-        to_bytes(m)
+def test_container_round_trips_an_away_table():
+    """FORMAT.md 4.2.1 / 6: descriptor byte 42 says the table section holds F then G; a model without it keeps its
+    old bytes (the byte was reserved, 0); the loader checks the flag and G's entries."""
+    from metabnn.export.mbnn import DESC, HEADER, from_bytes
+
+    m = random_model([30, 20, 20, 10], bits=6, table_bits=3, seed=3)
+    plain = to_bytes(m)
+    assert all(plain[HEADER.size + DESC.size * l + 42] == 0 for l in range(3))
+    m.layers[1].away = np.arange(8, dtype=np.uint16) * 4000
+    data = to_bytes(m)
+    o_table = int.from_bytes(data[HEADER.size + DESC.size + 32:HEADER.size + DESC.size + 36], "little")
+    assert np.array_equal(np.frombuffer(data[o_table:o_table + 32], "<u2"),  # layer 1's section: F, then G
+                          np.concatenate([m.layers[1].table, m.layers[1].away]))
+    back = from_bytes(data)
+    assert back.layers[0].away is None and back.layers[2].away is None
+    assert np.array_equal(back.layers[1].away, m.layers[1].away) and to_bytes(back) == data
+
+    def patched(at, value, width=1):
+        b = bytearray(data)
+        b[at:at + width] = value.to_bytes(width, "little")
+        return bytes(b[:-4]) + zlib.crc32(bytes(b[:-4])).to_bytes(4, "little")
+
+    d1 = HEADER.size + DESC.size
+    with pytest.raises(FormatError, match="away 2 must be 0"):
+        from_bytes(patched(d1 + 42, 2))
+    with pytest.raises(FormatError, match="reserved descriptor bytes"):
+        from_bytes(patched(d1 + 43, 1))
+    g_at = int.from_bytes(data[d1 + 32:d1 + 36], "little") + 2 * 8  # G follows F's 8 entries
+    with pytest.raises(FormatError, match="away table entry"):
+        from_bytes(patched(g_at + 2, 32769, 2))
+    assert from_bytes(patched(g_at + 2, 32768, 2)).layers[1].away[1] == 32768
 
 
 def test_metaplastic_update_passes_the_away_table():
@@ -96,3 +124,18 @@ def test_away_table_shapes():
     assert np.array_equal(away_table("ratio", 0.5, f, 6, 3)[:5], [32768, 32768, 32768, 16384, 8192])
     g = away_table("pow", 1.0, f, 6, 3)  # hmax 31, entry i at |h| = 4 i
     assert np.array_equal(g, np.floor(32768 * (1 - np.arange(8) * 4 / 31) + 0.5).astype(np.uint16))
+
+
+def test_rtl_learning_refuses_an_away_table():
+    """The RTL update unit has no away table yet: its learners refuse such a model in one line, before a build."""
+    from metabnn.backends.rtl import refuse_away
+    from metabnn.backends.rtl_native import NativeRTLLearner
+    from metabnn.errors import UsageError
+
+    m = random_model([30, 20, 10], bits=6, table_bits=3, seed=3)
+    refuse_away(m)  # no table: nothing to refuse
+    NativeRTLLearner(simd=8, pe=4).params(m)
+    m.layers[1].away = np.full(8, 32768, np.uint16)
+    for call in (refuse_away, NativeRTLLearner(simd=8, pe=4).params):
+        with pytest.raises(UsageError, match="layer 1 has an away table"):
+            call(m)
