@@ -15,6 +15,7 @@ from . import tasks as tasks_mod
 from .distributed import env_rank
 from .models import LEGACY_CHANNELS, POOL, conv_plan, n_convs
 from .presets import DEFAULTS, PRESETS, describe
+from .schedule import HELP as SCHEDULE_HELP, SCHEDULES
 
 
 def _one_line_error(prog: str):
@@ -53,6 +54,7 @@ def add_parser(subparsers) -> None:
     a("--meta", nargs="+", metavar="M",
       help=f"metaplasticity m >= 0, one value or one per layer; 0 = plain BNN (default {d['meta']})")
     a("--lr", help=f"Adam learning rate (default {d['lr']})")
+    a("--lr-schedule", choices=SCHEDULES, help=f"learning rate per epoch: {SCHEDULE_HELP} (default {d['lr_schedule']})")
     a("--weight-decay", help=f"L2 decay added to the gradient (default {d['weight_decay']})")
     a("--batch-size", help=f"training batch size (default {d['batch_size']})")
     a("--seed", help=f"seed of init, permutations, shuffling (default {d['seed']})")
@@ -119,7 +121,7 @@ def resolve(args) -> dict:
             raise UsageError(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
         cfg.update(PRESETS[args.preset][1])
     given = {k: v for k, v in vars(args).items() if v is not None}
-    for key in ("tasks", "model", "device", "bn", "bn_gamma_init"):
+    for key in ("tasks", "model", "device", "bn", "bn_gamma_init", "lr_schedule"):
         if key in given:
             cfg[key] = given[key]
     for key in ("reset_optimizer", "bn_affine"):

@@ -29,13 +29,14 @@ from . import distributed as dist_mod
 from . import ewc as ewc_mod
 from . import step as step_mod
 from . import tasks as tasks_mod
+from .schedule import lr_at
 from .models import MLP, bn_modules, build
 from .optim import MetaAdam, param_groups
 
 # Options that define the result; a resumed run must agree on all of them.
 # Checkpoints written before an option existed ran with the value given here.
-OLD_DEFAULTS = {"bn_gamma_init": "one"}
-RESULT_KEYS = ["tasks", "model", "hidden", "channels", "epochs", "meta", "lr", "weight_decay", "batch_size",
+OLD_DEFAULTS = {"bn_gamma_init": "one", "lr_schedule": "constant"}
+RESULT_KEYS = ["tasks", "model", "hidden", "channels", "epochs", "meta", "lr", "lr_schedule", "weight_decay", "batch_size",
                "seed", "bn", "bn_affine", "bn_gamma_init", "adapt_shift", "reset_optimizer", "ewc_lambda", "ewc_samples", "train_subset",
                "test_subset", "compare_shifts"]
 
@@ -172,6 +173,14 @@ class Experiment:
         return True
 
     # ---- one epoch ------------------------------------------------------------------------------
+    def _set_lr(self, e: int) -> None:
+        """The rate of epoch e of the current task (train/schedule.py): a function of (e, epochs) alone, so a
+        resumed run takes the same rates. Written into every group before the epoch; the fused steps read the
+        group's lr at each step as a runtime float (no recompilation)."""
+        lr = lr_at(self.cfg["lr"], self.cfg.get("lr_schedule", "constant"), e, self.cfg["epochs"])
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+
     def _bn_frozen(self, task: int) -> bool:
         return self.cfg["bn"] == "frozen-after-1" and task >= 1
 
@@ -270,6 +279,7 @@ class Experiment:
             i, e = self.progress_at["task"], self.progress_at["epoch"]
             if e == 0 and i > 0 and cfg["reset_optimizer"] and self.seq.kind == "tasks":
                 self.opt.reset_state()  # the paper's protocol: fresh Adam moments per task
+            self._set_lr(e)
             t0 = time.perf_counter()
             loss = self._train_epoch(i, e)
             main = self.world.main

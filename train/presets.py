@@ -12,7 +12,7 @@ from __future__ import annotations
 # 0.5-0.8 points lower) and so forgets less.
 DEFAULTS = {
     "tasks": "pmnist:2", "model": "bnn", "hidden": [512, 512], "channels": None, "epochs": 5,
-    "meta": 1.35, "lr": 0.005, "weight_decay": 1e-7, "batch_size": 100, "seed": 0, "device": "auto",
+    "meta": 1.35, "lr": 0.005, "lr_schedule": "constant", "weight_decay": 1e-7, "batch_size": 100, "seed": 0, "device": "auto",
     "bn": "adaptive", "bn_affine": True, "bn_gamma_init": "one", "adapt_shift": 8, "reset_optimizer": True, "ewc_lambda": 0.0, "ewc_samples": 500,
     "train_subset": 0, "test_subset": 0, "compare_shifts": [4, 5, 6, 7, 8, 9, 10],
 }
