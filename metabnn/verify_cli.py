@@ -44,7 +44,9 @@ def add_parser(sub) -> None:
                    "GTKWave or Surfer")
     p.add_argument("--learn", type=int, default=0, metavar="STEPS",
                    help="also run STEPS on-device learning steps on the task's training samples and compare every "
-                   "hidden weight, sign bit and normalization state after each step")
+                   "hidden weight, sign bit and normalization state after each step (on a conv net the rtl backend "
+                   "learns the dense layers only, the conv layers frozen, and is compared with the golden step that "
+                   "freezes them; golden and c learn every layer)")
     p.add_argument("--bank", type=int, default=None,
                    help="normalization bank to use (default: the bank that belongs to the task)")
     p.add_argument("--adapt", action="store_true", help="stream-adaptive normalization on (golden and c only)")

@@ -5,7 +5,8 @@ Every backend has
     name, integer      integer: must agree with the golden model bit for bit (torch is float: reported only)
     adapts             whether it runs the stream-adaptive normalization (FORMAT.md 3.1)
     conv               (optional, default False) whether it runs conv layers (FORMAT.md version 2)
-    conv_learn         (optional, default True) with conv: whether its learning step takes a conv model too
+    conv_learn         (optional, default True) with conv: whether its learning step takes a conv model too;
+                       "dense": it learns a conv model's dense layers only, the conv layers frozen (the RTL)
     available()        -> (ok, reason): reason says what is missing and how to install it
     predict(model, images, bank=0, adapt=False) -> labels int64 [n]
 and backends that learn on the device also
