@@ -50,6 +50,10 @@ def parse_args(argv):
                    "one number per layer, comma-separated")
     p.add_argument("--table", choices=TABLES, default="edge", help=TABLE_HELP)
     p.add_argument("--away", default="none", help=AWAY_HELP + "; the metaplastic model only")
+    p.add_argument("--frozen-norm", action="store_true",
+                   help="a diagnostic outside the protocol: both models with the stream-adaptive normalization "
+                   "frozen (adapt_shift 0 in every layer), to tell a loss in the synapses from one in the "
+                   "shared normalization")
     p.add_argument("--horizon", type=int, default=DEFAULT_HORIZON, help="samples a new task takes, for the rule")
     p.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
                    help="the rule consolidates synapses with |W| at or above this quantile of their layer")
@@ -155,6 +159,9 @@ def run_sequence(a) -> dict:
     for label, net in nets.items():
         model = from_floatnet(net, device_meta=device_m if label == "meta" else 0.0, stochastic=stochastic,
                               sr_seed=a.seed, **export)
+        if a.frozen_norm:
+            for lay in model.layers:
+                lay.adapt_shift = 0
         set_tables(model, a.table)
         if label == "meta":
             set_away(model, *a.away)
@@ -268,7 +275,8 @@ def _main(argv) -> int:
                   f"rounding {a.rounding}, {a.table} tables, "
                   f"away table {':'.join(f'{v:g}' if isinstance(v, float) else v for v in a.away if v is not None)}, "
                   f"{a.eval_size} test "
-                  "images per task.", text, res, plot(res))
+                  "images per task" + (" (diagnostic: normalization frozen)" if a.frozen_norm else "") + ".", text,
+                  res, plot(res))
     return 0
 
 

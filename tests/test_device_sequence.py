@@ -85,6 +85,29 @@ def test_tiny_sequence_with_an_away_table(pmnist_pair, tmp_path):
     assert all(end <= start for start, end in saturation("pow:1e-9"))  # g = 0 past the first bucket: it cannot
 
 
+def test_frozen_norm_freezes_both_models(pmnist_pair, tmp_path, monkeypatch):
+    """--frozen-norm (a diagnostic): both models learn with adapt_shift 0 in every layer and adaptation off; without
+    it the exported models adapt (the protocol)."""
+    import metabnn.ondevice as ondevice
+
+    seen, learn = [], ondevice.learn_stream
+
+    def spy(model, *args, **kw):
+        seen.append((kw["adapt"], [lay.adapt_shift for lay in model.layers]))
+        return learn(model, *args, **kw)
+
+    monkeypatch.setattr(ondevice, "learn_stream", spy)
+    argv = ["--meta-ckpt", str(pmnist_pair["meta"]), "--plain-ckpt", str(pmnist_pair["plain"]),
+            "--device-tasks", "1", "--samples", "50", "--eval-every", "50", "--eval-size", "100",
+            "--device-meta", "8", "--quiet"]
+    assert device_sequence.main(argv + ["--out", str(tmp_path / "a")]) == 0
+    assert all(adapt and shifts[0] > 0 for adapt, shifts in seen) and len(seen) == 2
+    seen.clear()
+    assert device_sequence.main(argv + ["--frozen-norm", "--out", str(tmp_path / "f")]) == 0
+    assert seen == [(False, [0, 0, 0])] * 2
+    assert "normalization frozen" in (tmp_path / "f" / "device_sequence.md").read_text()
+
+
 def test_sequence_needs_a_pmnist_checkpoint(trained_checkpoint, pmnist_pair, tmp_path, capsys):
     rc = device_sequence.main(["--meta-ckpt", str(trained_checkpoint), "--plain-ckpt", str(pmnist_pair["plain"]),
                                "--out", str(tmp_path / "o"), "--quiet"])
