@@ -220,6 +220,10 @@ template <class Top> void load_memories(Reader& in, Sim<Top>& sim) {
     for (uint32_t i = 0; i < n; i++) {
         uint32_t layer = in.u32(), sel = in.u32(), addr = in.u32(), data = in.u32(), mask = in.u32();
         if (layer >= MBNN_L || sel > 6) fail(EXIT_INPUT, "memory write %u: layer %u / select %u out of range", i, layer, sel);
+        // sign words are written in whole bytes (mbnn_layer.sv's write port, docs/HARDWARE.md)
+        for (int k = 0; sel == 0 && k < 4; k++)
+            if (((mask >> 8 * k) & 0xFFu) != 0 && ((mask >> 8 * k) & 0xFFu) != 0xFFu)
+                fail(EXIT_INPUT, "memory write %u: sign-word mask %08x splits byte %d (whole bytes only)", i, mask, k);
         sim.mem_write(layer, sel, addr, data, mask);
     }
 }

@@ -37,11 +37,13 @@
 //               one wide word per group, wmem[g*W + w] = PE lanes x 32 bits (lane p: neuron g*PE + p), so
 //               the PE lanes read one word through one port instead of PE copies of the memory
 //   M           mmem[bank*N + j] int32;  SIGN: C cmem, f fmem;  SCORES: g gmem (int32), b bmem (int64)
-// Write port (wr_*): wr_sel 0 sign word (bits where wr_mask is 1 are written, the others kept),
+// Write port (wr_*): wr_sel 0 sign word, written in groups of WG = min(SIMD, 8) bits (bytes; one input chunk
+// at SIMD < 8): group k, bits [WG*k +: WG], where wr_mask[WG*k] is 1, the others kept; the mask must be the
+// same over each group (the update unit's chunk masks are; a host writes whole bytes: docs/HARDWARE.md),
 // 1 M, 2 C, 3 f (bit 0), 4 g, 5 b[31:0], 6 b[63:32]; one write per cycle, takes effect the next cycle.
 // Write only while `busy` is 0, else an image in flight may see half-old, half-new weights.
 // W_SPRAM = 1 (iCE40 UP5K): the sign words in SPRAM, which starts empty: write every word after
-// configuration; a sign write whose mask splits a nibble takes two cycles there (mbnn_sign_spram.sv).
+// configuration; a sign write whose groups split a nibble (SIMD 1, 2) takes two cycles there (mbnn_sign_spram.sv).
 //
 // Reset: synchronous, active high (`rst`), as everywhere in hw/. It aborts an image in flight; the
 // memories (weights, and M moved by adaptation) keep their contents.
@@ -133,6 +135,8 @@ module mbnn_layer #(
     localparam int NAW   = $clog2(BANKS * N + PE + 1);              // neuron-memory address, same
     localparam int JW    = $clog2(G * PE + 1);                      // neuron index within the image
     localparam int MAW   = (BANKS * N > 1) ? $clog2(BANKS * N) : 1; // neuron-memory index (extra lanes wrap)
+    localparam int WG    = (SIMD < 8) ? SIMD : 8;                  // sign-word write granularity (bits)
+    localparam int NWG   = 32 / WG;                                 // write groups (enables) per 32-bit word
 
     // ---------------------------------------------------------------- memories
     // Sign words: one wide word per group and word index, wmem[g*W + w] = the PE lanes' 32-bit words
@@ -279,18 +283,36 @@ module mbnn_layer #(
         assign wlane = PBW'(fl);
     end
     assign wwe = wr_en && wr_sel == 3'd0 && 32'(wr_addr) < N * W;
+    // chunk-granular writes: group k of the word, bits [WG*k +: WG], is written where its enable wr_mask[WG*k]
+    // is 1 (WG = 8, a byte, at SIMD >= 8, else one SIMD chunk), which block RAM maps to its byte enables (a
+    // bit-masked port costs Yosys one 1-bit-wide DP16KD per bit). The mask must be the same over each group;
+    // simulation stops on one that is not (the drivers and harnesses reject a host mask that is not bytes).
+    /* verilator lint_off UNUSEDSIGNAL */  // the SPRAM takes wmx instead
+    logic [NWG-1:0] wben;
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic [31:0]    wmx;              // wben, one bit per sign bit (the SPRAM's mask)
+    for (genvar k = 0; k < NWG; k++) begin : g_wben
+        assign wben[k] = wr_mask[WG*k];
+        assign wmx[WG*k +: WG] = {WG{wr_mask[WG*k]}};
+    end
+`ifndef SYNTHESIS
+    always_ff @(posedge clk) begin
+        if (wwe && wr_mask != wmx)
+            $error("mbnn_layer: sign-word write mask %h is not constant over its %0d-bit groups", wr_mask, WG);
+    end
+`endif
     if (W_SPRAM == 0) begin : g_wbram
         always_ff @(posedge clk) begin
             wq <= wmem[raddr];
             for (int p = 0; p < PE; p++)
-                for (int i = 0; i < 32; i++)
-                    if (wwe && 32'(wlane) == p && wr_mask[i]) wmem[wwa][32*p + i] <= wr_data[i];
+                for (int k = 0; k < NWG; k++)
+                    if (wwe && 32'(wlane) == p && wben[k]) wmem[wwa][32*p + WG*k +: WG] <= wr_data[WG*k +: WG];
         end
         assign whold = 1'b0;
     end else begin : g_wspram
         mbnn_sign_spram #(.PE(PE), .DEPTH(GW), .RAW(WAW), .PBW(PBW)) u_wmem (
             .clk(clk), .rst(rst), .raddr(raddr), .rdata(wq), .we(wwe), .wa(wwa), .lane(wlane),
-            .wdata(wr_data), .wmask(wr_mask), .hold(whold));
+            .wdata(wr_data), .wmask(wmx), .hold(whold));
     end
 
     // ---------------------------------------------------------------- per lane: weights, dot, accumulator

@@ -30,8 +30,24 @@ def image(pixels, bank: int = 0, adapt: bool = False) -> bytes:
     return b"I" + bytes([bank & 0xFF, int(bool(adapt))]) + px.astype(np.uint8).tobytes()
 
 
+def sign_mask_problem(mask: int) -> str | None:
+    """Why `mask` cannot go to a sign-word write (sel 0), or None: the engine writes sign words in whole bytes
+    (mbnn_layer.sv, docs/HARDWARE.md "Memory port"), so every byte of the mask is 0x00 or 0xFF."""
+    m = int(mask)
+    if not 0 <= m <= 0xFFFFFFFF:
+        return f"sign-word mask {m:#x} is not a 32-bit value"
+    bad = [k for k in range(4) if (m >> 8 * k) & 0xFF not in (0, 0xFF)]
+    if bad:
+        return (f"sign-word mask {m:#010x} splits byte {bad[0]}: the engine writes sign words in whole bytes "
+                "(every mask byte 0x00 or 0xFF; write the byte's other bits with their current values)")
+    return None
+
+
 def mem_write(layer: int, sel: int, addr: int, data: int, mask: int = 0xFFFFFFFF) -> bytes:
-    """'W': the engine's memory port (docs/HARDWARE.md: sel 0 sign word, 1 M, 2 C, 3 f, 4 g, 5/6 b halves)."""
+    """'W': the engine's memory port (docs/HARDWARE.md: sel 0 sign word, 1 M, 2 C, 3 f, 4 g, 5/6 b halves).
+    A sign word's mask is in whole bytes (ValueError otherwise: sign_mask_problem)."""
+    if sel == 0 and (why := sign_mask_problem(mask)):
+        raise ValueError(why)
     return b"W" + struct.pack("<BBIII", layer, sel, addr & 0xFFFFFFFF, data & 0xFFFFFFFF, mask & 0xFFFFFFFF)
 
 

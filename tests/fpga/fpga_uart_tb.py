@@ -103,7 +103,8 @@ async def uart_top(dut):
         j = seen["golden"][0]
         valid = (1 << min(lay.K, 32)) - 1
         word = int(lay.signs[j, 0]) ^ valid
-        assert await host.ask(protocol.mem_write(last, 0, j * lay.W, word, valid), 1) == protocol.ACK
+        whole = (1 << 8 * -(-min(lay.K, 32) // 8)) - 1  # the bytes that hold the valid bits (whole bytes only)
+        assert await host.ask(protocol.mem_write(last, 0, j * lay.W, word, whole), 1) == protocol.ACK
         lay.signs[j, 0] = word
         for px, bank, adapt in zip(case["images"], case["banks"], case["adapts"]):
             await image(px, int(bank), bool(adapt))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 
 from metabnn.fpga import memories
 from metabnn.sim import random_model
@@ -66,3 +67,20 @@ def test_sign_writes_cover_every_word():
     for l, lay in ((0, lay0), (1, lay1)):
         for a, v in enumerate(lay.signs.reshape(-1)):
             assert seen[(l, a)] == int(v)
+
+
+def test_sign_masks_are_whole_bytes():
+    """The engine writes sign words in whole bytes (mbnn_layer.sv, docs/HARDWARE.md): the host's 'W' command
+    takes a sign mask of whole bytes and refuses one that splits a byte, in one line naming it; other memories
+    ignore the mask."""
+    from metabnn.fpga import protocol
+
+    for ok in (0xFFFFFFFF, 0, 0x00FF00FF, 0xFF000000, 0x0000FF00):
+        assert protocol.sign_mask_problem(ok) is None
+        assert protocol.mem_write(0, 0, 3, 0x12345678, ok)[-4:] == ok.to_bytes(4, "little")
+    for bad, byte in ((0x0FFF, 1), (0x1, 0), (0xFFFFFF7F, 0), (0x80FFFFFF, 3)):
+        why = protocol.sign_mask_problem(bad)
+        assert why and f"splits byte {byte}" in why and "\n" not in why
+        with pytest.raises(ValueError, match="whole bytes"):
+            protocol.mem_write(0, 0, 3, 0, bad)
+    assert protocol.mem_write(1, 2, 0, 5, 0x1)  # C: the mask is not used

@@ -258,6 +258,23 @@ def test_harness_rejects_a_bad_case_file(native, tmp_path):
     assert r.returncode == 2 and "SIMD is 16, this build has 8" in r.stderr
 
 
+def test_sign_mask_splitting_a_byte_is_one_line(native, monkeypatch):
+    """The engine writes sign words in whole bytes (mbnn_layer.sv): the harness refuses a case whose sign-word
+    write has a mask splitting a byte, one line, exit 2, before simulating."""
+    model = random_model(SMALL, seed=1)
+    real = native.memory_writes
+
+    def bad(m):
+        w = real(m)
+        w[0, 4] = 0x0000FFF0  # the first row is layer 0's first sign word
+        return w
+
+    monkeypatch.setattr(native, "memory_writes", bad)
+    with pytest.raises(MetabnnError) as e:
+        native.NativeRTL(8, 3).predict(model, np.zeros((2, SMALL[0]), np.uint8))
+    assert "\n" not in str(e.value) and "sign-word mask 0000fff0 splits byte 0" in str(e.value)
+
+
 def test_missing_verilator_is_one_clear_error(monkeypatch):
     from metabnn.backends import BackendUnavailable, rtl_native
 

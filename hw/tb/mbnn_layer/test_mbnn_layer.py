@@ -58,6 +58,7 @@ async def stream(dut):
     # writes before the stream (SPRAM starts empty): (sel, addr, data, mask, idle cycles after it); the stream
     # starts in the cycle after the last one, so a read-modify-write's second cycle meets an offered image
     for sel, addr, data, mask, idle in case.get("writes", []):
+        assert sel != 0 or mask_groups_ok(mask, min(simd, 8)), f"sign mask {mask:#x} splits a write group"
         dut.wr_en.value, dut.wr_sel.value, dut.wr_addr.value = 1, sel, addr
         dut.wr_data.value, dut.wr_mask.value = data, mask
         await FallingEdge(dut.clk)
@@ -194,19 +195,28 @@ def test_scores_full_range(hw_tools, tmp_path):
     run_layer(hw_tools, tmp_path, model, 2, 8, 3, x, banks, seed=5)
 
 
-def spram_writes(lay, rng) -> list:
+def mask_groups_ok(mask: int, wg: int) -> bool:
+    """The write port's contract (mbnn_layer.sv): a sign mask is the same over each group of WG = min(SIMD, 8)
+    bits."""
+    return all((mask >> (wg * k)) & ((1 << wg) - 1) in (0, (1 << wg) - 1) for k in range(32 // wg))
+
+
+def spram_writes(lay, rng, simd) -> list:
     """Every sign word of a layer through the write port, as into an empty SPRAM, each word three times: a
-    random word (all 32 bits: one direct write), then the true word under a random bit mask and under its
-    complement (masks that split nibbles: read-modify-writes, each followed by its free cycle)."""
+    random word (all 32 bits: one direct write), then the true word under a random mask of write groups
+    (min(SIMD, 8) bits, the port's granularity) and under its complement: at SIMD 1 and 2 groups that split
+    nibbles, read-modify-writes, each followed by its free cycle."""
+    wg = min(simd, 8)
     out = []
     for a, v in enumerate(lay.signs.reshape(-1)):
-        m = int(rng.integers(0, 1 << 32))
+        pick = int(rng.integers(0, 1 << (32 // wg)))
+        m = sum(((1 << wg) - 1) << wg * k for k in range(32 // wg) if pick >> k & 1)
         out += [(0, a, int(rng.integers(0, 1 << 32)), 0xFFFFFFFF, 0), (0, a, int(v), m, 1),
                 (0, a, int(v), ~m & 0xFFFFFFFF, 1)]
     return out
 
 
-SPRAM_SWEEP = [(0, 8, 1), (1, 4, 3), (2, 8, 2)]
+SPRAM_SWEEP = [(0, 8, 1), (1, 2, 3), (2, 8, 2)]
 
 
 @pytest.mark.parametrize("layer,simd,pe", SPRAM_SWEEP, ids=[f"l{l}-simd{s}-pe{p}" for l, s, p in SPRAM_SWEEP])
@@ -218,7 +228,7 @@ def test_signs_in_spram(hw_tools, tmp_path, layer, simd, pe):
     model = random_model(SHAPE, banks=2, adapt_shift=3, seed=layer + 4)
     x, banks = images(12, layer + 4), rng.integers(0, 2, 12)
     adapt = (rng.random(12) < 0.5).astype(int)
-    writes = spram_writes(model.layers[layer], rng)
+    writes = spram_writes(model.layers[layer], rng, simd)
     writes[-1] = writes[-1][:4] + (0,)
     run_layer(hw_tools, tmp_path, model, layer, simd, pe, x, banks, adapt, hdl={"W_SPRAM": 1}, writes=writes,
               seed=6)

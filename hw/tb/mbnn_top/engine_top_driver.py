@@ -43,7 +43,11 @@ async def pulse_reset(dut, cycles: int = 2):
 
 
 async def write_mem(dut, writes):
+    from metabnn.fpga.protocol import sign_mask_problem
+
     for layer, sel, addr, data, mask in writes:
+        if int(sel) == 0 and (why := sign_mask_problem(int(mask) & 0xFFFFFFFF)):
+            raise ValueError(f"memory write to layer {layer} word {addr}: {why}")
         dut.mem_we.value = 1
         dut.mem_layer.value = int(layer)
         dut.mem_sel.value = int(sel)

@@ -120,16 +120,19 @@ def test_reset_mid_stream(main_backend):
 
 
 def test_memory_write_port(main_backend):
-    """Sign words (bit-masked), M, C, f, g, b written through the port equal the same edit of the model."""
+    """Sign words (byte-masked: random bytes of a word), M, C, f, g, b written through the port equal the same
+    edit of the model."""
     model, x = make_model(seed=12), images(20, 13)
     edited = model.copy()
     rng = np.random.default_rng(14)
     writes = []
     for l, lay in enumerate(edited.layers):
-        for _ in range(6):  # flip random sign bits, as the update unit does
+        for _ in range(6):  # rewrite random bytes of a sign word (the port's granularity)
             j, w = int(rng.integers(lay.N)), int(rng.integers(lay.W))
             valid = (1 << min(32, lay.K - 32 * w)) - 1
-            mask = int(rng.integers(0, 1 << 32)) & valid
+            nbytes = -(-min(32, lay.K - 32 * w) // 8)
+            pick = int(rng.integers(1, 1 << nbytes))
+            mask = sum(0xFF << 8 * k for k in range(4) if pick >> k & 1)
             new = int(rng.integers(0, 1 << 32)) & valid
             lay.signs[j, w] = (int(lay.signs[j, w]) & ~mask | new & mask) & 0xFFFFFFFF
             writes.append((l, 0, j * lay.W + w, new, mask))
