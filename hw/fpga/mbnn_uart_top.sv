@@ -35,7 +35,9 @@ module mbnn_uart_top #(
     parameter int HB = 8,              // hidden weight bits (LEARN = 1)
     parameter int TK = 4,              // f_meta table bits (LEARN = 1)
     parameter int SR = 0,              // LEARN = 1: bit l gives layer l's update unit the Threefry generators
-    parameter int TF_STAGE = 4,        // LEARN = 1, SR != 0: Threefry rounds per pipeline stage
+    // LEARN = 1, SR != 0: Threefry rounds per pipeline stage. 2 (latency 10), not the units' default 4: a
+    // stage of 4 rounds (+ the counter's key add) was the learning build's slowest path (docs/FPGA.md)
+    parameter int TF_STAGE = 2,
     // LEARN = 1: the update units' lanes built (of SIMD) and their pipelined lanes. A board fed over the UART
     // waits far longer for the deltas ('D', 6 bytes a neuron) than a unit of one lane takes for the pass, so
     // one lane (its two multipliers) per layer, cut into four stages for the clock (docs/HARDWARE_UPDATE.md;

@@ -14,7 +14,8 @@
 //      masked 32-bit words in FORMAT order); upd_busy falls when the last one is done.
 //   Cycles of step 3: max over layers of N_l * ceil(K_l / SIMD) * T + 3 + 4 UPIPE (+ 20 / TF_STAGE - 1 on an
 //   SR layer), T = SIMD / ULANES: ULANES < SIMD shares each unit's lanes (and multipliers) among a chunk's
-//   synapses, SIMD / ULANES cycles a chunk (the board top builds ULANES 1, UPIPE 1: hw/fpga/mbnn_uart_top.sv).
+//   synapses, SIMD / ULANES cycles a chunk (the board top builds ULANES 1, UPIPE 1 and TF_STAGE 2:
+//   hw/fpga/mbnn_uart_top.sv).
 // Host ports for learning state (upd_sel picks the layer): lr_shift, f_meta table, hidden memory
 // read/write, counters of the last pass (n_changed, n_flipped). The engine's own memory port
 // (mem_*) stays as in mbnn_top for everything else; it is ignored for a layer whose unit is busy.

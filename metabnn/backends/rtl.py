@@ -332,13 +332,16 @@ TF_STAGE = 4  # mbnn_update_top's default: Threefry rounds per pipeline stage, l
 SR_PRE_ROLL = 20 // TF_STAGE - 1  # cycles a stochastic-rounding unit's draws run ahead of its first chunk
 
 
-def update_cycles_formula(model: Model, simd: int, ulanes: int | None = None, pipe: int = 0) -> int:
+def update_cycles_formula(model: Model, simd: int, ulanes: int | None = None, pipe: int = 0,
+                          tf_stage: int = TF_STAGE) -> int:
     """Cycles of the on-chip update of one learning step: every layer's unit runs at once, each
-    N * ceil(K / SIMD) * SIMD / ULANES + 3 + 4 PIPE cycles (+ SR_PRE_ROLL where the layer rounds
-    stochastically, FORMAT.md 4.4), so the step's update takes the longest of them. ulanes: the update lanes
-    built (mbnn_update_top's ULANES, default SIMD: a chunk a cycle), pipe: its UPIPE."""
+    N * ceil(K / SIMD) * SIMD / ULANES + 3 + 4 PIPE cycles (+ 20 / TF_STAGE - 1, SR_PRE_ROLL at the default,
+    where the layer rounds stochastically, FORMAT.md 4.4), so the step's update takes the longest of them.
+    ulanes: the update lanes built (mbnn_update_top's ULANES, default SIMD: a chunk a cycle), pipe: its UPIPE,
+    tf_stage: its TF_STAGE."""
     per_chunk = simd // (ulanes or simd)
-    return max(lay.N * -(-lay.K // simd) * per_chunk + (SR_PRE_ROLL if lay.rounding == 1 else 0)
+    pre = 20 // tf_stage - 1
+    return max(lay.N * -(-lay.K // simd) * per_chunk + (pre if lay.rounding == 1 else 0)
                for lay in model.layers) + UPDATE_LATENCY + 4 * pipe
 
 

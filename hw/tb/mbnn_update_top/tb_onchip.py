@@ -148,7 +148,8 @@ async def onchip_learning(dut):
         dut.sr_rnd.value, dut.sr_seed.value = lay.rounding, lay.sr_seed
         await host_write(dut, "sr_we", None, "sr_step", [(0, lay.sr_step)], l)
 
-    expect_cycles = update_cycles_formula(model, simd)
+    # case["update"]: the build's update units if not the defaults (update_cycles_formula's ulanes, pipe, tf_stage)
+    expect_cycles = update_cycles_formula(model, simd, **case.get("update", {}))
     flips = np.zeros((steps, len(model.layers)), dtype=np.int64)
     changed = np.zeros_like(flips)
     sr_steps = np.zeros_like(flips)

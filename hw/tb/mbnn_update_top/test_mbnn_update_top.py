@@ -115,15 +115,46 @@ def test_update_top_lint_clean(hw_tools, tmp_path, simd, hb, tk):
 
 def test_board_top_update_lanes_match_the_report():
     """metabnn fpga --learn reports cycles per learning step with the update lanes the board top builds:
-    metabnn.fpga.report.UART_UPDATE must say what hw/fpga/mbnn_uart_top.sv's ULANES and UPIPE defaults are."""
+    metabnn.fpga.report.UART_UPDATE must say what hw/fpga/mbnn_uart_top.sv's ULANES, UPIPE and TF_STAGE defaults
+    are."""
     import re
     from pathlib import Path
 
     from metabnn.fpga.report import UART_UPDATE
 
     text = (Path(__file__).resolve().parents[2] / "fpga" / "mbnn_uart_top.sv").read_text()
-    found = {k: int(re.search(rf"parameter int {k} = (\d+)", text).group(1)) for k in ("ULANES", "UPIPE")}
-    assert found == {"ULANES": UART_UPDATE["ulanes"], "UPIPE": UART_UPDATE["pipe"]}
+    names = {"ULANES": "ulanes", "UPIPE": "pipe", "TF_STAGE": "tf_stage"}
+    found = {k: int(re.search(rf"parameter int {k} = (\d+)", text).group(1)) for k in names}
+    assert found == {k: UART_UPDATE[v] for k, v in names.items()}
+
+
+@pytest.mark.slow  # its own Verilator build of the learning top: 2-3 min on the shared machine
+def test_board_update_build_learns_bit_exactly_in_the_formula_cycles(hw_tools):
+    """The update units as the board top builds them (metabnn.fpga.report.UART_UPDATE: one pipelined lane per
+    layer, Threefry 2 rounds a stage, so a pre-roll of 20 / 2 - 1 = 9 cycles): 6 steps of a 4-bit model whose
+    every layer rounds stochastically, every memory, counter and sr_step equal to metabnn.sim's, and each
+    update in exactly update_cycles_formula(model, 8, **UART_UPDATE) cycles (the cycles `metabnn fpga --learn`
+    reports), which differ from the default build's."""
+    from metabnn.backends.rtl import UPDATE_DRIVER, UPDATE_TOP, build_or_reuse, file_list, run_cocotb, sr_mask
+    from metabnn.export.readmemh import write_readmemh
+    from metabnn.fpga.report import UART_UPDATE
+
+    model = random_model((40, 24, 10), bits=4, table_bits=2, lr_shift=9, seed=8, rounding=1)
+    params = {"SIMD": 8, "PE": 2, "HB": 4, "TK": 2, "SR": sr_mask(model), "ULANES": UART_UPDATE["ulanes"],
+              "UPIPE": UART_UPDATE["pipe"], "TF_STAGE": UART_UPDATE["tf_stage"]}
+    runner, bdir = build_or_reuse(UPDATE_TOP, file_list(UPDATE_TOP), params, RTLLearner(8, 2).shape(model), model)
+    write_readmemh(model, bdir / "hex")  # this build (its parameters) is this test's alone
+    rng = np.random.default_rng(4)
+    steps = 6
+    images = rng.integers(0, 256, (steps, 40)).astype(np.uint8)
+    case = dict(model=model, simd=8, hb=4, tk=2, steps=steps, images=images, labels=rng.integers(0, 10, steps),
+                strict=False, update=UART_UPDATE)
+    res = run_cocotb(runner, bdir, UPDATE_TOP, UPDATE_DRIVER, "UPD_CASE", case)
+    assert [str(m) for m in res["mismatches"]] == []
+    assert res["changed"].sum() > 0, "the steps must change hidden weights to test anything"
+    expect = update_cycles_formula(model, 8, **UART_UPDATE)
+    assert expect != update_cycles_formula(model, 8, ulanes=1, pipe=1)  # the Threefry latency is in it
+    assert len(res["cycles"]) == steps and (res["cycles"] == expect).all(), (res["cycles"], expect)
 
 
 @pytest.mark.parametrize("ulanes,upipe", [(1, 1), (2, 0)])
