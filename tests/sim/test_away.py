@@ -23,6 +23,7 @@ def _step(h, grad, away, lr_shift=2, f5=20000, draws=None):
 def test_away_table_scales_pushes_away_only():
     g = np.full(16, 32768, np.uint16)
     g[5] = 10000  # idx(45) = 45 >> 3 = 5
+    assert _step(45, -3, g) == 45  # FORMAT.md 4.3's worked example: u = 1 -> (10000 + 16384) >> 15 = 0
     assert _step(45, -12, g) == 45 + ((3 * 10000 + 16384) >> 15)  # away: u = 3 -> 1
     assert _step(-45, 12, g) == -45 - 1
     assert _step(45, 48, g) == 45 - ((12 * 20000 + 16384) >> 15)  # toward: f_meta, g not read
