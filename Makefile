@@ -16,12 +16,15 @@ setup:
 demo: setup
 	$(PY) -m metabnn demo
 
+# the suite runs in parallel, one worker per core (at most 4: each Verilator build wants ~1 GB), a test file's tests
+# on one worker so its module fixtures are built once; `make test PYTEST_WORKERS=0` runs it in one process
+PYTEST_WORKERS ?= auto
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 # the long runs too: full MNIST through RTL, longer training
 test-all: setup
-	$(PY) -m pytest --runslow
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile --runslow
 
 firmware:
 	$(MAKE) -C firmware

@@ -18,6 +18,7 @@ and M with the golden model.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import platform
 import shutil
 import subprocess
@@ -53,7 +54,17 @@ def build_firmware(target: str = "all", build_dir: Path | None = None) -> tuple[
     if shutil.which("make") is None or shutil.which("gcc") is None:
         return False, "make and gcc are needed to build the C firmware (as root: apt-get install build-essential)"
     cmd = ["make", "-s", "-C", str(src)] + ([f"BUILD={build_dir}"] if build_dir else []) + [target]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    out = Path(build_dir) if build_dir else src / "build"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = open(out / ".make.lock", "w")
+    except OSError as e:
+        return False, f"cannot write the firmware build folder {out} ({e.strerror})"
+    # one make per build folder at a time (pytest-xdist workers, two metabnn runs): two makes writing the same
+    # objects, or relinking a library another process has loaded, would race; the second finds it built
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
         return False, f"building the C firmware failed ({' '.join(cmd)}):\n{tail}"

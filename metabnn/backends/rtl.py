@@ -13,6 +13,7 @@ other options (valid gaps, back-pressure, reset, memory-port writes, latency) to
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import pickle
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -157,15 +159,19 @@ def build_or_reuse(top: str, sources: list, params: dict, shape: list = (), mode
     """A cocotb Verilator runner for `top` and its build folder in the per-user cache, built unless a finished
     build of the same sources, parameters, build arguments, model shape and Verilator is there: the one build
     helper of the cocotb side (the backends and every hw/tb test). With a model, its `$readmemh` files are
-    (re)written into the build's hex/ folder on every call and that folder is on the include path
-    (mbnn_model.svh, which the build includes, depends on the shape only)."""
+    written into the build's hex/ folder for the build and that folder is on the include path (mbnn_model.svh,
+    which the build includes, depends on the shape only); a run loads its own model with `holding_model`."""
     from cocotb_tools.runner import get_runner
 
     from metabnn.export.readmemh import write_readmemh
 
     args = list(BUILD_ARGS) + (list(COVERAGE_ARGS) if coverage_dir() else [])
+    # the build links cocotb's libraries by absolute path: a venv made elsewhere (or a removed one) needs its own
+    # build, else the simulation cannot start (exit 127)
+    import cocotb
+
     key = build_key(sources, [top, json.dumps([sorted(params.items()), args, list(shape)]),
-                              verilator_version()])
+                              verilator_version(), str(Path(cocotb.__file__).resolve().parent)])
     runner = get_runner("verilator")
 
     def build(bdir: Path) -> None:
@@ -179,10 +185,22 @@ def build_or_reuse(top: str, sources: list, params: dict, shape: list = (), mode
             raise RTLError(f"Verilator build failed ({e}); see {bdir / 'build.log'}") from None
 
     bdir = cached_build("rtl", key, build)
-    if model is not None:
-        write_readmemh(model, bdir / "hex")
     runner.build_dir, runner.parameters = bdir, params
     return runner, bdir
+
+
+@contextmanager
+def holding_model(bdir: Path, model: Model):
+    """The build's hex/ folder holding `model` for one simulation. Every model of a shape shares one build and
+    the build reads its `$readmemh` files from that compiled-in folder when the simulation starts, so two runs at
+    once (pytest-xdist workers, two `metabnn verify` runs) would load each other's weights: an exclusive lock on
+    the folder spans writing the files and the run that reads them."""
+    from metabnn.export.readmemh import write_readmemh
+
+    with open(bdir / "hex.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_readmemh(model, bdir / "hex")
+        yield
 
 
 def run_cocotb(runner, bdir: Path, top: str, driver: str, env_var: str, case: dict) -> dict:
@@ -279,7 +297,8 @@ class RTLBackend:
         return CONV_TOP if model.has_conv else TOP
 
     def prepare(self, model: Model):
-        """Write the hex files and build (or reuse) the simulation; returns (runner, build_dir)."""
+        """Build (or reuse) the simulation of the model's shape; returns (runner, build_dir). A run loads the
+        model itself inside `holding_model`."""
         ok, why = self.available()
         if not ok:
             raise RTLError(why)
@@ -304,7 +323,8 @@ class RTLBackend:
             case = dict(options, simd=1, images=conv_pixel_order(model, images))
         else:
             case = dict(options, simd=self.simd, images=images.astype(np.uint8))
-        return run_cocotb(runner, bdir, self.top(model), DRIVER, "MBNN_TB_CASE", case)
+        with holding_model(bdir, model):
+            return run_cocotb(runner, bdir, self.top(model), DRIVER, "MBNN_TB_CASE", case)
 
     def predict(self, model: Model, images, bank: int = 0, adapt: bool = False) -> np.ndarray:
         """Labels for uint8 images [n, K0] with frozen normalization in bank `bank`."""
@@ -416,7 +436,8 @@ class RTLLearner(RTLBackend):
         case = dict(model=model, simd=self.simd, hb=lay0.bits, tk=lay0.table_bits, steps=len(labels),
                     images=images.astype(np.uint8), labels=labels.astype(np.int64), bank=bank, adapt=adapt,
                     strict=False, states=states)
-        res = run_cocotb(runner, bdir, UPDATE_TOP, UPDATE_DRIVER, "UPD_CASE", case)
+        with holding_model(bdir, model):
+            res = run_cocotb(runner, bdir, UPDATE_TOP, UPDATE_DRIVER, "UPD_CASE", case)
         res["mismatches"] = [str(m) for m in res["mismatches"]]
         if strict and res["mismatches"]:
             raise RTLError(f"RTL learning differs from metabnn.sim: {res['mismatches'][0]}")

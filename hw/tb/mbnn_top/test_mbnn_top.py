@@ -84,7 +84,7 @@ def test_shallow_pipeline(hw_tools):
     """SHALLOW = 1 (the iCE40 build, hw/rtl/mbnn_layer.sv) on a frozen model (ADAPT_SHIFT 0: no adaptation stages
     built): random gaps, back-pressure and banks exact, and one image in flight takes cycles_formula's cycles,
     the same count as the full pipeline."""
-    from metabnn.backends.rtl import DRIVER, TOP, RTLBackend, build_or_reuse, cycles_formula, run_cocotb
+    from metabnn.backends.rtl import DRIVER, TOP, RTLBackend, build_or_reuse, cycles_formula, holding_model, run_cocotb
     from metabnn.backends.sources import file_list
 
     model, x = random_model(SHAPE, banks=2, seed=50), images(16, 51)
@@ -92,8 +92,9 @@ def test_shallow_pipeline(hw_tools):
     runner, bdir = build_or_reuse(TOP, file_list(TOP), {"SIMD": 8, "PE": 3, "SHALLOW": 1},
                                   RTLBackend(8, 3).shape(model), model)
     case = dict(simd=8, images=x, banks=banks, gap_p=0.3, stall_p=0.4, pad_garbage=True, seed=53)
-    check(run_cocotb(runner, bdir, TOP, DRIVER, "MBNN_TB_CASE", case), model, x, banks)
-    rtl = run_cocotb(runner, bdir, TOP, DRIVER, "MBNN_TB_CASE", dict(simd=8, images=x[:4], serial=True))
+    with holding_model(bdir, model):
+        check(run_cocotb(runner, bdir, TOP, DRIVER, "MBNN_TB_CASE", case), model, x, banks)
+        rtl = run_cocotb(runner, bdir, TOP, DRIVER, "MBNN_TB_CASE", dict(simd=8, images=x[:4], serial=True))
     check(rtl, model, x[:4])
     assert rtl["latency"].tolist() == [cycles_formula(model, 8, 3)] * 4
 
