@@ -226,11 +226,13 @@ def parse_option(text: str, horizon: int | None = None, quantile: float | None =
 
 AWAY_HELP = ("table G scaling pushes AWAY from zero (FORMAT.md 4.2.1, docs/ONDEVICE.md): none (no table, the rule "
              "of FORMAT.md 4.3 as before), mirror[:P] (G = F^P, P = 1: the layer's own f_meta table), ratio:R "
-             "(G = min(1, F / R)), pow:K (G = 1 - (|h| / hmax)^K)")
+             "(G = min(1, F / R)), pow:K (G = 1 - (|h| / hmax)^K); the parameter may be one per layer, "
+             "comma-separated (mirror:0.9,0.98,0.98)")
 
 
-def parse_away(text: str, option: str = "--away", auto: bool = False) -> tuple[str, float | None]:
-    """--away: (kind, parameter); UsageError on anything else. auto (`metabnn export`'s default) only if allowed."""
+def parse_away(text: str, option: str = "--away", auto: bool = False) -> tuple[str, float | tuple | None]:
+    """--away: (kind, parameter); the parameter a float, or a tuple of one float per layer where the text gives
+    several, comma-separated. UsageError on anything else. auto (`metabnn export`'s default) only if allowed."""
     kind, sep, par = text.partition(":")
     if kind in ("none", "auto") and not sep and (kind == "none" or auto):
         return kind, None
@@ -239,12 +241,20 @@ def parse_away(text: str, option: str = "--away", auto: bool = False) -> tuple[s
     if not sep:
         return kind, 1.0
     try:
-        p = float(par)
+        ps = [float(v) for v in par.split(",")]
     except ValueError:
-        raise UsageError(f"{option} {text!r}: the parameter must be a number") from None
-    if not (math.isfinite(p) and p > 0):
+        raise UsageError(f"{option} {text!r}: the parameter must be a number (or one per layer, "
+                         "comma-separated)") from None
+    if not all(math.isfinite(p) and p > 0 for p in ps):
         raise UsageError(f"{option} {text!r}: the parameter must be finite and > 0")
-    return kind, p
+    return kind, ps[0] if len(ps) == 1 else tuple(ps)
+
+
+def away_text(kind: str, p) -> str:
+    """The option text of parse_away's result: none, mirror:0.98, mirror:0.9,0.98,0.98."""
+    if p is None:
+        return kind
+    return f"{kind}:" + ",".join(f"{v:g}" for v in (p if isinstance(p, (tuple, list)) else (p,)))
 
 
 def away_table(kind: str, p: float | None, table: np.ndarray, bits: int, table_bits: int) -> np.ndarray | None:
@@ -262,14 +272,18 @@ def away_table(kind: str, p: float | None, table: np.ndarray, bits: int, table_b
     return np.floor(32768.0 * np.clip(g, 0.0, 1.0) + 0.5).astype(np.uint16)
 
 
-def set_away(model, kind: str, p: float | None):
+def set_away(model, kind: str, p):
     """Every layer's away table (in place) from its own f_meta table; kind none removes them. auto (the rule of
     `metabnn export`, FORMAT.md 4.2.1): mirror (G = F) on every layer whose f_meta table is not all 1, none on
-    the others (G = F = 1 there is the rule without a table, so nothing is written)."""
-    for lay in model.layers:
+    the others (G = F = 1 there is the rule without a table, so nothing is written). p: one parameter for every
+    layer, or a tuple of one per layer (UsageError when its length is not the model's)."""
+    L = len(model.layers)
+    if isinstance(p, tuple) and len(p) != L:
+        raise UsageError(f"away table {away_text(kind, p)}: {len(p)} parameters for a model of {L} layers")
+    for l, lay in enumerate(model.layers):
         if kind == "auto":
             plain = bool(np.all(np.asarray(lay.table) == 32768))
             lay.away = None if plain else away_table("mirror", 1.0, lay.table, lay.bits, lay.table_bits)
         else:
-            lay.away = away_table(kind, p, lay.table, lay.bits, lay.table_bits)
+            lay.away = away_table(kind, p[l] if isinstance(p, tuple) else p, lay.table, lay.bits, lay.table_bits)
     return model

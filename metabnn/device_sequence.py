@@ -240,6 +240,8 @@ def plot(res: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from metabnn.export.device_meta import away_text
+
     names, S, k = res["task_names"], res["samples"], res["trained_tasks"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, (label, title) in zip(axes, MODELS):
@@ -251,7 +253,7 @@ def plot(res: dict):
             ax.axvline(t * S, color="0.6", lw=0.8, ls="--")
         away = res.get("away", ["none", None])
         ax.set_title(title + (" (device m " + " / ".join(f"{m:g}" for m in res["device_m"])
-                              + ("" if away[0] == "none" else f", away {away[0]}:{away[1]:g}") + ")"
+                              + ("" if away[0] == "none" else f", away {away_text(*away)}") + ")"
                               if label == "meta" else ""), fontsize=10)
         ax.set_xlabel("samples learned on the device")
         ax.grid(alpha=0.3)
@@ -264,6 +266,8 @@ def plot(res: dict):
 
 
 def _main(argv) -> int:
+    from metabnn.export.device_meta import away_text
+
     a = parse_args(argv)
     out = check_output_dir(a.out)  # an unwritable --out fails now, not after the streams
     res = run_sequence(a)
@@ -273,7 +277,7 @@ def _main(argv) -> int:
     write_results(out, "device_sequence", f"Engine: {res['engine']}; {a.samples} samples per device task, "
                   f"lr_shift per layer {' / '.join(map(str, res['lr_shifts']))}, {a.hidden_bits} hidden bits, "
                   f"rounding {a.rounding}, {a.table} tables, "
-                  f"away table {':'.join(f'{v:g}' if isinstance(v, float) else v for v in a.away if v is not None)}, "
+                  f"away table {away_text(*a.away)}, "
                   f"{a.eval_size} test "
                   "images per task" + (" (diagnostic: normalization frozen)" if a.frozen_norm else "") + ".", text,
                   res, plot(res))

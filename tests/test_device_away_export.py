@@ -50,3 +50,26 @@ def test_bad_away_options(trained_checkpoint, tmp_path, capsys, extra, needle):
     assert main(["export", str(trained_checkpoint), "--out", str(tmp_path / "x.mbnn"), *extra]) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_per_layer_away_parameter():
+    """mirror:P0,P1,..: one P per layer (G = F^P_l in layer l), said back the same way; a count other than the
+    model's layers is one UsageError, before anything is learnt."""
+    from metabnn.errors import UsageError
+    from metabnn.export.device_meta import away_table, away_text, parse_away, set_away
+    from metabnn.sim.random_model import random_model
+
+    assert parse_away("mirror:0.9,0.98,1") == ("mirror", (0.9, 0.98, 1.0))
+    assert away_text(*parse_away("mirror:0.9,0.98,1")) == "mirror:0.9,0.98,1"
+    assert away_text(*parse_away("mirror:0.98")) == "mirror:0.98" and away_text("none", None) == "none"
+    m = random_model([30, 20, 16, 10], bits=6, table_bits=3, seed=3)
+    for lay in m.layers:
+        lay.table = np.array([32768, 30000, 16384, 8192, 4096, 1000, 10, 0], np.uint16)
+    set_away(m, "mirror", (0.5, 1.0, 2.0))
+    for lay, p in zip(m.layers, (0.5, 1.0, 2.0)):
+        assert np.array_equal(lay.away, away_table("mirror", p, lay.table, lay.bits, lay.table_bits))
+    assert not np.array_equal(m.layers[0].away, m.layers[2].away)
+    with pytest.raises(UsageError, match="2 parameters for a model of 3 layers"):
+        set_away(m, "mirror", (0.5, 1.0))
+    with pytest.raises(UsageError, match="finite and > 0"):
+        parse_away("mirror:0.9,-1")
