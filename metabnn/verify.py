@@ -70,13 +70,74 @@ def frozen_layers(backend, model: Model) -> tuple:
     return conv_layers(model) if model.has_conv and getattr(backend, "conv_learn", True) == "dense" else ()
 
 
-def compare_learning(backend, model: Model, images, labels, bank: int, adapt: bool) -> str | None:
-    """None when `backend` ends every learning step in the golden model's state, else what differed first; the
-    golden steps freeze the layers the backend freezes (frozen_layers)."""
-    gold = backends.get("golden").learn(model, images, labels, bank=bank, adapt=adapt,
-                                        frozen=frozen_layers(backend, model))
+def parse_freeze(spec: str | None, model: Model) -> tuple | None:
+    """verify --freeze: "conv" (every conv layer), "none", or layer numbers "0,2" (0 = the first weighted layer), as
+    a sorted tuple; None when not given (each backend learns as it does by default). UsageError for nonsense."""
+    from metabnn.errors import UsageError
+    from metabnn.sim.learn import conv_layers
+
+    if spec is None:
+        return None
+    n = len(model.layers)
+    out: set = set()
+    for tok in (t.strip().lower() for t in spec.split(",")):
+        if tok == "none":
+            continue
+        if tok == "conv":
+            if not model.has_conv:
+                raise UsageError("--freeze conv: the model has no conv layers (give layer numbers, e.g. --freeze 0)")
+            out.update(conv_layers(model))
+        elif tok.isdigit():
+            if int(tok) >= n:
+                raise UsageError(f"--freeze {spec}: layer {tok} does not exist (the model has layers 0..{n - 1})")
+            out.add(int(tok))
+        else:
+            raise UsageError(f"--freeze {spec}: {tok!r} is not a layer number, 'conv' or 'none'")
+    if len(out) == n:
+        raise UsageError(f"--freeze {spec}: that freezes every layer ({n}); nothing would learn")
+    return tuple(sorted(out))
+
+
+def takes_frozen(backend) -> bool:
+    """Whether a backend's learning step can freeze any set of layers (its learn() has a `frozen` argument)."""
+    import inspect
+
+    return hasattr(backend, "learn") and "frozen" in inspect.signature(backend.learn).parameters
+
+
+def check_freeze(backend_list, model: Model, frozen: tuple | None) -> None:
+    """Before anything runs: every learning backend can learn with the layers `frozen` frozen (UsageError)."""
+    from metabnn.errors import UsageError
+
+    if frozen is None:
+        return
+    for be in backend_list:
+        if not be.integer or be.name == "golden" or not hasattr(be, "learn") or takes_frozen(be):
+            continue
+        if model.has_conv and not getattr(be, "conv_learn", True):
+            continue  # it does not learn conv models at all: its row says so
+        fixed = frozen_layers(be, model)
+        if tuple(frozen) != tuple(fixed):
+            have = f"layers {', '.join(map(str, fixed))} frozen (--freeze conv)" if fixed else "every layer"
+            raise UsageError(f"--freeze: the {be.name} backend learns {have}, no other set; use that, or leave "
+                             f"{be.name} out of --backends")
+
+
+def frozen_note(frozen) -> str:
+    return f" (layers {', '.join(map(str, frozen))} frozen)" if frozen else ""
+
+
+def compare_learning(backend, model: Model, images, labels, bank: int, adapt: bool,
+                     frozen: tuple | None = None) -> str | None:
+    """None when `backend` ends every learning step in the golden model's state, else what differed first.
+    `frozen`: the layers both freeze (verify --freeze, checked by check_freeze); None: the golden steps freeze
+    the layers the backend freezes by itself (frozen_layers)."""
+    own = frozen_layers(backend, model)
+    frozen = own if frozen is None else tuple(frozen)
+    gold = backends.get("golden").learn(model, images, labels, bank=bank, adapt=adapt, frozen=frozen)
+    kw = {"frozen": frozen} if frozen and takes_frozen(backend) else {}
     seen = 0
-    for (step, g), (_, b) in zip(gold, backend.learn(model, images, labels, bank=bank, adapt=adapt)):
+    for (step, g), (_, b) in zip(gold, backend.learn(model, images, labels, bank=bank, adapt=adapt, **kw)):
         seen = step
         where = compare_states(state_of(g), state_of(b)) or compare_sr_steps(g, b)
         if where:
@@ -100,9 +161,10 @@ def open_backends(names, adapt: bool = False, checkpoint: str | None = None, opt
 
 
 def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, learn_images=None,
-               learn_labels=None, progress=None, first: int = 0) -> list[Row]:
+               learn_labels=None, progress=None, first: int = 0, frozen: tuple | None = None) -> list[Row]:
     """One Row per backend (objects from open_backends), every backend on every image and learning step.
-    `first`: the test-set number of images[0] (verify --offset): mismatches are named by their number in the set."""
+    `first`: the test-set number of images[0] (verify --offset): mismatches are named by their number in the set.
+    `frozen`: the layers every backend's learning freezes (parse_freeze; check_freeze first); None: each its own."""
     gold = backends.get("golden")
     t0 = time.perf_counter()
     ref = gold.predict(model, images, bank=bank, adapt=adapt)
@@ -129,15 +191,17 @@ def run_verify(model: Model, images, labels, backend_list, bank=0, adapt=False, 
             row.detail = f"image {i}: golden class {ref[i - first]}, {be.name} class {pred[i - first]}"
         if learn_images is not None and be.integer:
             if be.name == "golden":
-                row.learn = f"{len(learn_labels)} steps (reference)"
+                row.learn = f"{len(learn_labels)} steps (reference)" + frozen_note(frozen)
             elif not hasattr(be, "learn"):
                 row.learn = "(inference only)"
             elif model.has_conv and not getattr(be, "conv_learn", True):
                 row.learn = "(inference only on conv models)"
             else:
-                where = compare_learning(be, model, learn_images, learn_labels, bank, adapt)
+                where = compare_learning(be, model, learn_images, learn_labels, bank, adapt, frozen)
                 row.learn = f"{len(learn_labels)} steps equal" if where is None else where.split(" first at")[0]
-                if frozen_layers(be, model):
+                if frozen is not None:
+                    row.learn += frozen_note(frozen)
+                elif frozen_layers(be, model):
                     row.learn += " (dense layers; conv layers frozen)"
                 if where is not None:
                     row.status = "MISMATCH"

@@ -47,6 +47,11 @@ def add_parser(sub) -> None:
                    "hidden weight, sign bit and normalization state after each step (on a conv net the rtl backend "
                    "learns the dense layers only, the conv layers frozen, and is compared with the golden step that "
                    "freezes them; golden and c learn every layer)")
+    p.add_argument("--freeze", metavar="LAYERS",
+                   help="with --learn: layers that do not learn, in every backend and in the golden steps they are "
+                   "compared with (FORMAT.md 4.5 \"Frozen layers\"): conv (every conv layer, what the rtl backend "
+                   "does on a conv net), none, or layer numbers such as 0,1 (0 = the first weighted layer); default: "
+                   "each backend as described under --learn")
     p.add_argument("--bank", type=int, default=None,
                    help="normalization bank to use (default: the bank that belongs to the task)")
     p.add_argument("--adapt", action="store_true", help="stream-adaptive normalization on (golden and c only)")
@@ -58,7 +63,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from metabnn.export.mbnn import load
     from metabnn.train.task_data import for_model, pick_test_set
-    from metabnn.verify import format_table, open_backends, run_verify
+    from metabnn.verify import check_freeze, format_table, open_backends, parse_freeze, run_verify
 
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     bad = [b for b in names if b not in backend_names()]
@@ -72,7 +77,10 @@ def run(args) -> int:
     if args.wave:
         from metabnn.fileio import check_output_dir
         check_output_dir(args.wave)  # an unwritable folder fails now, not after the run
+    if args.freeze is not None and not args.learn:
+        raise UsageError("--freeze chooses the layers that do not learn: give --learn STEPS too")
     model = load(args.model)
+    frozen = parse_freeze(args.freeze, model)
     if args.bank is not None and not 0 <= args.bank < model.n_banks:
         raise UsageError(f"--bank {args.bank}: the model has {model.n_banks} bank(s)")
     if model.input_size != 784:
@@ -81,6 +89,7 @@ def run(args) -> int:
     # every requested backend must run: found out before any data is loaded or image is run
     print("checking backends: " + ", ".join(names), file=sys.stderr)
     backend_list = open_backends(names, adapt=args.adapt, checkpoint=args.checkpoint, model=model)
+    check_freeze(backend_list, model, frozen)
     data = for_model(model.meta, args.task, args.data_dir)
     n = _count(args.limit, args.offset, len(data.test_y), data.label)
     bank = data.bank if args.bank is None else args.bank
@@ -94,9 +103,10 @@ def run(args) -> int:
     # the first line names the data: a wrong data set is the likeliest reason for a low accuracy
     print(f"{n} images of the {data.label}" + (f" (images {o} to {o + n - 1})" if o else "") + f", bank {bank}"
           + (f", and {args.learn} learning steps on its training set" if args.learn else "")
+          + (f" (layers {', '.join(map(str, frozen)) or 'none'} frozen)" if frozen is not None else "")
           + (" (stream-adaptive normalization)" if args.adapt else ""))
     rows = run_verify(model, images, labels, backend_list, bank=bank, adapt=args.adapt,
-                      learn_images=li, learn_labels=ll, first=o,
+                      learn_images=li, learn_labels=ll, first=o, frozen=frozen,
                       progress=lambda b: print(f"  running {b} ...", file=sys.stderr))
     print(format_table(rows))
     if args.wave:

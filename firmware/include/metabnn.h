@@ -128,6 +128,8 @@ typedef struct {
     uint32_t n_banks, bank;      /* number of banks, the active bank */
     uint32_t n_inputs;           /* pixels per image: K of a dense first layer, in_c in_h in_w of a conv one */
     const uint16_t *exp_table;   /* 256 Q15 entries */
+    uint32_t frozen;             /* bit l set: layer l does not learn (FORMAT.md 4.5 "Frozen layers");
+                                    0 after loading; mbnn_set_frozen sets it */
     mbnn_layer layers[MBNN_MAX_LAYERS];
 } mbnn_model;
 
@@ -176,6 +178,11 @@ mbnn_status mbnn_predict(mbnn_model *model, const uint8_t *pixels, size_t n_pixe
  * of a conv model learns). `info` may be NULL. Needs a writable model. */
 mbnn_status mbnn_learn_step(mbnn_model *model, const uint8_t *pixels, size_t n_pixels, uint32_t label,
                             void *workspace, size_t ws_size, mbnn_step_info *info);
+/* Freeze layers for the learning steps that follow (FORMAT.md 4.5 "Frozen layers"): bit l of `mask` set =
+ * layer l keeps its hidden weights, signs and sr_step; the error stops at the lowest layer that learns, and
+ * every other layer ends as in the full step (metabnn.sim.learn_step's `frozen`). 0 = every layer learns (as
+ * loaded). MBNN_ERR_ARG for a bit at or above n_layers, or a mask that freezes every layer. */
+mbnn_status mbnn_set_frozen(mbnn_model *model, uint32_t mask);
 
 /* ---- kernels (one per file; public so tests can hold them to the reference) ------------------ */
 /* popcount.c: sum over W words of popcount(a XOR b) / popcount(a AND b); the builtin

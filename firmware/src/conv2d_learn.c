@@ -116,8 +116,12 @@ mbnn_status mbnn_conv_learn(mbnn_model *m, const uint8_t *pixels, mbnn_ws *ws, u
     mbnn_layer *dense = &m->layers[first_dense];
     const mbnn_layer *top = &m->layers[first_dense - 1];
     flatten_back(dense, delta_dense, top->N, (uint32_t)top->map_h * top->map_w, ws->back);
-    mbnn_status st = mbnn_metaplastic_update(dense, ws->flat, delta_dense, flips);
-    for (uint32_t l = first_dense; l-- > 0 && st == MBNN_OK;) {
+    /* frozen layers (m->frozen, FORMAT.md 4.5): not updated; the walk ends at the lowest layer that learns */
+    mbnn_status st = (m->frozen >> first_dense) & 1u ? MBNN_OK
+                                                     : mbnn_metaplastic_update(dense, ws->flat, delta_dense, flips);
+    uint32_t lowest = 0;
+    while ((m->frozen >> lowest) & 1u) lowest++;
+    for (uint32_t l = first_dense; l-- > lowest && st == MBNN_OK;) {
         mbnn_layer *lay = &m->layers[l];
         const uint32_t N = lay->N, CW = mbnn_words(N), P = (uint32_t)lay->out_h * lay->out_w;
         const int64_t *bp = ws->back;
@@ -138,7 +142,8 @@ mbnn_status mbnn_conv_learn(mbnn_model *m, const uint8_t *pixels, mbnn_ws *ws, u
                 ws->cdelta[at] = (int32_t)mbnn_sat(mbnn_rd_i32(r + 16) ? -v : v, -MBNN_DELTA_MAX, MBNN_DELTA_MAX);
             }
         }
-        if (l > 0) conv_back(lay, ws->cdelta, ws->back); /* before the update: this step's old weights */
+        if (l > lowest) conv_back(lay, ws->cdelta, ws->back); /* before the update: this step's old weights */
+        if ((m->frozen >> l) & 1u) continue;
         uint32_t n_flips = 0;
         for (uint32_t j = 0; j < N; j++) {
             uint32_t p = 0;

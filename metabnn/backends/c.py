@@ -163,6 +163,7 @@ class CFirmware:
             "mbnn_forward": ([P, P, SZ, P, SZ, P, SZ], I),
             "mbnn_predict": ([P, P, SZ, P, SZ, ctypes.POINTER(U32)], I),
             "mbnn_learn_step": ([P, P, SZ, U32, P, SZ, ctypes.POINTER(_StepInfo)], I),
+            "mbnn_set_frozen": ([P, U32], I),
             "mbnn_crc32": ([U32, P, SZ], U32),
             "mbnn_xor_popcount": ([P, P, U32], U32),
             "mbnn_xor_popcount_portable": ([P, P, U32], U32),
@@ -278,6 +279,11 @@ class Session:
     def set_shifts(self, layer: int, lr_shift: int, bshift: int) -> None:
         self.b._check(self.lib.mbnn_set_shifts(self.model, layer, lr_shift, bshift), "set shifts")
 
+    def set_frozen(self, layers) -> None:
+        """The layers that do not learn in the steps that follow (FORMAT.md 4.5 "Frozen layers")."""
+        mask = sum(1 << int(l) for l in set(layers))
+        self.b._check(self.lib.mbnn_set_frozen(self.model, mask), f"freeze layers {sorted(set(layers))}")
+
     def image(self) -> bytes:
         """The current state as a sealed .mbnn image."""
         self.b._check(self.lib.mbnn_image_seal(self.model), "seal")
@@ -316,9 +322,12 @@ class CBackend:
     def predict(self, model, images, bank: int = 0, adapt: bool = False) -> np.ndarray:
         return self.firmware.predict(to_bytes(model), images, bank=bank, adapt=adapt)
 
-    def learn(self, model, images, labels, bank: int = 0, adapt: bool = False, every: int = 1):
+    def learn(self, model, images, labels, bank: int = 0, adapt: bool = False, every: int = 1, frozen=()):
+        """frozen: layers that do not learn (mbnn_set_frozen; the golden backend's `frozen`)."""
         n = len(labels)
         with self.firmware.open(to_bytes(model), bank=bank, adapt=adapt) as s:
+            if frozen:
+                s.set_frozen(frozen)
             for step, (x, y) in enumerate(zip(images, labels), start=1):
                 s.learn_step(x, int(y))
                 if step % every == 0 or step == n:
