@@ -103,6 +103,30 @@ def stream_mean_reference(a: torch.Tensor, mean0: torch.Tensor, shift: int) -> t
     return out
 
 
+@torch.no_grad()
+def recalibrate(model, x_u8: torch.Tensor, batch: int) -> None:
+    """Precise BatchNorm (Wu & Johnson 2021): every BN layer's running statistics replaced by the plain average,
+    over the batches of x_u8 (in order, `batch` rows each, 2+ rows), of the batch statistics that training
+    normalizes with, all from the current weights. The running average kept during training (momentum 0.1)
+    weighs the last ~10 batches, each seen by slightly different weights: measured on the conv net it moves test
+    accuracy by up to a point from one epoch to the next. Training never reads the running statistics (train
+    mode uses the batch's own), so this changes what is tested and exported, not what is learnt."""
+    mods = bn_modules(model)
+    was_training, momenta = model.training, [m.momentum for m in mods]
+    model.train()
+    try:
+        for m in mods:
+            m.reset_running_stats()
+            m.momentum = None  # torch's cumulative average: factor 1 / (batches seen)
+        for s in range(0, x_u8.shape[0], batch):
+            if x_u8.shape[0] - s >= 2:  # BatchNorm needs 2+ samples, as in training
+                model(_pixels(x_u8[s : s + batch]))
+    finally:
+        for m, mom in zip(mods, momenta):
+            m.momentum = mom
+        model.train(was_training)
+
+
 EVAL_BLOCK = 4096  # rows per evaluation matmul: large enough for GEMM speed, small enough to stay in cache
 
 

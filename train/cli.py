@@ -75,6 +75,10 @@ def add_parser(subparsers) -> None:
       help="reset Adam's moments at each task boundary, as the paper (default on; streams never reset)")
     a("--ewc-lambda", help="EWC baseline: penalty strength lambda, 0 = off (default 0)")
     a("--ewc-samples", help=f"EWC: training samples for the Fisher diagonal (default {d['ewc_samples']})")
+    a("--bn-recalibrate", metavar="N",
+      help="after every epoch, set BatchNorm's running statistics to the average batch statistics of the first N "
+      "training images under the epoch's final weights (precise BN; changes what is tested and exported, not training); "
+      "0 = keep torch's running average (default 0)")
     a("--train-subset", help="use only the first N training samples of each task, 0 = all (default 0)")
     a("--test-subset", help="use only the first N test samples of each task, 0 = all (default 0)")
     a("--compare-shifts", nargs="+", metavar="S",
@@ -140,7 +144,8 @@ def resolve(args) -> dict:
                               ("weight_decay", float, 0.0, True), ("batch_size", int, 2, True),
                               ("seed", int, 0, True), ("adapt_shift", int, 1, True),
                               ("ewc_lambda", float, 0.0, True), ("ewc_samples", int, 1, True),
-                              ("train_subset", int, 0, True), ("test_subset", int, 0, True)]:
+                              ("train_subset", int, 0, True), ("test_subset", int, 0, True),
+                              ("bn_recalibrate", int, 0, True)]:
         if key in given:
             cfg[key] = _num(key.replace("_", "-"), given[key], kind, lo, allow_eq_lo=eq)
     tasks_mod.parse(cfg["tasks"])  # a bad spec fails here, before any data is loaded

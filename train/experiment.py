@@ -35,10 +35,10 @@ from .optim import MetaAdam, param_groups
 
 # Options that define the result; a resumed run must agree on all of them.
 # Checkpoints written before an option existed ran with the value given here.
-OLD_DEFAULTS = {"bn_gamma_init": "one", "lr_schedule": "constant"}
+OLD_DEFAULTS = {"bn_gamma_init": "one", "lr_schedule": "constant", "bn_recalibrate": 0}
 RESULT_KEYS = ["tasks", "model", "hidden", "channels", "epochs", "meta", "lr", "lr_schedule", "weight_decay", "batch_size",
                "seed", "bn", "bn_affine", "bn_gamma_init", "adapt_shift", "reset_optimizer", "ewc_lambda", "ewc_samples", "train_subset",
-               "test_subset", "compare_shifts"]
+               "test_subset", "compare_shifts", "bn_recalibrate"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -181,6 +181,13 @@ class Experiment:
         for g in self.opt.param_groups:
             g["lr"] = lr
 
+    def _recalibrate(self, i: int) -> None:
+        """--bn-recalibrate N: BN statistics from the first N training images of task i (bn.recalibrate), on every
+        rank (the same images, so the same statistics); not where BN is frozen after task 1."""
+        n = self.cfg.get("bn_recalibrate", 0)
+        if n and not self._bn_frozen(i):
+            bn_mod.recalibrate(self.model, self.seq.tasks[i].train_x[:n], self.cfg["batch_size"])
+
     def _bn_frozen(self, task: int) -> bool:
         return self.cfg["bn"] == "frozen-after-1" and task >= 1
 
@@ -282,6 +289,7 @@ class Experiment:
             self._set_lr(e)
             t0 = time.perf_counter()
             loss = self._train_epoch(i, e)
+            self._recalibrate(i)
             main = self.world.main
             if main:  # the other ranks go on to the next epoch and wait for rank 0 at its first all-reduce
                 train_acc, test_acc = self._evaluate(i)
