@@ -77,8 +77,8 @@ def add_parser(subparsers) -> None:
     a("--ewc-samples", help=f"EWC: training samples for the Fisher diagonal (default {d['ewc_samples']})")
     a("--bn-recalibrate", metavar="N",
       help="after every epoch, set BatchNorm's running statistics to the average batch statistics of the first N "
-      "training images under the epoch's final weights (precise BN; changes what is tested and exported, not training); "
-      "0 = keep torch's running average (default 0)")
+      "training images under the epoch's final weights (precise BN; changes what is tested and exported, not "
+      "training); 0 = keep torch's running average (default 0)")
     a("--train-subset", help="use only the first N training samples of each task, 0 = all (default 0)")
     a("--test-subset", help="use only the first N test samples of each task, 0 = all (default 0)")
     a("--compare-shifts", nargs="+", metavar="S",
