@@ -44,6 +44,9 @@ module mbnn_uart_top #(
     // metabnn.fpga.report.UART_UPDATE says the same to the report's cycle count)
     parameter int ULANES = 1,
     parameter int UPIPE = 1,
+    // LEARN = 1: the hidden memory's read registered twice in the update units (mbnn_update.sv HREG): the block
+    // RAM's clock-to-out and the multiplexer over a deep memory's blocks were the slowest path (docs/FPGA.md)
+    parameter int HREG = 1,
     parameter int CLK_HZ = 25_000_000, // the board's clock
     parameter int BAUD = 115_200,
     parameter int LED_LOW = 0          // 1: the board's LED is lit by a low pin (iCEBreaker)
@@ -103,7 +106,7 @@ module mbnn_uart_top #(
     if (LEARN != 0) begin : g_learn
         logic [SIMD*HB-1:0] h_rdata;
         mbnn_update_top #(.SIMD(SIMD), .PE(PE), .HB(HB), .TK(TK), .SR(SR), .TF_STAGE(TF_STAGE),
-                          .ULANES(ULANES), .UPIPE(UPIPE)) u_engine (
+                          .ULANES(ULANES), .UPIPE(UPIPE), .HREG(HREG)) u_engine (
             .clk, .rst, .in_valid, .in_ready, .in_data, .in_bank, .in_adapt, .out_valid, .out_ready,
             .out_class, .out_score, .busy,
             .mem_we, .mem_layer(arg[3:0]), .mem_sel(arg[10:8]), .mem_addr(arg[47:16]),
@@ -219,7 +222,7 @@ module mbnn_uart_top #(
                             "G": sr_we <= 1'b1;
                             "C": st <= S_COUNT;  // the layer byte selects the counters from the next cycle
                             "Q": st <= S_STEP;
-                            "Y": begin       // the read data comes back with h_rvalid a cycle later
+                            "Y": begin       // the read data comes back with h_rvalid (1 + HREG cycles later)
                                 h_re <= 1'b1;
                                 st <= S_HIDDEN;
                             end

@@ -16,8 +16,8 @@
 //
 // Timing: the pass issues one slice of ULANES synapses per cycle, T = LANES / ULANES slices a chunk (the
 // default ULANES = LANES: one chunk a cycle); cycles from the `start` edge to the `done` edge are
-// N * G * T + 3 + 4 * PIPE when `sgn_ready` stays high (test_mbnn_update.py checks it): the hidden read, the
-// registered slice (PIPE), the lane's 2 (or 5 with PIPE) stages. `sgn_ready` low stalls the whole pipeline
+// N * G * T + 3 + 4 * PIPE + HREG when `sgn_ready` stays high (test_mbnn_update.py checks it): the hidden read,
+// its second register (HREG), the registered slice (PIPE), the lane's 2 (or 5 with PIPE) stages. `sgn_ready` low stalls the whole pipeline
 // (the write to the engine's memory, once per chunk at its last slice, is the only place that can wait).
 //
 // Sharing the lanes (ULANES < LANES): the chunk's hidden word is read at each of its slices, slice t goes
@@ -25,6 +25,12 @@
 // the lanes are gathered into the chunk written back (and its sign bits) at the last one. Hardware per unit:
 // ULANES lanes (and, SR, ULANES Threefry generators) instead of LANES; the memory layout, the host port
 // and the sign writes are the same for every ULANES.
+//
+// HREG = 1 registers the hidden memory's read once more (with the x and delta reads beside it) before the slice
+// is taken from it: on ECP5 the block RAM's clock-to-out (5.8 ns) and the multiplexer over a deep memory's
+// blocks were the learning build's slowest path (docs/FPGA.md), so the board top builds it. The host read's
+// data then comes 2 cycles after h_re (h_rvalid with it), a pass takes one cycle more (none more with SR and
+// TLAT > 1: the pre-roll is one shorter). HREG = 0: as before.
 //
 // Counters (cleared by `start`, valid once `done`): n_changed = synapses whose hidden
 // weight changed (h' != h), n_flipped = synapses whose binary weight changed sign.
@@ -39,7 +45,9 @@
 // rows, a feed pointer that starts with the pass and runs TLAT - 1 slices ahead of the issue (TLAT =
 // 20 / TF_STAGE, the generator's latency): its base j K + g LANES + t ULANES steps by ULANES, or
 // ULANES - PADL at a row end, so no multiplier; lane l adds l. The issue waits those TLAT - 1 cycles at the
-// start, so a pass takes N * G * T + 3 + 4 * PIPE + TLAT - 1 cycles. Draws of padding lanes alias the next row's indices and
+// start (TLAT - 1 - HREG with HREG: the slice meets its draws a stage later; never below 0, a TLAT of 1 then
+// registers the draws once more), so a pass takes N * G * T + 3 + 4 * PIPE + HREG + max(TLAT - 1 - HREG, 0)
+// cycles. Draws of padding lanes alias the next row's indices and
 // are discarded with their lane. With rounding 0 the lanes get the nearest constants (r0 = 2^(s-1),
 // r1 = 16384): 4.3 exactly, on the same hardware. After every pass (one learning step) a layer with
 // rounding 1 does sr_step += 1; a reset clears the three registers. SR = 0: none of this exists.
@@ -55,6 +63,7 @@ module mbnn_update #(
     parameter int ULANES = LANES, // update lanes built: a chunk's LANES synapses go through them in
                                   // LANES / ULANES cycles (divides LANES; the default is one chunk a cycle)
     parameter int PIPE = 0,     // 1: the lanes cut into five stages and the slice registered (for the clock)
+    parameter int HREG = 0,     // 1: the hidden read registered twice (for the clock; latency + 1)
     // derived, do not override
     parameter int XB = (PIXELS != 0) ? 8 : 1,
     parameter int G = (K + LANES - 1) / LANES,
@@ -87,7 +96,7 @@ module mbnn_update #(
     input  logic                    d_we,
     input  logic [NW-1:0]           d_addr,
     input  logic signed [15:0]      d_data,
-    // hidden memory host port (ignored while busy); read data one cycle after h_re
+    // hidden memory host port (ignored while busy); read data 1 + HREG cycles after h_re, with h_rvalid
     input  logic                    h_we,
     input  logic                    h_re,
     input  logic [AW-1:0]           h_addr,
@@ -115,14 +124,14 @@ module mbnn_update #(
     localparam int SLW = (T > 1) ? $clog2(T) : 1;
     localparam int SW = ULANES * HB;      // bits of one slice of a hidden word
     localparam int LL = 2 + 3 * PIPE;     // the lane's latency (mbnn_update_lane.sv)
-    localparam int D = PIPE + LL;         // stages from the RAM outputs (stage 1) to the lanes' outputs
+    localparam int D = HREG + PIPE + LL;  // stages from the RAM outputs (stage 1) to the lanes' outputs
 
     if (TK < 0 || TK > HB - 1 || TK > 12 || HB < 2 || HB > 16 || LANES < 1 || K < 1 || N < 1)
     begin : g_bad_params
         $error("mbnn_update: need 2 <= HB <= 16, 0 <= TK <= min(HB-1, 12), LANES, K, N >= 1");
     end
-    if (SR < 0 || SR > 1 || PIPE < 0 || PIPE > 1) begin : g_bad_sr
-        $error("mbnn_update: SR and PIPE must be 0 or 1");
+    if (SR < 0 || SR > 1 || PIPE < 0 || PIPE > 1 || HREG < 0 || HREG > 1) begin : g_bad_sr
+        $error("mbnn_update: SR, PIPE and HREG must be 0 or 1");
     end
     if (ULANES < 1 || ULANES > LANES || LANES % ULANES != 0) begin : g_bad_ulanes
         $error("mbnn_update: ULANES must divide LANES");
@@ -136,7 +145,8 @@ module mbnn_update #(
 
     // ---------------- control ----------------
     // The pass issues one slice (ULANES synapses of a chunk) per cycle: (a0, t0) walks chunk by chunk, t0 the
-    // slice of chunk a0. Stage 1 holds the RAM outputs; q[i] is the stage i + 1 (q[D]: the lanes' outputs).
+    // slice of chunk a0. Stage 1 holds the RAM outputs (stage 1h their second register with HREG, stage 1p the
+    // slice with PIPE); q[i] is the stage i + 1 (q[D]: the lanes' outputs).
     logic           running;   // issuing slices
     logic [AW-1:0]  a0;        // chunk address being issued
     logic [GW-1:0]  g0;        // its chunk index in the row
@@ -148,8 +158,8 @@ module mbnn_update #(
     logic [(D+1)*NW-1:0]  jq;
     logic [(D+1)*GW-1:0]  gq;
     logic [(D+1)*SLW-1:0] tq;
-    /* verilator lint_off UNUSEDSIGNAL */  // stage 1p exists with PIPE only
-    logic [1:0]           lastq;         // stages 1 and 1p: the chunk is the last of its row (padding)
+    /* verilator lint_off UNUSEDSIGNAL */  // stages 1h and 1p exist with HREG and PIPE only
+    logic [HREG+1:0]      lastq;         // stages 1 (1h) and 1p: the chunk is the last of its row (padding)
     /* verilator lint_on UNUSEDSIGNAL */
     logic           en;
     logic           v3;                  // the output stage (q[D])
@@ -217,7 +227,7 @@ module mbnn_update #(
             jq <= {jq[D*NW-1:0], j0};
             gq <= {gq[D*GW-1:0], g0};
             tq <= {tq[D*SLW-1:0], t0};
-            lastq <= {lastq[0], 32'(g0) == G - 1};
+            lastq <= {lastq[HREG:0], 32'(g0) == G - 1};
         end
     end
 
@@ -244,8 +254,29 @@ module mbnn_update #(
         if (d_we && !busy) dmem[d_addr] <= d_data;
         if (tbl_we && !busy) ftab[tbl_addr[TW-1:0]] <= tbl_data;
     end
-    assign h_rdata = hrd;
-    always_ff @(posedge clk) h_rvalid <= !rst && h_re && !busy;
+    // the reads as the slice takes them: stage 1, or with HREG their second register, stage 1h (Yosys may
+    // put it in the block RAM's output register; else it follows the multiplexer over the RAM's blocks)
+    logic [LANES*HB-1:0] hrq;
+    logic [LANES*XB-1:0] xrq;
+    logic signed [15:0]  drq;
+    logic                hrv;   // a host read's data is in hrd
+    always_ff @(posedge clk) hrv <= !rst && h_re && !busy;
+    if (HREG != 0) begin : g_hreg
+        always_ff @(posedge clk) begin
+            if (en) begin   // en is high while idle: a host read moves on too
+                hrq <= hrd;
+                xrq <= xrd;
+                drq <= drd;
+            end
+            h_rvalid <= !rst && hrv;
+        end
+    end else begin : g_hreg_none
+        assign hrq = hrd;
+        assign xrq = xrd;
+        assign drq = drd;
+        assign h_rvalid = hrv;
+    end
+    assign h_rdata = hrq;
 
     logic [(16 << TK)-1:0] table_flat;
     for (genvar t = 0; t < (1 << TK); t++) begin : g_tab
@@ -253,7 +284,7 @@ module mbnn_update #(
     end
 
     // ---------------- draws (SR) ----------------
-    logic [ULANES*32-1:0] r0s, r1s;  // lane l's (r0, r1) at [32 l +: 32], with the slice in stage 1
+    logic [ULANES*32-1:0] r0s, r1s;  // lane l's (r0, r1) at [32 l +: 32], with the slice in stage 1 (1h)
     if (SR == 0) begin : g_nearest
         assign pre_done = 1'b1;
         assign r0s = '0;
@@ -261,7 +292,8 @@ module mbnn_update #(
         assign sr_step_q = '0;
     end else begin : g_sr
         localparam int TLAT = 20 / TF_STAGE;
-        localparam logic [4:0] PRE = 5'(TLAT - 1);
+        localparam int DLY = (TLAT - 1 < HREG) ? 1 : 0;  // the draws registered once more (TLAT 1 with HREG)
+        localparam logic [4:0] PRE = 5'(TLAT + DLY - 1 - HREG);
         logic        rnd;
         logic [31:0] seed, step;
         always_ff @(posedge clk) begin
@@ -287,7 +319,7 @@ module mbnn_update #(
         end
         assign pre_done = pre == 5'd0;
 
-        // the feed pointer: slice (fg, ft) of a row at synapse base j K + g LANES + t ULANES, TLAT - 1 slices
+        // the feed pointer: slice (fg, ft) of a row at synapse base j K + g LANES + t ULANES, PRE slices
         // ahead of the issue; at a row's last slice the base steps by ULANES - PADL (mod 2^32: slices that
         // are all padding alias the next row's indices, their draws are discarded with them)
         logic [31:0]   fbase;
@@ -318,9 +350,14 @@ module mbnn_update #(
         logic [31:0] near0;  // nearest rounding as a draw: r0 & (2^s - 1) = 2^(s-1), r1 & 0x7FFF = 16384
         assign near0 = (32'd1 << lr_shift) >> 1;
         for (genvar l = 0; l < ULANES; l++) begin : g_draw
-            logic [31:0] x0, x1;
+            logic [31:0] x0, x1, y0, y1;
             mbnn_threefry #(.STAGE(TF_STAGE)) u_tf (
-                .clk(clk), .en(en), .c0(fbase + 32'(l)), .c1(step), .k0(seed), .k1(32'd0), .x0(x0), .x1(x1));
+                .clk(clk), .en(en), .c0(fbase + 32'(l)), .c1(step), .k0(seed), .k1(32'd0), .x0(y0), .x1(y1));
+            if (DLY != 0) begin : g_dly
+                always_ff @(posedge clk) if (en) {x0, x1} <= {y0, y1};
+            end else begin : g_dly_none
+                assign {x0, x1} = {y0, y1};
+            end
             assign r0s[32 * l +: 32] = rnd ? x0 : near0;
             assign r1s[32 * l +: 32] = rnd ? x1 : 32'd16384;
         end
@@ -338,23 +375,23 @@ module mbnn_update #(
     if (PIPE != 0) begin : g_p
         always_ff @(posedge clk) begin
             if (en) begin
-                hs <= hrd[32'(tq[SLW-1:0]) * SW +: SW];
-                xs <= xrd[32'(tq[SLW-1:0]) * ULANES * XB +: ULANES * XB];
-                ds <= drd;
+                hs <= hrq[32'(tq[HREG*SLW +: SLW]) * SW +: SW];
+                xs <= xrq[32'(tq[HREG*SLW +: SLW]) * ULANES * XB +: ULANES * XB];
+                ds <= drq;
                 r0l <= r0s;
                 r1l <= r1s;
             end
         end
-        assign ts = tq[SLW +: SLW];
-        assign lasts = lastq[1];
+        assign ts = tq[(HREG+1)*SLW +: SLW];
+        assign lasts = lastq[HREG+1];
     end else begin : g_p_none
-        assign hs = hrd[32'(tq[SLW-1:0]) * SW +: SW];
-        assign xs = xrd[32'(tq[SLW-1:0]) * ULANES * XB +: ULANES * XB];
-        assign ds = drd;
+        assign hs = hrq[32'(tq[HREG*SLW +: SLW]) * SW +: SW];
+        assign xs = xrq[32'(tq[HREG*SLW +: SLW]) * ULANES * XB +: ULANES * XB];
+        assign ds = drq;
         assign r0l = r0s;
         assign r1l = r1s;
-        assign ts = tq[SLW-1:0];
-        assign lasts = lastq[0];
+        assign ts = tq[HREG*SLW +: SLW];
+        assign lasts = lastq[HREG];
     end
 
     // ---------------- lanes ----------------

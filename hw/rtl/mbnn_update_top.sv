@@ -12,10 +12,11 @@
 //   3. pulse upd_start: all layers' units run at once, each streams through its hidden memory and
 //      writes its new sign bits straight into its own engine's weight memory (wr port, sel 0,
 //      masked 32-bit words in FORMAT order); upd_busy falls when the last one is done.
-//   Cycles of step 3: max over layers of N_l * ceil(K_l / SIMD) * T + 3 + 4 UPIPE (+ 20 / TF_STAGE - 1 on an
-//   SR layer), T = SIMD / ULANES: ULANES < SIMD shares each unit's lanes (and multipliers) among a chunk's
-//   synapses, SIMD / ULANES cycles a chunk (the board top builds ULANES 1, UPIPE 1 and TF_STAGE 2:
-//   hw/fpga/mbnn_uart_top.sv).
+//   Cycles of step 3: max over layers of N_l * ceil(K_l / SIMD) * T + 3 + 4 UPIPE + HREG (+ max(20 / TF_STAGE
+//   - 1 - HREG, 0) on an SR layer), T = SIMD / ULANES: ULANES < SIMD shares each unit's lanes (and
+//   multipliers) among a chunk's synapses, SIMD / ULANES cycles a chunk (the board top builds ULANES 1,
+//   UPIPE 1, TF_STAGE 2 and HREG 1: hw/fpga/mbnn_uart_top.sv). The hidden read-back (h_rvalid) comes
+//   1 + HREG cycles after h_re.
 // Host ports for learning state (upd_sel picks the layer): lr_shift, f_meta table, hidden memory
 // read/write, counters of the last pass (n_changed, n_flipped). The engine's own memory port
 // (mem_*) stays as in mbnn_top for everything else; it is ignored for a layer whose unit is busy.
@@ -36,7 +37,8 @@ module mbnn_update_top #(
     parameter int SR = 0,      // bit l: layer l's update unit has the stochastic rounding hardware
     parameter int TF_STAGE = 4, // Threefry rounds per pipeline stage in those units
     parameter int ULANES = SIMD, // update lanes built per unit (divides SIMD): a chunk in SIMD / ULANES cycles
-    parameter int UPIPE = 0    // 1: the units' pipelined lanes (mbnn_update.sv PIPE)
+    parameter int UPIPE = 0,   // 1: the units' pipelined lanes (mbnn_update.sv PIPE)
+    parameter int HREG = 0     // 1: the units' hidden reads registered twice (mbnn_update.sv HREG; +1 cycle)
 ) (
     input  logic                clk,
     input  logic                rst,
@@ -179,7 +181,8 @@ module mbnn_update_top #(
         logic sel;
         assign sel = upd_sel == 4'(l);
         mbnn_update #(.K(LK), .N(LN), .PIXELS(l == 0 ? 1 : 0), .HB(HB), .TK(TK), .LANES(SIMD),
-                      .SR((SR >> l) & 1), .TF_STAGE(TF_STAGE), .ULANES(ULANES), .PIPE(UPIPE)) u_update (
+                      .SR((SR >> l) & 1), .TF_STAGE(TF_STAGE), .ULANES(ULANES), .PIPE(UPIPE),
+                      .HREG(HREG)) u_update (
             .clk(clk), .rst(rst), .lr_shift(lr),
             .sr_we(sr_we && sel), .sr_rnd_d(sr_rnd), .sr_seed_d(sr_seed), .sr_step_d(sr_step), .sr_step_q(u_srs[l]),
             .tbl_we(tbl_we && sel), .tbl_addr(tbl_addr[((TK > 0) ? TK : 1)-1:0]), .tbl_data(tbl_data),

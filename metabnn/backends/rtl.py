@@ -353,16 +353,16 @@ SR_PRE_ROLL = 20 // TF_STAGE - 1  # cycles a stochastic-rounding unit's draws ru
 
 
 def update_cycles_formula(model: Model, simd: int, ulanes: int | None = None, pipe: int = 0,
-                          tf_stage: int = TF_STAGE) -> int:
+                          tf_stage: int = TF_STAGE, hreg: int = 0) -> int:
     """Cycles of the on-chip update of one learning step: every layer's unit runs at once, each
-    N * ceil(K / SIMD) * SIMD / ULANES + 3 + 4 PIPE cycles (+ 20 / TF_STAGE - 1, SR_PRE_ROLL at the default,
-    where the layer rounds stochastically, FORMAT.md 4.4), so the step's update takes the longest of them.
-    ulanes: the update lanes built (mbnn_update_top's ULANES, default SIMD: a chunk a cycle), pipe: its UPIPE,
-    tf_stage: its TF_STAGE."""
+    N * ceil(K / SIMD) * SIMD / ULANES + 3 + 4 PIPE + HREG cycles (+ max(20 / TF_STAGE - 1 - HREG, 0),
+    SR_PRE_ROLL at the defaults, where the layer rounds stochastically, FORMAT.md 4.4), so the step's update
+    takes the longest of them. ulanes: the update lanes built (mbnn_update_top's ULANES, default SIMD: a chunk a
+    cycle), pipe: its UPIPE, tf_stage: its TF_STAGE, hreg: its HREG (the hidden read registered twice)."""
     per_chunk = simd // (ulanes or simd)
-    pre = 20 // tf_stage - 1
+    pre = max(20 // tf_stage - 1 - hreg, 0)
     return max(lay.N * -(-lay.K // simd) * per_chunk + (pre if lay.rounding == 1 else 0)
-               for lay in model.layers) + UPDATE_LATENCY + 4 * pipe
+               for lay in model.layers) + UPDATE_LATENCY + 4 * pipe + hreg
 
 
 def refuse_away(model: Model) -> None:

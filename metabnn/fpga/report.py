@@ -16,9 +16,10 @@ _UTIL = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)\s*/\s*(\d+)\s+\d+%\s*$")
 # "Info: Max frequency for clock 'clk$glb_clk': 27.40 MHz (PASS at 25.00 MHz)"
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz")
 
-# the update units of the board top's learning build (hw/fpga/mbnn_uart_top.sv's ULANES, UPIPE and TF_STAGE
-# defaults; hw/tb/mbnn_update_top checks they agree): one lane per layer, pipelined, Threefry 2 rounds a stage
-UART_UPDATE = {"ulanes": 1, "pipe": 1, "tf_stage": 2}
+# the update units of the board top's learning build (hw/fpga/mbnn_uart_top.sv's ULANES, UPIPE, TF_STAGE and
+# HREG defaults; hw/tb/mbnn_update_top checks they agree): one lane per layer, pipelined, Threefry 2 rounds a
+# stage, the hidden read registered twice
+UART_UPDATE = {"ulanes": 1, "pipe": 1, "tf_stage": 2, "hreg": 1}
 
 # nextpnr's names for the resources of the report, per family
 BELS = {

@@ -3,7 +3,7 @@
 cocotb tests (first half): random states (saturation limits, every table bucket edge, rounding ties), sign
 writes under random sgn_ready back-pressure, reset in the middle of a pass, learning trajectories. Their
 parameters come from the environment, set by the pytest functions (second half): UPD_K, UPD_N, UPD_PIXELS,
-UPD_HB, UPD_TK, UPD_LANES, UPD_SR, UPD_TF_STAGE, UPD_ULANES, UPD_PIPE (the build), UPD_SEED, UPD_PASSES, UPD_TRAJ_STEPS / UPD_TRAJ_SIZES / UPD_TRAJ_LAYER /
+UPD_HB, UPD_TK, UPD_LANES, UPD_SR, UPD_TF_STAGE, UPD_ULANES, UPD_PIPE, UPD_HREG (the build), UPD_SEED, UPD_PASSES, UPD_TRAJ_STEPS / UPD_TRAJ_SIZES / UPD_TRAJ_LAYER /
 UPD_TRAJ_MODEL for the trajectory test.
 
 Each HDL parameter set is one Verilator build (per-user cache, reused while the sources are unchanged).
@@ -35,7 +35,7 @@ from metabnn.sim.threefry import synapse_draws  # noqa: E402
 from update.chunks import chunks_to_hidden, signs_to_chunks  # noqa: E402
 from update.driver import UpdateDriver  # noqa: E402
 
-LATENCY = 3  # cycles from start to done = N * ceil(K / LANES) * T + LATENCY + 4 * PIPE (sgn_ready high)
+LATENCY = 3  # cycles from start to done = N * ceil(K / LANES) * T + LATENCY + 4 * PIPE + HREG (sgn_ready high)
 
 
 def slices() -> int:
@@ -45,8 +45,13 @@ def slices() -> int:
 
 
 def pipe_latency() -> int:
-    """The stages PIPE = 1 adds: the registered slice and the lane's P1, P2, P3."""
-    return 4 * env_int("UPD_PIPE", 0)
+    """The stages PIPE = 1 adds (the registered slice and the lane's P1, P2, P3) and HREG = 1's (the hidden read's
+    second register)."""
+    return 4 * env_int("UPD_PIPE", 0) + hreg()
+
+
+def hreg() -> int:
+    return env_int("UPD_HREG", 0)
 
 
 def env_int(name: str, default: int | None = None) -> int:
@@ -68,8 +73,9 @@ def sr_build() -> bool:
 
 
 def pre_roll() -> int:
-    """Extra cycles of a pass on SR hardware: the Threefry latency minus one (mbnn_update.sv)."""
-    return 20 // env_int("UPD_TF_STAGE", 4) - 1 if sr_build() else 0
+    """Extra cycles of a pass on SR hardware: the Threefry latency minus one, minus HREG's stage (the slice meets
+    its draws a stage later), never below 0 (mbnn_update.sv)."""
+    return max(20 // env_int("UPD_TF_STAGE", 4) - 1 - hreg(), 0) if sr_build() else 0
 
 
 def sr_state(rng: np.random.Generator, k: int):
@@ -94,7 +100,7 @@ async def load_sr(drv: UpdateDriver, sr) -> None:
 
 async def start(dut):
     p = params()
-    drv = UpdateDriver(dut, **p)
+    drv = UpdateDriver(dut, **p, hreg=hreg())
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     await drv.reset()
     return drv
@@ -315,9 +321,9 @@ def _env(K, N, PIXELS, HB, TK, LANES, **extra):
     return env
 
 
-def _run(hw_tools, cfg, testcase, tf_stage=None, ulanes=None, pipe=0, **extra):
+def _run(hw_tools, cfg, testcase, tf_stage=None, ulanes=None, pipe=0, hreg=0, **extra):
     """tf_stage: an SR = 1 build with Threefry stages of that many rounds (None: the default unit, no SR);
-    ulanes: the lanes built (None: LANES, the default), pipe: PIPE."""
+    ulanes: the lanes built (None: LANES, the default), pipe: PIPE, hreg: HREG."""
     K, N, PIXELS, HB, TK, LANES = cfg
     params = dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES)
     if tf_stage is not None:
@@ -329,6 +335,9 @@ def _run(hw_tools, cfg, testcase, tf_stage=None, ulanes=None, pipe=0, **extra):
     if pipe:
         params.update(PIPE=1)
         extra.update(UPD_PIPE=1)
+    if hreg:
+        params.update(HREG=1)
+        extra.update(UPD_HREG=1)
     runner, bdir = hw_tools.build(TOP, params)
     hw_tools.run(runner, bdir, TOP, TOP, testcase=testcase, env=_env(*cfg, **extra))
 
@@ -377,14 +386,16 @@ def test_update_sr_trajectory_1000_steps(hw_tools, layer, cfg):
          UPD_SEED=5, UPD_SR_STEP=0xFFFFFF00)
 
 
-# shared lanes (ULANES < LANES: a chunk in LANES / ULANES cycles) and the pipelined lane (PIPE), the settings of
-# the FPGA builds among them (mbnn_uart_top: ULANES 1, PIPE 1): (cfg, ULANES, PIPE, Threefry stage or None)
+# shared lanes (ULANES < LANES: a chunk in LANES / ULANES cycles), the pipelined lane (PIPE) and the hidden read
+# registered twice (HREG), the settings of the FPGA builds among them (mbnn_uart_top: ULANES 1, PIPE 1, TF_STAGE
+# 2, HREG 1): (cfg, ULANES, PIPE, Threefry stage or None, HREG)
 SHARED = [
-    (FAST[0], 1, 1, None),                 # 8 lanes through one, pipelined: the board top's unit
-    ((37, 5, 1, 16, 5, 4), 2, 0, None),    # padding in the last slice only (37 = 9 * 4 + 1: lanes 1..3 of chunk 9)
-    ((40, 3, 0, 2, 1, 32), 8, 1, None),    # whole slices of padding (24 padding lanes = 3 slices of 8)
-    ((37, 5, 1, 16, 5, 4), 1, 1, 4),       # SR: the feed pointer walks the slices
-    ((40, 3, 0, 2, 1, 32), 8, 0, 1),       # SR, a pre-roll of 19 cycles, padding slices (feed steps back)
+    (FAST[0], 1, 1, 2, 1),                 # 8 lanes through one, pipelined, SR: the board top's unit
+    ((37, 5, 1, 16, 5, 4), 2, 0, None, 0), # padding in the last slice only (37 = 9 * 4 + 1: lanes 1..3 of chunk 9)
+    ((40, 3, 0, 2, 1, 32), 8, 1, None, 1), # whole slices of padding (24 padding lanes = 3 slices of 8)
+    ((37, 5, 1, 16, 5, 4), 1, 1, 4, 0),    # SR: the feed pointer walks the slices
+    ((40, 3, 0, 2, 1, 32), 8, 0, 1, 0),    # SR, a pre-roll of 19 cycles, padding slices (feed steps back)
+    ((40, 3, 0, 2, 1, 32), 4, 0, 20, 1),   # SR with HREG and a Threefry latency of 1: the draws registered
 ]
 
 
@@ -392,16 +403,16 @@ def _sid(v):
     return _id(v) if isinstance(v, tuple) else str(v)
 
 
-@pytest.mark.parametrize("cfg,ulanes,pipe,tf_stage", SHARED, ids=_sid)
-def test_update_shared_lanes(hw_tools, cfg, ulanes, pipe, tf_stage):
-    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], tf_stage, ulanes, pipe,
+@pytest.mark.parametrize("cfg,ulanes,pipe,tf_stage,hreg", SHARED, ids=_sid)
+def test_update_shared_lanes(hw_tools, cfg, ulanes, pipe, tf_stage, hreg):
+    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], tf_stage, ulanes, pipe, hreg,
          UPD_SEED=cfg[0] * 3 + ulanes, UPD_PASSES=8)
 
 
 def test_update_shared_trajectory(hw_tools):
-    """1,000 learn_step()s of the 32-16-10 model's first layer on the board top's unit (ULANES 1, PIPE 1),
-    stochastic rounding: hidden weights, signs, flips and sr_step after every step."""
-    _run(hw_tools, FAST[0], ["trajectory"], 4, 1, 1, UPD_TRAJ_STEPS=1000, UPD_TRAJ_SIZES="32,16,10",
+    """1,000 learn_step()s of the 32-16-10 model's first layer on the board top's unit (ULANES 1, PIPE 1,
+    TF_STAGE 2, HREG 1), stochastic rounding: hidden weights, signs, flips and sr_step after every step."""
+    _run(hw_tools, FAST[0], ["trajectory"], 2, 1, 1, 1, UPD_TRAJ_STEPS=1000, UPD_TRAJ_SIZES="32,16,10",
          UPD_TRAJ_LAYER=0, UPD_SEED=9, UPD_SR_STEP=0xFFFFFF00)
 
 
@@ -416,8 +427,8 @@ def test_update_lint_clean(hw_tools):
     for (K, N, PIXELS, HB, TK, LANES), tf in SR_FAST:
         rc, err = hw_tools.lint(TOP, dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES, SR=1, TF_STAGE=tf))
         assert rc == 0 and "%Warning" not in err and "%Error" not in err, err
-    for (K, N, PIXELS, HB, TK, LANES), ul, pipe, tf in SHARED:
-        params = dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES, ULANES=ul, PIPE=pipe)
+    for (K, N, PIXELS, HB, TK, LANES), ul, pipe, tf, hr in SHARED:
+        params = dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES, ULANES=ul, PIPE=pipe, HREG=hr)
         if tf is not None:
             params.update(SR=1, TF_STAGE=tf)
         rc, err = hw_tools.lint(TOP, params)

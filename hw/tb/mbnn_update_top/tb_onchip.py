@@ -59,15 +59,17 @@ async def host_write(dut, we, addr, data, items, sel):
     getattr(dut, we).value = 0
 
 
-async def read_hidden(dut, l, lay, simd, hb):
+async def read_hidden(dut, l, lay, simd, hb, hreg=0):
+    """Layer l's hidden memory through the host port, pipelined: the data 1 + HREG cycles after h_re."""
     dut.upd_sel.value = l
-    words = []
-    for a in range(lay.N * n_chunks(lay.K, simd)):
-        dut.h_re.value = 1
-        dut.h_addr.value = a
+    words, n, lat = [], lay.N * n_chunks(lay.K, simd), 1 + hreg
+    for c in range(n + lat - 1):
+        dut.h_re.value = int(c < n)
+        dut.h_addr.value = min(c, n - 1)
         await edge(dut)
-        assert val(dut.h_rvalid) == 1
-        words.append(val(dut.h_rdata))
+        assert val(dut.h_rvalid) == int(c >= lat - 1), f"h_rvalid must follow h_re by exactly {lat} cycle(s)"
+        if c >= lat - 1:
+            words.append(val(dut.h_rdata))
     dut.h_re.value = 0
     return chunks_to_hidden(words, lay.N, lay.K, hb, simd)
 
@@ -193,7 +195,7 @@ async def onchip_learning(dut):
         for l, lay in enumerate(model.layers):
             # through the host port on the first and last step (the port works in this top), else directly
             if step in (0, steps - 1):
-                got = await read_hidden(dut, l, lay, simd, hb)
+                got = await read_hidden(dut, l, lay, simd, hb, case.get("update", {}).get("hreg", 0))
             else:
                 got = hidden_memory(dut, l, lay, simd, hb)
             if not np.array_equal(got, lay.hidden.astype(np.int64)):

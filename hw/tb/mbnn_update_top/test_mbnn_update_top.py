@@ -115,15 +115,15 @@ def test_update_top_lint_clean(hw_tools, tmp_path, simd, hb, tk):
 
 def test_board_top_update_lanes_match_the_report():
     """metabnn fpga --learn reports cycles per learning step with the update lanes the board top builds:
-    metabnn.fpga.report.UART_UPDATE must say what hw/fpga/mbnn_uart_top.sv's ULANES, UPIPE and TF_STAGE defaults
-    are."""
+    metabnn.fpga.report.UART_UPDATE must say what hw/fpga/mbnn_uart_top.sv's ULANES, UPIPE, TF_STAGE and HREG
+    defaults are."""
     import re
     from pathlib import Path
 
     from metabnn.fpga.report import UART_UPDATE
 
     text = (Path(__file__).resolve().parents[2] / "fpga" / "mbnn_uart_top.sv").read_text()
-    names = {"ULANES": "ulanes", "UPIPE": "pipe", "TF_STAGE": "tf_stage"}
+    names = {"ULANES": "ulanes", "UPIPE": "pipe", "TF_STAGE": "tf_stage", "HREG": "hreg"}
     found = {k: int(re.search(rf"parameter int {k} = (\d+)", text).group(1)) for k in names}
     assert found == {k: UART_UPDATE[v] for k, v in names.items()}
 
@@ -131,7 +131,8 @@ def test_board_top_update_lanes_match_the_report():
 @pytest.mark.slow  # its own Verilator build of the learning top: 2-3 min on the shared machine
 def test_board_update_build_learns_bit_exactly_in_the_formula_cycles(hw_tools):
     """The update units as the board top builds them (metabnn.fpga.report.UART_UPDATE: one pipelined lane per
-    layer, Threefry 2 rounds a stage, so a pre-roll of 20 / 2 - 1 = 9 cycles): 6 steps of a 4-bit model whose
+    layer, Threefry 2 rounds a stage, the hidden read registered twice, so a pre-roll of 20 / 2 - 1 - 1 = 8
+    cycles and one stage more): 6 steps of a 4-bit model whose
     every layer rounds stochastically, every memory, counter and sr_step equal to metabnn.sim's, and each
     update in exactly update_cycles_formula(model, 8, **UART_UPDATE) cycles (the cycles `metabnn fpga --learn`
     reports), which differ from the default build's."""
@@ -141,7 +142,7 @@ def test_board_update_build_learns_bit_exactly_in_the_formula_cycles(hw_tools):
 
     model = random_model((40, 24, 10), bits=4, table_bits=2, lr_shift=9, seed=8, rounding=1)
     params = {"SIMD": 8, "PE": 2, "HB": 4, "TK": 2, "SR": sr_mask(model), "ULANES": UART_UPDATE["ulanes"],
-              "UPIPE": UART_UPDATE["pipe"], "TF_STAGE": UART_UPDATE["tf_stage"]}
+              "UPIPE": UART_UPDATE["pipe"], "TF_STAGE": UART_UPDATE["tf_stage"], "HREG": UART_UPDATE["hreg"]}
     runner, bdir = build_or_reuse(UPDATE_TOP, file_list(UPDATE_TOP), params, RTLLearner(8, 2).shape(model), model)
     write_readmemh(model, bdir / "hex")  # this build (its parameters) is this test's alone
     rng = np.random.default_rng(4)

@@ -15,8 +15,10 @@ from update.chunks import chunks_to_hidden, hidden_to_chunks, n_chunks, x_to_chu
 
 
 class UpdateDriver:
-    def __init__(self, dut, *, K: int, N: int, pixels: bool, hb: int, tk: int, lanes: int, prefix: str = ""):
+    def __init__(self, dut, *, K: int, N: int, pixels: bool, hb: int, tk: int, lanes: int, prefix: str = "",
+                 hreg: int = 0):
         self.dut, self.p = dut, prefix
+        self.read_latency = 1 + hreg  # cycles from h_re to h_rdata / h_rvalid (mbnn_update.sv HREG)
         self.K, self.N, self.pixels, self.hb, self.tk, self.lanes = K, N, pixels, hb, tk, lanes
         self.G = n_chunks(K, lanes)
         self.clk = self.sig("clk")
@@ -69,13 +71,15 @@ class UpdateDriver:
 
     async def read_hidden(self):
         """Hidden memory through the host read port (one chunk per cycle, pipelined)."""
-        words = []
-        for a in range(self.N * self.G):
-            self.set("h_re", 1)
-            self.set("h_addr", a)
-            await self.edge()  # the rising edge in between read the word
-            assert self.get("h_rvalid") == 1, "h_rvalid must follow h_re by one cycle"
-            words.append(self.get("h_rdata"))
+        words, n, lat = [], self.N * self.G, self.read_latency
+        for c in range(n + lat - 1):
+            self.set("h_re", int(c < n))
+            self.set("h_addr", min(c, n - 1))
+            await self.edge()  # the rising edge in between read (or moved on) a word
+            valid = self.get("h_rvalid")
+            assert valid == int(c >= lat - 1), f"h_rvalid must follow h_re by exactly {lat} cycle(s)"
+            if valid:
+                words.append(self.get("h_rdata"))
         self.set("h_re", 0)
         return chunks_to_hidden(words, self.N, self.K, self.hb, self.lanes)
 
