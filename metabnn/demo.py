@@ -57,6 +57,11 @@ def add_parser(sub) -> None:
     p.add_argument("--learn-steps", type=int, default=100,
                    help="learning steps compared state for state between golden, C and the RTL (engines + update "
                    "units)")
+    p.add_argument("--freeze", metavar="LAYERS",
+                   help="--model conv: layers that do not learn on the device, in verify's learning steps and the "
+                   "device's learning: conv (every conv layer), none, or layer numbers such as 0,1 (metabnn verify "
+                   "--freeze); default: every layer learns (the RTL, which learns the dense layers only, is then "
+                   "compared with golden steps that freeze the conv layers)")
     p.add_argument("--no-rtl", action="store_true",
                    help="leave the RTL co-simulation out of verify (its first Verilator build takes a minute)")
     p.add_argument("--train-subset", type=int, default=0, help="train on the first N samples per task (0 = all)")
@@ -218,6 +223,8 @@ def run(a) -> int:
         from metabnn.demo_conv import run_conv
         return run_conv(a)
     _check_args(a)
+    if getattr(a, "freeze", None) is not None:
+        raise UsageError("--freeze is for --model conv (the dense demo learns every layer)")
     from metabnn.train import tasks as tasks_mod
 
     t0 = time.time()

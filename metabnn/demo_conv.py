@@ -46,6 +46,16 @@ def check_args(a) -> None:
     from metabnn.demo import _check_args
 
     _check_args(a)
+    frozen_of(a)  # a bad --freeze is one line now, not after the training
+
+
+def frozen_of(a) -> tuple | None:
+    """--freeze as layer numbers of the demo's net (its convs, then --hidden, then the output layer)."""
+    from metabnn.train.models import n_convs
+    from metabnn.verify import freeze_set
+
+    convs = n_convs(list(CHANNELS))
+    return freeze_set(getattr(a, "freeze", None), convs + len(a.hidden) + 1, tuple(range(convs)))
 
 
 def n_test_images(a) -> int:
@@ -134,6 +144,12 @@ def rtl_choice(a) -> tuple[bool, str]:
     be = backends.get("rtl")
     if not getattr(be, "conv", False):
         return False, "left out: the RTL backend does not run conv layers yet (metabnn/backends says conv = False)"
+    from metabnn.train.models import n_convs
+
+    frozen = frozen_of(a)
+    if frozen is not None and a.learn_steps and getattr(be, "conv_learn", None) == "dense" \
+            and frozen != tuple(range(n_convs(list(CHANNELS)))):
+        return False, "left out: it learns a conv net with the conv layers frozen only, and --freeze asks otherwise"
     ok, why = be.available()
     if not ok:
         return False, f"left out: it cannot run here ({why})"
@@ -154,7 +170,8 @@ def verify_all(a, model, checkpoint: Path, data) -> tuple[list, str]:
     if rtl_note:
         _say(f"      rtl {rtl_note}")
     rows = run_verify(model, x, y, open_backends(names, checkpoint=str(checkpoint), model=model),
-                      learn_images=lx if a.learn_steps else None, learn_labels=ly if a.learn_steps else None)
+                      learn_images=lx if a.learn_steps else None, learn_labels=ly if a.learn_steps else None,
+                      frozen=frozen_of(a))
     _say(format_table(rows))
     return rows, rtl_note
 
@@ -185,8 +202,10 @@ def device_learning(a, models: dict, data) -> dict:
     for label, (model, _) in models.items():
         _, curves[label], flips[label] = learn_stream(model, xs, ys, evals, a.eval_every, adapt=False,
                                                       engine=engine, desc=f"on-device learning ({label})",
-                                                      quiet=a.quiet or not sys.stderr.isatty())
-    return {"engine": described, "curves": curves, "flips": flips, "samples": int(len(ys)),
+                                                      quiet=a.quiet or not sys.stderr.isatty(),
+                                                      frozen=frozen_of(a) or ())
+    return {"engine": described, "frozen": list(frozen_of(a) or ()), "curves": curves, "flips": flips,
+            "samples": int(len(ys)),
             "device_meta": a.device_meta}
 
 
@@ -232,7 +251,8 @@ def write_report(out: Path, a, results: dict, models: dict, rows: list, rtl_note
               format_table(rows), "```", ""]
     if rtl_note:
         lines += [f"RTL {rtl_note}.", ""]
-    lines += [f"## Learning MNIST on the device ({dev['samples']} samples, one at a time, {dev['engine']})", "",
+    still = f"; layers {', '.join(map(str, dev['frozen']))} frozen" if dev.get("frozen") else ""
+    lines += [f"## Learning MNIST on the device ({dev['samples']} samples, one at a time, {dev['engine']}{still})", "",
               "| model | Fashion-MNIST kept | MNIST reached | sign flips per layer |", "|---|---|---|---|"]
     for label, curve in dev["curves"].items():
         first, last = curve[0], curve[-1]

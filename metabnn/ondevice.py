@@ -27,12 +27,13 @@ def evaluate(model: Model, eval_sets: dict, bank: int = 0, adapt: bool = False, 
 
 def learn_stream(model: Model, images: np.ndarray, labels: np.ndarray, eval_sets: dict, every: int,
                  bank: int = 0, adapt: bool = False, engine: str = "golden", desc: str | None = None,
-                 quiet: bool = False, on_eval=None):
+                 quiet: bool = False, on_eval=None, frozen=()):
     """Learn the stream sample by sample. Returns (final model, curve, sign flips per layer).
 
     curve: list of {"step": n, "<set name>": accuracy, ...}, including step 0.
     engine: a backend that learns, "golden" or "c" (see `pick_engine`).
     on_eval: called as on_eval(step, model) at every evaluation (step 0 too), e.g. to record `layer_state`.
+    frozen: layers that do not learn (FORMAT.md 4.5 "Frozen layers"; golden and c take it).
     """
     be = backends.get(engine)
     backends.require(be, adapt=adapt)
@@ -42,7 +43,8 @@ def learn_stream(model: Model, images: np.ndarray, labels: np.ndarray, eval_sets
     final = model
     # progress bars only on a terminal (tqdm's disable=None), never with --quiet
     with tqdm(total=len(labels), desc=desc, disable=True if quiet else None, leave=False) as bar:
-        for step, m in be.learn(model, images, labels, bank=bank, adapt=adapt, every=every):
+        kw = {"frozen": tuple(frozen)} if frozen else {}
+        for step, m in be.learn(model, images, labels, bank=bank, adapt=adapt, every=every, **kw):
             bar.update(step - bar.n)
             curve.append({"step": step, **evaluate(m, eval_sets, bank, adapt, engine)})
             if on_eval is not None:

@@ -73,20 +73,25 @@ def frozen_layers(backend, model: Model) -> tuple:
 def parse_freeze(spec: str | None, model: Model) -> tuple | None:
     """verify --freeze: "conv" (every conv layer), "none", or layer numbers "0,2" (0 = the first weighted layer), as
     a sorted tuple; None when not given (each backend learns as it does by default). UsageError for nonsense."""
-    from metabnn.errors import UsageError
     from metabnn.sim.learn import conv_layers
+
+    return freeze_set(spec, len(model.layers), conv_layers(model))
+
+
+def freeze_set(spec: str | None, n: int, convs) -> tuple | None:
+    """parse_freeze for a net of `n` weighted layers whose conv layers are `convs` (known before it is built)."""
+    from metabnn.errors import UsageError
 
     if spec is None:
         return None
-    n = len(model.layers)
     out: set = set()
     for tok in (t.strip().lower() for t in spec.split(",")):
         if tok == "none":
             continue
         if tok == "conv":
-            if not model.has_conv:
+            if not convs:
                 raise UsageError("--freeze conv: the model has no conv layers (give layer numbers, e.g. --freeze 0)")
-            out.update(conv_layers(model))
+            out.update(convs)
         elif tok.isdigit():
             if int(tok) >= n:
                 raise UsageError(f"--freeze {spec}: layer {tok} does not exist (the model has layers 0..{n - 1})")

@@ -29,7 +29,7 @@ def test_smallest_conv_demo(tmp_path, capsys, mnist):
     out = tmp_path / "demo"
     argv = ["demo", "--model", "conv", "--out", str(out), "--hidden", "16", "--epochs", "1", "--train-subset", "300",
             "--device-samples", "60", "--eval-every", "30", "--eval-size", "100", "--verify-images", "40",
-            "--learn-steps", "1", "--no-rtl", "--quiet"]
+            "--learn-steps", "1", "--no-rtl", "--quiet", "--freeze", "0"]  # the first conv frozen on the device
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "rtl left out: --no-rtl" in text and "done in" in text
@@ -38,9 +38,12 @@ def test_smallest_conv_demo(tmp_path, capsys, mnist):
     assert set(rows) == {"golden", "onnx", "c", "torch"}
     for name in ("onnx", "c"):
         assert rows[name]["status"] == "ok" and rows[name]["equal"] == 40
-    assert rows["c"]["learn"] == "1 steps equal"
+    assert rows["c"]["learn"] == "1 steps equal (layers 0 frozen)"
+    assert blob["device"]["frozen"] == [0]
     for label in ("meta", "plain"):
         assert [c["step"] for c in blob["device"]["curves"][label]] == [0, 30, 60]
+        flips = blob["device"]["flips"][label]
+        assert flips[0] == 0 and sum(flips[1:]) > 0, flips  # layer 0 kept its signs, the others learnt
     assert (out / "retention.png").stat().st_size > 0 and "Fashion-MNIST kept" in (out / "summary.md").read_text()
 
 
@@ -101,3 +104,12 @@ def test_conv_demo_without_fashion_mnist_one_line(tmp_path, capsys):
 def test_conv_demo_rejects_nonsense(tmp_path, capsys):
     assert main(["demo", "--model", "conv", "--out", str(tmp_path), "--eval-every", "0"]) == 2
     assert "eval-every" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,needle", [(["--model", "conv", "--freeze", "7"], "layer 7 does not exist"),
+                                         (["--model", "conv", "--freeze", "conv,2,3"], "freezes every layer"),
+                                         (["--freeze", "0"], "--freeze is for --model conv")])
+def test_demo_refuses_a_bad_freeze_before_training(tmp_path, capsys, argv, needle):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--hidden", "16", *argv]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
