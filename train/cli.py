@@ -167,7 +167,9 @@ def resolve(args) -> dict:
 
 def run(args) -> int:
     from .experiment import Experiment
+    from .optim import min_chunk_size
 
+    min_chunk_size()  # a bad TORCHINDUCTOR_CPP_MIN_CHUNK_SIZE: one line now, not torch's ValueError later
     cfg = resolve(args)
     cfg["verbose"] = not args.quiet
     if args.out is not None and not args.out.strip():

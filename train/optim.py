@@ -28,6 +28,8 @@ from numbers import Real
 
 import torch
 
+from metabnn.errors import UsageError
+
 from .layers import remember_sign
 
 
@@ -61,11 +63,24 @@ def _update_all(ps, gs, exp_avgs, exp_avg_sqs, hps) -> list:
 _compiled = None  # the compiled _update_all; False once compiling is off or has failed in this process
 
 
+def min_chunk_size() -> int | None:
+    """The smallest loop, in elements a thread, that inductor splits over threads: TORCHINDUCTOR_CPP_MIN_CHUNK_SIZE
+    (train/__init__.py sets its default, 65536, before torch loads; None where a user has unset it: inductor's
+    own 512). Checked here because torch reads it as soon as anything imports its compiler (creating a
+    torch.optim optimizer does) and fails on a bad value with a bare ValueError; `metabnn train` calls this
+    first."""
+    chunk = os.environ.get("TORCHINDUCTOR_CPP_MIN_CHUNK_SIZE", "").strip()
+    if chunk and not chunk.isdigit():
+        raise UsageError(f"TORCHINDUCTOR_CPP_MIN_CHUNK_SIZE={chunk!r}: not a whole number of elements")
+    return int(chunk) if chunk else None
+
+
 def compile_or_off(fn):
     """torch.compile(fn) with dynamic shapes (one kernel set whatever the layer sizes and the batch; floats are
     inputs, so a new step size never recompiles), or False where METABNN_COMPILE=0 or torch has no compile."""
     if os.environ.get("METABNN_COMPILE", "1") == "0" or not hasattr(torch, "compile"):
         return False
+    chunk = min_chunk_size()
     # one compile per distinct model layout (number of weight tensors, dtype); a process that trains
     # many models (a test session) would otherwise hit dynamo's default limit of 8 and fall back
     from torch import _dynamo
@@ -73,7 +88,10 @@ def compile_or_off(fn):
     _dynamo.config.recompile_limit = max(_dynamo.config.recompile_limit, 64)
     # size_asserts off: the generated wrapper re-checks every input's sizes and strides (47 calls a training
     # step) that dynamo's guards have checked already before choosing the compiled code
-    return torch.compile(fn, dynamic=True, fullgraph=True, options={"size_asserts": False})
+    options = {"size_asserts": False}
+    if chunk is not None:  # passed to the compile too: torch's inductor may have read its environment first
+        options["cpp.min_chunk_size"] = chunk
+    return torch.compile(fn, dynamic=True, fullgraph=True, options=options)
 
 
 def _compiled_update():
