@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device-quantile", type=float, default=None, metavar="Q",
                    help="for auto: consolidate the synapses with |W| at or above this quantile of their layer "
                    "(default 0.5)")
+    p.add_argument("--device-scale", type=float, default=None, metavar="S",
+                   help="for auto: the rule's m times S (default 1 without an away table, 1.5 with one: "
+                   "docs/ONDEVICE.md, 'The rule with the away table')")
     p.add_argument("--device-away", default="none", metavar="none|auto|mirror[:P]|ratio:R|pow:K",
                    help="the away table G scaling pushes away from zero (FORMAT.md 4.2.1): auto writes G = F "
                    "(mirror) in every layer whose f_meta table is not all 1, so zero-mean updates do not drift "
@@ -86,6 +89,10 @@ def run(args) -> int:
                          "yet (FORMAT.md 4.2.1); export the RTL's files with --device-away none")
     if args.hex_dir is not None:
         away = ("none", None)
+    from metabnn.export.device_meta import rule_scale
+    if args.device_scale is not None and device_meta != "auto":
+        raise UsageError("--device-scale scales --device-meta auto, not a given m")
+    scale = rule_scale(args.device_scale, away[0])
     net = load_floatnet(args.checkpoint)
     conv = any(fl.conv is not None for fl in net.layers)
     for path in [args.out, args.onnx, args.qonnx, args.c_header]:
@@ -102,7 +109,7 @@ def run(args) -> int:
         device_meta = device_meta_or_trained(net, args.device_horizon, args.device_quantile,
                                              hidden_bits=args.hidden_bits, table_bits=args.table_bits,
                                              lr_shift_base=args.lr_shift,
-                                             stochastic=args.rounding == "stochastic")
+                                             stochastic=args.rounding == "stochastic", scale=scale)
     model = from_floatnet(net, hidden_bits=args.hidden_bits, table_bits=args.table_bits,
                           lr_shift_base=args.lr_shift, device_meta=device_meta,
                           stochastic=args.rounding == "stochastic", sr_seed=sr_seed)

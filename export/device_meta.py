@@ -203,6 +203,28 @@ def _tidy(m: float) -> float:
     return math.ceil(m * 10 ** digits) / 10 ** digits
 
 
+# With an away table the device needs more consolidation than the table-less rule's m gives it: without G the
+# zero-mean drift consolidates (and saturates) what the rule left plastic, with G nothing drifts (ONDEVICE.md,
+# "The rule with the away table": measured 1.5x the best of 1 / 1.25 / 1.5 / 2 on the README's sequence)
+AWAY_SCALE = 1.5
+
+
+def rule_scale(scale: float | None, away_kind: str) -> float:
+    """--device-scale: the factor on the rule's m. None: 1 without an away table, AWAY_SCALE with one."""
+    if scale is None:
+        return 1.0 if away_kind == "none" else AWAY_SCALE
+    if not (math.isfinite(scale) and scale > 0):
+        raise UsageError(f"--device-scale {scale}: must be finite and > 0")
+    return float(scale)
+
+
+def scaled(m: float, scale: float) -> float:
+    """The rule's m times the scale, tidied like the rule's own (0 stays 0: nothing to consolidate)."""
+    if m == 0 or scale == 1.0:
+        return m
+    return _tidy(m * scale)
+
+
 def parse_option(text: str, horizon: int | None = None, quantile: float | None = None):
     """--device-meta: "auto" or a finite m >= 0; horizon and quantile go with auto only. UsageError otherwise."""
     if text != "auto":

@@ -27,7 +27,7 @@ KEEP, GAP = 0.80, 0.05  # the goal: earlier tasks keep >= 80 % of their accuracy
 def parse_args(argv):
     from metabnn.cli import _Parser  # bad options: one line, exit 2
     from metabnn.export.device_meta import (AWAY_HELP, DEFAULT_HORIZON, DEFAULT_QUANTILE, TABLE_HELP, TABLES,
-                                            parse_away, parse_option)
+                                            parse_away, parse_option, rule_scale)
 
     p = _Parser(prog="python -m metabnn.device_sequence", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -48,6 +48,9 @@ def parse_args(argv):
     p.add_argument("--device-meta", default="auto", metavar="auto|M|M0,M1,..",
                    help="device m of the metaplastic model: auto (the rule, export/device_meta.py), a number, or "
                    "one number per layer, comma-separated")
+    p.add_argument("--device-scale", type=float, default=None, metavar="S",
+                   help="with --device-meta auto: the rule's m times S (default 1 without --away, "
+                   "export.device_meta.AWAY_SCALE with it)")
     p.add_argument("--table", choices=TABLES, default="edge", help=TABLE_HELP)
     p.add_argument("--away", default="none", help=AWAY_HELP + "; the metaplastic model only")
     p.add_argument("--frozen-norm", action="store_true",
@@ -86,6 +89,9 @@ def parse_args(argv):
         else parse_option(a.device_meta)
     if isinstance(a.device_meta, list) and "auto" in a.device_meta:
         raise UsageError("--device-meta: auto stands alone, not in a per-layer list")
+    if a.device_scale is not None and a.device_meta != "auto":
+        raise UsageError("--device-scale scales --device-meta auto, not a given m")
+    a.device_scale = rule_scale(a.device_scale, a.away[0])
     for ck in (a.meta_ckpt, a.plain_ckpt):
         if not Path(ck).is_file():
             raise UsageError(f"{ck}: no such checkpoint file")
@@ -123,7 +129,7 @@ def build_streams(a, k_trained: int, seed: int, fingerprint: str | None):
 
 
 def run_sequence(a) -> dict:
-    from metabnn.export.device_meta import set_away, set_tables
+    from metabnn.export.device_meta import scaled, set_away, set_tables
     from metabnn.export.quantize import file_metadata, from_floatnet
     from metabnn.ondevice import auto_device_meta, layer_state, learn_stream, pick_engine
     from metabnn.train.checkpoint import load_floatnet
@@ -145,7 +151,7 @@ def run_sequence(a) -> dict:
     if a.device_meta == "auto":
         picks = auto_device_meta(nets["meta"], a.horizon, a.quantile, a.probe_samples, quiet=a.quiet,
                                  stochastic=stochastic, table=a.table, **export)
-        device_m = [m for m, _, _ in picks]
+        device_m = [scaled(m, a.device_scale) for m, _, _ in picks]
     elif isinstance(a.device_meta, list):
         device_m = a.device_meta
         if len(device_m) != len(nets["meta"].layers):

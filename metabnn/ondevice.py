@@ -154,9 +154,10 @@ def auto_device_meta(net, horizon: int, quantile: float, probe_samples: int = 10
 
 
 def device_meta_or_trained(net, horizon: int | None = None, quantile: float | None = None, stochastic: bool = False,
-                           table: str = "edge", say=print, **export_options):
-    """`metabnn export --device-meta auto`: the rule's m per layer, said in one line. Where the training data
-    cannot be had for the probe (not installed, a sequence this metabnn cannot rebuild) the trained m, said why."""
+                           table: str = "edge", say=print, scale: float = 1.0, **export_options):
+    """`metabnn export --device-meta auto`: the rule's m per layer (times `scale`, export.device_meta.rule_scale),
+    said in one line. Where the training data cannot be had for the probe (not installed, a sequence this metabnn
+    cannot rebuild) the trained m, said why."""
     from metabnn.errors import DataMissingError
     from metabnn.export import device_meta as rule
 
@@ -167,6 +168,7 @@ def device_meta_or_trained(net, horizon: int | None = None, quantile: float | No
     except (DataMissingError, UsageError) as e:
         say(f"device m: the trained m (no data to probe the device's updates: {e}); --device-meta M sets one")
         return None
-    say("device m (the rule, docs/ONDEVICE.md): " + ", ".join(
+    picks = [(rule.scaled(m, scale), ok, st) for m, ok, st in picks]
+    say("device m (the rule, docs/ONDEVICE.md" + ("" if scale == 1.0 else f", times {scale:g}") + "): " + ", ".join(
         f"layer {l} {m:g}" + ("" if ok else " (the most this width allows)") for l, (m, ok, _) in enumerate(picks)))
     return [m for m, _, _ in picks]

@@ -27,6 +27,16 @@ def test_auto_is_the_default_and_stored_per_layer(trained_checkpoint, tmp_path, 
     again = tmp_path / "again.mbnn"
     assert main(["export", str(trained_checkpoint), "--out", str(again), "--lr-shift", "12"]) == 0
     assert again.read_bytes() == out.read_bytes()
+    # with an away table the rule's m times AWAY_SCALE (docs/ONDEVICE.md, "The rule with the away table")
+    from metabnn.export.device_meta import AWAY_SCALE, scaled
+    capsys.readouterr()
+    away = tmp_path / "away.mbnn"
+    assert main(["export", str(trained_checkpoint), "--out", str(away), "--lr-shift", "12",
+                 "--device-away", "auto"]) == 0
+    text = capsys.readouterr().out
+    assert f"times {AWAY_SCALE:g}" in text
+    assert _layer_ms(text) == [scaled(m, AWAY_SCALE) for m in ms] and all(m1 > m for m1, m in zip(_layer_ms(text), ms))
+    assert [lay.meta for lay in load(away).layers] == pytest.approx(_layer_ms(text), rel=1e-6)
 
 
 def test_a_number_overrides(trained_checkpoint, tmp_path, capsys):
@@ -57,6 +67,8 @@ def test_no_data_to_probe_falls_back_to_the_trained_m(trained_checkpoint, tmp_pa
     (["--device-horizon", "0"], "--device-horizon 0"),
     (["--device-quantile", "1.5"], "--device-quantile 1.5"),
     (["--device-meta", "4", "--device-horizon", "100"], "tune --device-meta auto"),
+    (["--device-meta", "4", "--device-scale", "2"], "scales --device-meta auto"),
+    (["--device-scale", "0"], "--device-scale 0.0: must be finite and > 0"),
 ])
 def test_bad_device_meta_options(trained_checkpoint, tmp_path, capsys, extra, needle):
     out = tmp_path / "x.mbnn"

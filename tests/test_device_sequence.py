@@ -121,6 +121,8 @@ def test_sequence_needs_a_pmnist_checkpoint(trained_checkpoint, pmnist_pair, tmp
     (device_sequence, ["--device-meta", "lots"], "auto or a number"),
     (device_sequence, ["--device-meta", "1,auto"], "auto stands alone"),
     (device_sequence, ["--quantile", "0"], "--quantile"),
+    (device_sequence, ["--device-meta", "4", "--device-scale", "2"], "scales --device-meta auto"),
+    (device_sequence, ["--device-scale", "-1"], "--device-scale"),
     (device_sequence, ["--lr-shifts", "20,x"], "--lr-shifts"),
     (device_sequence, ["--lr-shifts", "20,40,12"], "--lr-shifts"),
     (device_sequence, ["--away", "cosine"], "--away"),
