@@ -222,7 +222,7 @@ def scaled(m: float, scale: float) -> float:
     """The rule's m times the scale, tidied like the rule's own (0 stays 0: nothing to consolidate)."""
     if m == 0 or scale == 1.0:
         return m
-    return _tidy(m * scale)
+    return _tidy(round(m * scale, 9))  # round first: 2.7 * 1.5 is 4.050000000000001, which _tidy would lift to 4.051
 
 
 def parse_option(text: str, horizon: int | None = None, quantile: float | None = None):

@@ -73,3 +73,14 @@ def test_per_layer_away_parameter():
         set_away(m, "mirror", (0.5, 1.0))
     with pytest.raises(UsageError, match="finite and > 0"):
         parse_away("mirror:0.9,-1")
+
+
+def test_scaled_device_m():
+    """The rule's m times the scale, to 4 significant digits rounded up, without float noise lifting the last
+    digit (2.7 * 1.5 = 4.050000000000001 is 4.05); 0 stays 0 and a scale of 1 is the rule's m itself."""
+    from metabnn.export.device_meta import AWAY_SCALE, rule_scale, scaled
+
+    assert [scaled(m, 1.5) for m in (4.535, 2.7, 2.681)] == [6.803, 4.05, 4.022]
+    assert scaled(0.0, 1.5) == 0.0 and scaled(13.45, 1.0) == 13.45
+    assert rule_scale(None, "none") == 1.0 and rule_scale(None, "mirror") == rule_scale(None, "auto") == AWAY_SCALE
+    assert rule_scale(2.0, "none") == 2.0
