@@ -56,6 +56,13 @@ PRESETS = {
     "fmnist-conv": ("Fashion-MNIST, binary CNN 32,p,64,p + dense 512, 15 epochs, m=1.35 (CPU, hours on 1 thread)",
                     {"tasks": "fmnist", "model": "conv", "channels": [32, "p", 64, "p"], "hidden": [512],
                      "epochs": 15, "meta": 1.35, "bn": "frozen"}),
+    # the same net, cosine rate over 16 epochs, BN statistics recalibrated after every epoch on the first 10,000
+    # training images (--bn-recalibrate: the running average made the test accuracy wobble by up to a point from one
+    # epoch to the next; docs/TRAINING.md "Convolutional BNN")
+    "fmnist-conv-cosine": ("Fashion-MNIST, binary CNN 32,p,64,p + 512, 16 epochs, cosine rate, BN recalibrated, m=1.35",
+                           {"tasks": "fmnist", "model": "conv", "channels": [32, "p", 64, "p"], "hidden": [512],
+                            "epochs": 16, "meta": 1.35, "bn": "frozen", "lr_schedule": "cosine",
+                            "bn_recalibrate": 10000}),
     # the continual effect of m with that net (issue 14): Fashion-MNIST then MNIST on the first 10,000 training
     # images of each, sized to a shared CPU; run again with --meta 0 for the plain BNN (docs/TRAINING.md).
     "fmnist-mnist-conv": ("Fashion-MNIST then MNIST, binary CNN 32,p,64,p + 512, 10k images/task, 3 epochs/task, m=1.35",

@@ -44,6 +44,12 @@ def test_cli_option():
         cli.resolve(_args(bn_recalibrate="-1"))
 
 
+def test_preset_fmnist_conv_cosine_is_the_measured_run():
+    # docs/TRAINING.md's run: --preset fmnist-conv --lr-schedule cosine --epochs 16 --bn-recalibrate 10000
+    one = cli.resolve(_args(preset="fmnist-conv", lr_schedule="cosine", epochs="16", bn_recalibrate="10000"))
+    assert cli.resolve(_args(preset="fmnist-conv-cosine")) == one
+
+
 @pytest.mark.slow  # two short trainer runs: ~40 s on the loaded machine
 def test_training_is_unchanged_and_the_statistics_recalibrated(tmp_path):
     from tests.train.test_experiment import SMALL, have_mnist  # noqa: F401  (the MNIST check)
