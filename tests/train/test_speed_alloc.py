@@ -1,5 +1,6 @@
 """Allocation-side speed measures of the trainer (docs/TRAINING.md, Speed): the evaluation's pixels and glibc's malloc."""
 
+import gc
 import platform
 import resource
 
@@ -28,11 +29,21 @@ def test_a_repeated_evaluation_does_not_fault_its_blocks_in_again(monkeypatch):
     torch.manual_seed(0)
     model = MLP([512, 512]).eval()
     x = torch.randint(0, 256, (4096, 784), dtype=torch.uint8)
-    want = bn.logits(model, x, "adaptive")
-    for _ in range(3):  # the heap grows to its peak (measured: faults in the 2nd one, none from the 3rd)
-        bn.logits(model, x, "adaptive")
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    got = bn.logits(model, x, "adaptive")
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    assert torch.equal(got, want)
-    assert faults < 500, f"{faults} page faults in a repeated evaluation"
+    # Python's cyclic collector, run in the middle of an evaluation, can free (or allocate) objects left by
+    # earlier tests in the same process and fragment the heap: seen once in a session after the trainer's tests,
+    # one fresh 8 MiB block (2,048 faults). Collected first and paused while counting.
+    gc.collect()
+    gc.disable()
+    try:
+        want = bn.logits(model, x, "adaptive")
+        for _ in range(3):  # the heap grows to its peak (measured: faults in the 2nd one, none from the 3rd)
+            bn.logits(model, x, "adaptive")
+        counts = []
+        for _ in range(2):  # the fewer of two: one fresh block is a heap still settling, not glibc's defaults
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            got = bn.logits(model, x, "adaptive")
+            counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+            assert torch.equal(got, want)
+    finally:
+        gc.enable()
+    assert min(counts) < 500, f"{counts} page faults in repeated evaluations"
