@@ -7,8 +7,9 @@
 #include "Vmbnn_conv_update_top___024root.h"
 typedef Vmbnn_conv_update_top Vmbnn_update_top;
 #define MBNN_CONV_LEARN 1
-// dense layer l's update unit sits in the top's g_layer[l].g_learn, its engine in the conv chain's g_layer[l]
+// dense layer l's update unit sits in the top's u_bank.g_layer[l].g_learn (mbnn_update_bank.sv), its engine in the
+// conv chain's g_layer[l]
 #define MBNN_UNIT_MEM(l, mem) \
-    top->rootp->mbnn_conv_update_top__DOT__g_layer__BRA__##l##__KET____DOT__g_learn__DOT__u_update__DOT__##mem
+    top->rootp->mbnn_conv_update_top__DOT__u_bank__DOT__g_layer__BRA__##l##__KET____DOT__g_learn__DOT__u_update__DOT__##mem
 #define MBNN_ENGINE_MEM(l, mem) \
     top->rootp->mbnn_conv_update_top__DOT__u_chain__DOT__g_layer__BRA__##l##__KET____DOT__u_layer__DOT__##mem

@@ -40,9 +40,10 @@ static const uint32_t MAGIC_STEP = 0x50455453;  // "STEP"
 static const uint32_t MAGIC_DONE = 0x454e4f44;  // "DONE"
 static const uint32_t VERSION = 2;  // 2: the stochastic-rounding state per layer
 
-// layer l's update unit sits in the top's g_layer[l], its engine in the shared chain's (hw/rtl/mbnn_chain.sv)
+// layer l's update unit sits in the top's u_bank.g_layer[l].g_learn (hw/rtl/mbnn_update_bank.sv), its engine in the
+// shared chain's (hw/rtl/mbnn_chain.sv)
 #ifndef MBNN_UNIT_MEM
-#define MBNN_UNIT_MEM(l, mem) top->rootp->mbnn_update_top__DOT__g_layer__BRA__##l##__KET____DOT__u_update__DOT__##mem
+#define MBNN_UNIT_MEM(l, mem) top->rootp->mbnn_update_top__DOT__u_bank__DOT__g_layer__BRA__##l##__KET____DOT__g_learn__DOT__u_update__DOT__##mem
 #define MBNN_ENGINE_MEM(l, mem) \
     top->rootp->mbnn_update_top__DOT__u_chain__DOT__g_layer__BRA__##l##__KET____DOT__u_layer__DOT__##mem
 #endif

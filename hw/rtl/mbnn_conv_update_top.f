@@ -13,4 +13,5 @@ mbnn_conv_chain.sv
 mbnn_threefry.sv
 mbnn_update_lane.sv
 mbnn_update.sv
+mbnn_update_bank.sv
 mbnn_conv_update_top.sv

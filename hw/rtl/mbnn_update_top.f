@@ -10,4 +10,5 @@ mbnn_chain.sv
 mbnn_threefry.sv
 mbnn_update_lane.sv
 mbnn_update.sv
+mbnn_update_bank.sv
 mbnn_update_top.sv

@@ -92,21 +92,12 @@ module mbnn_update_top #(
     `include "mbnn_model.svh"   // MBNN_L, MBNN_B, MBNN_K, MBNN_N, MBNN_ADAPT, MBNN_HEXDIR
     /* verilator lint_on UNUSEDPARAM */
 
-    localparam int CPW = 32 / SIMD;  // update chunks per 32-bit weight word
-
-    logic [MBNN_L-1:0]         u_busy, u_hrv;
-    logic [SIMD*HB-1:0]        u_hrd [MBNN_L];
-    logic [31:0]               u_chg [MBNN_L];
-    logic [31:0]               u_flp [MBNN_L];
-    logic [31:0]               u_srs [MBNN_L];
     // each layer's memory write port (the host's, or its update unit's while that one is busy) and the
     // input beats each layer takes (the update units' x), both from the shared chain
     logic [MBNN_L-1:0]         wr_en, l_take;
     logic [3*MBNN_L-1:0]       wr_sel;
     logic [32*MBNN_L-1:0]      wr_addr, wr_data, wr_mask;
-    /* verilator lint_off UNUSEDSIGNAL */  // a hidden layer's input is the low SIMD bits of its slot
     logic [8*SIMD*MBNN_L-1:0]  l_data;
-    /* verilator lint_on UNUSEDSIGNAL */
 
     mbnn_chain #(.SIMD(SIMD), .PE(PE), .L(MBNN_L)) u_chain (
         .clk(clk), .rst(rst),
@@ -116,102 +107,14 @@ module mbnn_update_top #(
         .wr_en(wr_en), .wr_sel(wr_sel), .wr_addr(wr_addr), .wr_data(wr_data), .wr_mask(wr_mask),
         .l_take(l_take), .l_data(l_data)
     );
-    assign upd_busy = |u_busy;
 
-    for (genvar l = 0; l < MBNN_L; l++) begin : g_layer
-        localparam int LK = MBNN_K[32*l +: 32];
-        localparam int LN = MBNN_N[32*l +: 32];
-        localparam int IWL = (l == 0) ? 8 : 1;
-        localparam int LG = (LK + SIMD - 1) / SIMD;          // chunks (= input beats) per row
-        localparam int LW = (LK + 31) / 32;                  // weight words per row
-        localparam int LAW = (LN * LG > 1) ? $clog2(LN * LG) : 1;
-        localparam int LGW = (LG > 1) ? $clog2(LG) : 1;
-        localparam int LNW = (LN > 1) ? $clog2(LN) : 1;
-        /* verilator lint_off UNUSEDSIGNAL */
-        logic [LAW-1:0]  sg_addr;  // chunk address: the engine wants (row, word) instead
-        logic            u_done;   // upd_busy is what the host watches
-        /* verilator lint_on UNUSEDSIGNAL */
-
-        // ---- the update unit's view of the engine: sign writes -> masked weight words ----
-        logic            sg_we;
-        logic [LNW-1:0]  sg_row;
-        logic [LGW-1:0]  sg_chunk;
-        logic [SIMD-1:0] sg_data;
-        logic [4:0]      off;  // bit offset of the chunk in its word
-        logic            we;   // this layer's write port into the chain
-        logic [2:0]      ws;
-        logic [31:0]     wa, wd, wm;
-        assign off = (CPW > 1) ? 5'((32'(sg_chunk) % CPW) * SIMD) : 5'd0;
-        always_comb begin
-            if (u_busy[l]) begin
-                we = sg_we;
-                ws = 3'd0;
-                wa = 32'(sg_row) * LW + 32'(sg_chunk) / CPW;
-                wd = 32'(sg_data) << off;
-                wm = ((SIMD == 32) ? 32'hFFFF_FFFF : ((32'd1 << SIMD) - 32'd1)) << off;
-            end else begin
-                we = mem_we && mem_layer == 4'(l);
-                ws = mem_sel;
-                wa = mem_addr;
-                wd = mem_wdata;
-                wm = mem_wmask;
-            end
-        end
-        assign wr_en[l] = we;
-        assign wr_sel[3*l +: 3] = ws;
-        assign wr_addr[32*l +: 32] = wa;
-        assign wr_data[32*l +: 32] = wd;
-        assign wr_mask[32*l +: 32] = wm;
-
-        // ---- tap: the input beats this layer consumed become the update unit's x chunks ----
-        logic [LGW-1:0] xbeat;
-        logic           take;
-        assign take = l_take[l];
-        always_ff @(posedge clk) begin
-            if (rst) xbeat <= '0;
-            else if (take) xbeat <= (32'(xbeat) == LG - 1) ? '0 : xbeat + 1'b1;
-        end
-
-        logic [4:0] lr;
-        always_ff @(posedge clk) begin
-            if (rst) lr <= '0;
-            else if (lr_we && upd_sel == 4'(l)) lr <= lr_data;
-        end
-
-        logic sel;
-        assign sel = upd_sel == 4'(l);
-        mbnn_update #(.K(LK), .N(LN), .PIXELS(l == 0 ? 1 : 0), .HB(HB), .TK(TK), .LANES(SIMD),
-                      .SR((SR >> l) & 1), .TF_STAGE(TF_STAGE), .ULANES(ULANES), .PIPE(UPIPE),
-                      .HREG(HREG)) u_update (
-            .clk(clk), .rst(rst), .lr_shift(lr),
-            .sr_we(sr_we && sel), .sr_rnd_d(sr_rnd), .sr_seed_d(sr_seed), .sr_step_d(sr_step), .sr_step_q(u_srs[l]),
-            .tbl_we(tbl_we && sel), .tbl_addr(tbl_addr[((TK > 0) ? TK : 1)-1:0]), .tbl_data(tbl_data),
-            .x_we(take), .x_addr(xbeat), .x_data(l_data[8*SIMD*l +: IWL*SIMD]),
-            .d_we(d_we && sel), .d_addr(d_addr[LNW-1:0]), .d_data(d_data),
-            .h_we(h_we && sel), .h_re(h_re && sel), .h_addr(h_addr[LAW-1:0]), .h_wdata(h_wdata),
-            .h_rdata(u_hrd[l]), .h_rvalid(u_hrv[l]),
-            .start(upd_start), .busy(u_busy[l]), .done(u_done),
-            .sgn_we(sg_we), .sgn_addr(sg_addr), .sgn_row(sg_row), .sgn_chunk(sg_chunk), .sgn_data(sg_data),
-            .sgn_ready(1'b1),
-            .n_changed(u_chg[l]), .n_flipped(u_flp[l])
-        );
-    end
-
-    // host read-back of the selected layer
-    always_comb begin
-        h_rdata = '0;
-        h_rvalid = 1'b0;
-        n_changed = '0;
-        n_flipped = '0;
-        sr_step_q = '0;
-        for (int l = 0; l < MBNN_L; l++) begin
-            if (upd_sel == 4'(l)) begin
-                h_rdata = u_hrd[l];
-                h_rvalid = u_hrv[l];
-                n_changed = u_chg[l];
-                n_flipped = u_flp[l];
-                sr_step_q = u_srs[l];
-            end
-        end
-    end
+    // one update unit per layer, layer 0 on pixels (mbnn_update_bank.sv)
+    mbnn_update_bank #(.SIMD(SIMD), .HB(HB), .TK(TK), .SR(SR), .TF_STAGE(TF_STAGE), .ULANES(ULANES), .UPIPE(UPIPE),
+                       .HREG(HREG), .L(MBNN_L), .FIRST(0), .PX0(1), .IW(8 * SIMD), .KS(MBNN_K), .NS(MBNN_N)) u_bank (
+        .clk, .rst, .mem_we, .mem_layer, .mem_sel, .mem_addr, .mem_wdata, .mem_wmask,
+        .wr_en, .wr_sel, .wr_addr, .wr_data, .wr_mask, .l_take, .l_data,
+        .upd_sel, .lr_we, .lr_data, .sr_we, .sr_rnd, .sr_seed, .sr_step, .tbl_we, .tbl_addr, .tbl_data,
+        .d_we, .d_addr, .d_data, .h_we, .h_re, .h_addr, .h_wdata, .h_rdata, .h_rvalid,
+        .upd_start, .upd_busy, .n_changed, .n_flipped, .sr_step_q
+    );
 endmodule

@@ -22,7 +22,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from mbnn_update_top.tb_onchip import edge, engine_weights, host_write, idle, read_hidden, val
+from mbnn_update_top.tb_onchip import edge, engine_weights, host_write, idle, read_hidden, stream_image, update_pass, val
 from metabnn.backends.rtl import conv_pixel_order
 from metabnn.backends.rtl_native import conv_update_cycles, first_dense, format_columns, memory_writes, \
     stream_columns
@@ -35,27 +35,13 @@ from update.chunks import chunks_to_hidden, hidden_to_chunks, n_chunks
 
 def hidden_memory(dut, l, lay, simd, hb) -> np.ndarray:
     """Dense layer l's hidden memory read through the simulator (no clock), in the unit's column order."""
-    mem = dut.g_layer[l].g_learn.u_update.hmem
+    mem = dut.u_bank.g_layer[l].g_learn.u_update.hmem
     return chunks_to_hidden([val(mem[a]) for a in range(lay.N * n_chunks(lay.K, simd))], lay.N, lay.K, hb, simd)
 
 
 async def infer(dut, pixels, rng):
-    i = 0
-    while i < len(pixels):
-        go = rng.random() < 0.8  # random input gaps
-        dut.in_valid.value = int(go)
-        dut.in_data.value = int(pixels[i])
-        if go and val(dut.in_ready):
-            i += 1
-        await edge(dut)
-    dut.in_valid.value = 0
-    for _ in range(1_000_000):
-        if val(dut.out_valid):
-            cls, score = val(dut.out_class), dut.out_score.value.to_signed()
-            await edge(dut)  # out_ready is 1: taken
-            return cls, score
-        await edge(dut)
-    raise AssertionError("no output from the conv learning top")
+    """One uint8 pixel a beat, with random input gaps."""
+    return await stream_image(dut, pixels, rng, 1_000_000, "the conv learning top")
 
 
 @cocotb.test()
@@ -106,16 +92,7 @@ async def conv_onchip_learning(dut):
         for l in range(first, L):
             await host_write(dut, "d_we", "d_addr", "d_data",
                              ((j, int(v) & 0xFFFF) for j, v in enumerate(info.deltas[l])), l)
-        dut.upd_start.value = 1
-        await edge(dut)
-        dut.upd_start.value = 0
-        cycles = 0
-        while True:
-            await edge(dut)
-            cycles += 1
-            if not val(dut.upd_busy):
-                break
-            assert cycles < 10 * expect_cycles, "the update does not finish"
+        cycles = await update_pass(dut, expect_cycles)
         assert cycles == expect_cycles, f"step {step}: update took {cycles} cycles, formula {expect_cycles}"
         cycles_seen.append(cycles)
         for l in range(first, L):

@@ -77,7 +77,7 @@ async def read_hidden(dut, l, lay, simd, hb, hreg=0):
 def hidden_memory(dut, l, lay, simd, hb) -> np.ndarray:
     """Layer l's hidden memory read through the simulator (no clock; the host port is what
     tb_unit.py exercises, and this is ~K/SIMD times faster for large layers)."""
-    mem = dut.g_layer[l].u_update.hmem
+    mem = dut.u_bank.g_layer[l].g_learn.u_update.hmem
     words = [val(mem[a]) for a in range(lay.N * n_chunks(lay.K, simd))]
     return chunks_to_hidden(words, lay.N, lay.K, hb, simd)
 
@@ -98,23 +98,43 @@ def engine_m(dut, l, lay, banks) -> np.ndarray:
     return np.array([mem[i].value.to_signed() for i in range(banks * lay.N)], dtype=np.int64).reshape(banks, lay.N)
 
 
-async def infer(dut, image, simd):
-    beats = x_to_chunks(image, True, simd)
+async def stream_image(dut, beats, rng=None, limit=100_000, what="the engine"):
+    """One image's input beats into a learning top's stream, then its result beat: (class, score). With rng
+    the input has random gaps (valid in about 4 cycles of 5); out_ready is held at 1 (idle())."""
     i = 0
     while i < len(beats):  # drive at the falling edge; the beat goes in at the next rising edge if ready
-        dut.in_valid.value = 1
-        dut.in_data.value = beats[i]
-        if val(dut.in_ready):
+        go = rng is None or rng.random() < 0.8
+        dut.in_valid.value = int(go)
+        dut.in_data.value = int(beats[i])
+        if go and val(dut.in_ready):
             i += 1
         await edge(dut)
     dut.in_valid.value = 0
-    for _ in range(100_000):
+    for _ in range(limit):
         if val(dut.out_valid):
             cls, score = val(dut.out_class), dut.out_score.value.to_signed()
             await edge(dut)  # out_ready is 1: taken
             return cls, score
         await edge(dut)
-    raise AssertionError("no output from the engine")
+    raise AssertionError(f"no output from {what}")
+
+
+async def update_pass(dut, expect_cycles: int) -> int:
+    """Pulse upd_start and wait for upd_busy to fall: the cycles it took (every unit at once)."""
+    dut.upd_start.value = 1
+    await edge(dut)
+    dut.upd_start.value = 0
+    cycles = 0
+    while True:
+        await edge(dut)
+        cycles += 1
+        if not val(dut.upd_busy):
+            return cycles
+        assert cycles < 10 * expect_cycles, "the update does not finish"
+
+
+async def infer(dut, image, simd):
+    return await stream_image(dut, x_to_chunks(image, True, simd))
 
 
 @cocotb.test()
@@ -178,16 +198,7 @@ async def onchip_learning(dut):
         for l, d in enumerate(info.deltas):
             await host_write(dut, "d_we", "d_addr", "d_data", ((j, int(v) & 0xFFFF) for j, v in enumerate(d)), l)
         # 3. the update in RTL, all layers at once
-        dut.upd_start.value = 1
-        await edge(dut)
-        dut.upd_start.value = 0
-        cycles = 0
-        while True:
-            await edge(dut)
-            cycles += 1
-            if not val(dut.upd_busy):
-                break
-            assert cycles < 10 * expect_cycles, "update does not finish"
+        cycles = await update_pass(dut, expect_cycles)
         if cycles != expect_cycles:
             differ(f"update took {cycles} cycles, update_cycles_formula = {expect_cycles}")
         cycles_seen.append(cycles)
