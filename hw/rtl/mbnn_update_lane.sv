@@ -98,7 +98,11 @@ module mbnn_update_lane #(
     logic [4:0]           lr;   // lr_shift, carried with its synapse (the unit holds it constant in a pass)
     /* verilator lint_off UNUSEDSIGNAL */  // SR = 0 reads neither; SR = 1 bits 30:0 of r0, 14:0 of r1
     logic [31:0]          r0p, r1p;
+    logic [31:0]          r0m;  // r0 & (2^s - 1), the noise of |u|'s rounding: masked before register P1, so
+                                // stage A has only the add and the shift (the mask was on the 25F learning
+                                // build's slowest path, docs/FPGA.md)
     /* verilator lint_on UNUSEDSIGNAL */
+    assign r0m = r0 & ((32'd1 << lr_shift) - 32'd1);
     if (PIPE != 0) begin : g_p1
         always_ff @(posedge clk) begin
             if (en) begin
@@ -108,7 +112,7 @@ module mbnn_update_lane #(
                 hp   <= h;
                 f    <= f0;
                 lr   <= lr_shift;
-                r0p  <= (SR != 0) ? r0 : '0;
+                r0p  <= (SR != 0) ? r0m : '0;
                 r1p  <= (SR != 0) ? r1 : '0;
             end
         end
@@ -119,7 +123,7 @@ module mbnn_update_lane #(
         assign hp   = h;
         assign f    = f0;
         assign lr   = lr_shift;
-        assign r0p  = r0;
+        assign r0p  = r0m;
         assign r1p  = r1;
     end
 
@@ -136,7 +140,7 @@ module mbnn_update_lane #(
         // the quotient is at most |grad| (s = 0, no noise) or |grad| / 2 + 1: 25 bits
         logic [30:0] noise;
         logic [32:0] radd;
-        assign noise = r0p[30:0] & 31'((32'd1 << lr) - 32'd1);
+        assign noise = r0p[30:0];  // already r0 & (2^s - 1): r0m
         assign radd = 33'(gmag) + 33'(noise);
         assign rmag = 25'(radd >> lr);
     end

@@ -35,6 +35,8 @@ def add_parser(sub) -> None:
                    help="multipliers in LUTs instead of the part's DSP blocks (when the DSPs are what overflows)")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="give up when one tool runs longer than this many seconds")
+    p.add_argument("--seed", type=int, default=1,
+                   help="nextpnr's placement seed: Fmax moves by a few MHz with it (the report records it)")
     p.add_argument("--out", required=True, help="output folder: report.json, the bitstream, the tools' logs")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run=run)
@@ -49,9 +51,11 @@ def run(args) -> int:
         raise UsageError(f"model file {args.model} does not exist")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
+    if not 0 <= args.seed < 2 ** 31:
+        raise UsageError(f"--seed must be 0 .. 2^31 - 1, got {args.seed}")
     model = load(args.model)
     opts = Options(simd=args.simd, pe=args.pe, learn=args.learn, freq_mhz=args.freq, timeout_s=args.timeout,
-                   dsp=not args.no_dsp, quiet=args.quiet)
+                   dsp=not args.no_dsp, quiet=args.quiet, seed=args.seed)
     res = run_flow(model, dev, args.out, opts)
     timing = "met" if res["timing_met"] else "NOT met"
     print(f"{dev.name}: fits, Fmax {res['fmax_mhz']} MHz (target {res['freq_target_mhz']:g} MHz, timing {timing}), "

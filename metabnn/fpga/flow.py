@@ -53,6 +53,7 @@ class Options:
     dsp: bool = True                # False: multipliers in LUTs (when a part's DSPs are what overflows)
     spram: int = 0                  # bit l: layer l's sign words in SPRAM (set by run_flow: memories.spram_layers)
     shallow: bool = False           # the engine's pipeline for a slow clock (set by run_flow: shallow_pipeline)
+    seed: int = 1                   # nextpnr's placement seed (Fmax moves a few MHz with it; the report says which)
 
 
 def rtl_sources() -> list:
@@ -165,7 +166,7 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
     prog = Progress(opts.quiet)
     res = {"device": dev.name, "part": dev.part, "board": dev.board, "top": TOP, "learn": opts.learn,
            "simd": opts.simd, "pe": opts.pe, "dsp": opts.dsp, "model_shape": [model.input_size] + [l.N for l in model.layers],
-           "banks": model.n_banks, "freq_target_mhz": freq, "board_clock_mhz": dev.clock_mhz,
+           "banks": model.n_banks, "freq_target_mhz": freq, "nextpnr_seed": opts.seed, "board_clock_mhz": dev.clock_mhz,
            "tools": tools.versions(names), "rtl_sha256": _sources_hash(), "fits": None, "fmax_mhz": None, "timing_met": None,
            "luts": None, "ffs": None, "brams": None, "dsps": None, "bitstream": None,
            "capacity": {"luts": dev.luts, "ffs": dev.ffs, "brams": dev.brams, "dsps": dev.dsps,
@@ -221,7 +222,7 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
     family_args = (["--lpf", dev.constraints, "--textcfg", "design.config"] if dev.family == "ecp5"
                    else ["--pcf", dev.constraints, "--asc", "design.asc"])
     args = [*dev.nextpnr_args, "--json", "design.json", *family_args, "--freq", f"{freq:g}",
-            "--report", "nextpnr.json", "--log", "nextpnr.log", "--timing-allow-fail", "--seed", "1", "-q"]
+            "--report", "nextpnr.json", "--log", "nextpnr.log", "--timing-allow-fail", "--seed", str(opts.seed), "-q"]
     rc, secs = tools.run(f"yowasp-nextpnr-{dev.family}", args, out, "nextpnr.out", opts.timeout_s)
     log = _read(out / "nextpnr.log") + _read(out / "nextpnr.out")
     nreport = json.loads(_read(out / "nextpnr.json") or "null")

@@ -57,6 +57,7 @@ def test_whole_flow_ecp5(yowasp, small, tmp_path):
         assert (out / log).stat().st_size > 0
     assert (out / "pack.log").exists()  # ecppack says nothing when it succeeds
     assert "cycles_per_learning_step" not in rep  # only with --learn
+    assert rep["nextpnr_seed"] == 1  # the default placement seed, recorded
 
 
 def test_design_too_large_is_one_line(yowasp, small, tmp_path, monkeypatch, capsys):
@@ -104,6 +105,7 @@ def test_nextpnr_log_parsing():
     (["--device", "ecp5-25k", "--pe", "0"], "--pe must be >= 1"),
     (["--device", "ecp5-25k", "--freq", "-5"], "--freq must be"),
     (["--device", "ecp5-25k", "--simd", "x"], "invalid int value"),
+    (["--device", "ecp5-25k", "--seed", "-1"], "--seed must be"),
 ])
 def test_bad_options_are_one_line(small, tmp_path, args, words):
     _, path = small
