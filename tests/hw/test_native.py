@@ -20,8 +20,14 @@ from metabnn.errors import MetabnnError
 from metabnn.sim import learn_step, random_model
 
 SMALL = (37, 29, 13, 10)
-# (sizes, banks, SIMD, PE): one bit per cycle with PE > N of the last layer; a wide odd one with 3 banks
-INFER_CASES = [(SMALL, 2, 8, 3), (SMALL, 1, 1, 8), ((100, 50, 33, 7), 3, 16, 5)]
+# Every SMALL model run at SIMD 8 / PE 3 has this shape header (banks, adaptation shift: part of the build key),
+# so one cached Verilator build serves all of them: a cold build is most of a native test's time.
+ONE_BUILD = dict(banks=2, adapt_shift=3)
+# (sizes, banks, SIMD, PE): one bit per cycle with PE > N of the last layer; a wide odd one with 3 banks. The
+# cocotb sweeps of hw/tb/mbnn_top cover the RTL at these SIMD/PE; here they test the harness, so the two extra
+# builds run with --runslow only.
+INFER_CASES = [(SMALL, 2, 8, 3), pytest.param(SMALL, 1, 1, 8, marks=pytest.mark.slow),
+               pytest.param((100, 50, 33, 7), 3, 16, 5, marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +46,7 @@ def stream_inputs(n, k0, banks, seed):
     return images, rng.integers(0, banks, n), (rng.random(n) < 0.5).astype(np.int64)
 
 
-@pytest.mark.parametrize("sizes,banks,simd,pe", INFER_CASES, ids=lambda c: str(c).replace(" ", ""))
+@pytest.mark.parametrize("sizes,banks,simd,pe", INFER_CASES, ids=["small-simd8-pe3", "small-simd1-pe8", "wide-simd16-pe5"])
 def test_inference_equals_golden(native, sizes, banks, simd, pe):
     model = random_model(sizes, banks=banks, adapt_shift=3 if banks > 1 else 0, seed=3)
     images, bank, adapt = stream_inputs(60, sizes[0], banks, seed=simd)
@@ -56,7 +62,7 @@ def test_inference_equals_golden(native, sizes, banks, simd, pe):
 def test_predict_in_every_bank(native):
     from metabnn.sim import predict
 
-    model = random_model(SMALL, banks=2, seed=4)
+    model = random_model(SMALL, **ONE_BUILD, seed=4)
     images, _, _ = stream_inputs(40, SMALL[0], 2, seed=5)
     rtl = native.NativeRTL(8, 3)
     for bank in (0, 1):
@@ -70,7 +76,7 @@ def test_native_equals_cocotb(native, serial):
     """The same images through both drivers of the same RTL: same classes, scores, latencies, total cycles."""
     from metabnn.backends.rtl import RTLBackend, cycles_formula
 
-    model = random_model(SMALL, banks=2, adapt_shift=3, seed=1)
+    model = random_model(SMALL, **ONE_BUILD, seed=1)
     images, bank, adapt = stream_inputs(24, SMALL[0], 2, seed=7)
     got = native.NativeRTL(8, 3).run_case(model, images, banks=bank, adapt=adapt, serial=serial)
     ref = RTLBackend(simd=8, pe=3).run_case(model, images, banks=bank, adapt=adapt, serial=serial)
@@ -84,7 +90,7 @@ def test_native_equals_cocotb(native, serial):
 def test_one_build_serves_every_model_of_a_shape(native):
     """Two models of one shape: one build (the model enters through the memory port), both bit-exact."""
     rtl = native.NativeRTL(8, 3)
-    a, b = random_model(SMALL, banks=2, seed=11), random_model(SMALL, banks=2, seed=12)
+    a, b = random_model(SMALL, **ONE_BUILD, seed=11), random_model(SMALL, **ONE_BUILD, seed=12)
     assert rtl.build(a) == rtl.build(b)
     images, bank, _ = stream_inputs(30, SMALL[0], 2, seed=9)
     for model in (a, b):
@@ -97,7 +103,9 @@ def test_one_build_serves_every_model_of_a_shape(native):
 LEARN_CASES = [
     # (sizes, bits, table_bits, banks, bank, adapt, SIMD, PE)
     ((40, 24, 10), 8, 4, 2, 1, True, 8, 4),    # task-aware bank 1, stream-adaptive M moving while it learns
-    (SMALL, 6, 3, 1, 0, False, 4, 3),           # another hidden width and table, padding in every layer
+    # another hidden width and table, padding in every layer (its own build: --runslow; the cocotb tests of
+    # hw/tb/mbnn_update sweep the widths on the RTL)
+    pytest.param(SMALL, 6, 3, 1, 0, False, 4, 3, marks=pytest.mark.slow),
 ]
 
 
@@ -130,7 +138,8 @@ def test_learning_steps_equal_golden(native, sizes, bits, tk, banks, bank, adapt
 
 # (sizes, bits, table_bits, SIMD, PE, steps): FORMAT.md 4.4 on every layer at b = 8 and b = 4; the full-size
 # 784-128-128-10 of the trained model behind --runslow
-SR_CASES = [((40, 24, 10), 8, 4, 8, 4, 1000), ((40, 24, 10), 4, 2, 4, 3, 1000)]
+# (b = 8 has its own build: --runslow here; hw/tb/mbnn_update's 1,000-step SR trajectories run both widths)
+SR_CASES = [pytest.param((40, 24, 10), 8, 4, 8, 4, 1000, marks=pytest.mark.slow), ((40, 24, 10), 4, 2, 4, 3, 1000)]
 SR_SLOW = [((784, 128, 128, 10), 8, 4, 32, 8, 1000), ((784, 128, 128, 10), 4, 2, 32, 8, 1000)]
 
 
@@ -180,8 +189,9 @@ def test_stochastic_rounding_through_verify(native):
     model = random_model((40, 24, 10), bits=4, table_bits=2, seed=10, rounding=1, sr_step=5)
     rng = np.random.default_rng(8)
     images, labels = rng.integers(0, 256, (25, 40)).astype(np.uint8), rng.integers(0, 10, 25)
-    assert compare_learning(native.NativeRTL(8, 4), model, images, labels, bank=0, adapt=False) is None
-    last = list(native.NativeRTL(8, 4).learn(model, images, labels, every=25))[-1][1]
+    # SIMD 4 / PE 3: the b = 4 build of SR_CASES serves it
+    assert compare_learning(native.NativeRTL(4, 3), model, images, labels, bank=0, adapt=False) is None
+    last = list(native.NativeRTL(4, 3).learn(model, images, labels, every=25))[-1][1]
     assert [lay.sr_step for lay in last.layers] == [30, 30]
 
 
@@ -190,7 +200,7 @@ def test_learn_protocol_and_early_stop(native):
     harness too (the generator's close kills it)."""
     from metabnn.verify import compare_states, state_of
 
-    model = random_model((40, 24, 10), seed=6)
+    model = random_model((40, 24, 10), banks=2, adapt_shift=3, seed=6)  # the "adaptive" case's build
     rng = np.random.default_rng(2)
     images, labels = rng.integers(0, 256, (7, 40)).astype(np.uint8), rng.integers(0, 10, 7)
     got = list(native.NativeRTL(8, 4).learn(model, images, labels, every=3))
@@ -205,6 +215,9 @@ def test_learn_protocol_and_early_stop(native):
 
 
 # ------------------------------------------------------------------------------------------------ trace
+# Two trace builds of their own: --runslow. The default suite traces inference through `verify --wave`
+# (tests/test_cli_export_verify.py, the trained model's build).
+@pytest.mark.slow
 def test_fst_trace(native, tmp_path):
     model = random_model(SMALL, seed=2)
     images, _, _ = stream_inputs(2, SMALL[0], 1, seed=1)
@@ -230,7 +243,7 @@ def test_mutated_model_file_is_one_clear_error(native, tmp_path):
     from metabnn.export import save
 
     path = tmp_path / "m.mbnn"
-    save(random_model(SMALL, seed=1), path)
+    save(random_model(SMALL, **ONE_BUILD, seed=1), path)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x40
     path.write_bytes(bytes(data))
@@ -241,7 +254,7 @@ def test_mutated_model_file_is_one_clear_error(native, tmp_path):
 
 def test_harness_rejects_a_bad_case_file(native, tmp_path):
     """The binary itself: a truncated case or one for another build is one line, exit 2."""
-    model = random_model(SMALL, seed=1)
+    model = random_model(SMALL, **ONE_BUILD, seed=1)
     rtl = native.NativeRTL(8, 3)
     exe = rtl.build(model)
     for name, data, why in (("short.bin", b"MBNI\x01\x00", "truncated input"),
@@ -261,7 +274,7 @@ def test_harness_rejects_a_bad_case_file(native, tmp_path):
 def test_sign_mask_splitting_a_byte_is_one_line(native, monkeypatch):
     """The engine writes sign words in whole bytes (mbnn_layer.sv): the harness refuses a case whose sign-word
     write has a mask splitting a byte, one line, exit 2, before simulating."""
-    model = random_model(SMALL, seed=1)
+    model = random_model(SMALL, **ONE_BUILD, seed=1)
     real = native.memory_writes
 
     def bad(m):
