@@ -375,7 +375,9 @@ def test_update_sr_random_states(hw_tools, cfg, tf_stage):
 
 
 # (layer of the 32-16-10 model, cfg at b = 8 and at b = 4)
-SR_TRAJ = [(0, FAST[0]), (1, FAST[1]), (0, (32, 16, 1, 4, 2, 8)), (1, (16, 10, 0, 4, 2, 8))]
+# (the b = 4 output layer is one more build: --runslow)
+SR_TRAJ = [(0, FAST[0]), (1, FAST[1]), (0, (32, 16, 1, 4, 2, 8)),
+           pytest.param(1, (16, 10, 0, 4, 2, 8), marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("layer,cfg", SR_TRAJ, ids=lambda v: _id(v) if isinstance(v, tuple) else f"layer{v}")
@@ -389,14 +391,21 @@ def test_update_sr_trajectory_1000_steps(hw_tools, layer, cfg):
 # shared lanes (ULANES < LANES: a chunk in LANES / ULANES cycles), the pipelined lane (PIPE) and the hidden read
 # registered twice (HREG), the settings of the FPGA builds among them (mbnn_uart_top: ULANES 1, PIPE 1, TF_STAGE
 # 2, HREG 1): (cfg, ULANES, PIPE, Threefry stage or None, HREG)
+# Each set is a build of its own (most of a test's time): three in the default suite, the rest with --runslow.
+SLOW_SET = pytest.mark.slow
 SHARED = [
     (FAST[0], 1, 1, 2, 1),                 # 8 lanes through one, pipelined, SR: the board top's unit
-    ((37, 5, 1, 16, 5, 4), 2, 0, None, 0), # padding in the last slice only (37 = 9 * 4 + 1: lanes 1..3 of chunk 9)
-    ((40, 3, 0, 2, 1, 32), 8, 1, None, 1), # whole slices of padding (24 padding lanes = 3 slices of 8)
-    ((37, 5, 1, 16, 5, 4), 1, 1, 4, 0),    # SR: the feed pointer walks the slices
-    ((40, 3, 0, 2, 1, 32), 8, 0, 1, 0),    # SR, a pre-roll of 19 cycles, padding slices (feed steps back)
+    pytest.param((37, 5, 1, 16, 5, 4), 2, 0, None, 0, marks=SLOW_SET),  # padding in the last slice only
+    ((40, 3, 0, 2, 1, 32), 8, 1, None, 1),  # whole slices of padding (24 padding lanes = 3 slices of 8)
+    pytest.param((37, 5, 1, 16, 5, 4), 1, 1, 4, 0, marks=SLOW_SET),     # SR: the feed pointer walks the slices
+    pytest.param((40, 3, 0, 2, 1, 32), 8, 0, 1, 0, marks=SLOW_SET),     # SR, a pre-roll of 19, feed steps back
     ((40, 3, 0, 2, 1, 32), 4, 0, 20, 1),   # SR with HREG and a Threefry latency of 1: the draws registered
 ]
+
+
+def _values(case):
+    """A parameter set's values, whether or not it is a pytest.param (marked slow)."""
+    return tuple(case.values) if hasattr(case, "values") else case
 
 
 def _sid(v):
@@ -427,7 +436,7 @@ def test_update_lint_clean(hw_tools):
     for (K, N, PIXELS, HB, TK, LANES), tf in SR_FAST:
         rc, err = hw_tools.lint(TOP, dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES, SR=1, TF_STAGE=tf))
         assert rc == 0 and "%Warning" not in err and "%Error" not in err, err
-    for (K, N, PIXELS, HB, TK, LANES), ul, pipe, tf, hr in SHARED:
+    for (K, N, PIXELS, HB, TK, LANES), ul, pipe, tf, hr in map(_values, SHARED):
         params = dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES, ULANES=ul, PIPE=pipe, HREG=hr)
         if tf is not None:
             params.update(SR=1, TF_STAGE=tf)
