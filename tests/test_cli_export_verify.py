@@ -230,25 +230,28 @@ def test_verify_rtl_on_the_whole_test_set_and_1000_learning_steps(tmp_path, caps
     assert "every layer's output agrees with the golden model on this image" in text
 
 
-def test_a_wrong_layer_output_is_named(tmp_path):
+def test_a_wrong_layer_output_is_named(tmp_path, trained_model):
     """The RTL trace build's layer taps equal the golden model's layer outputs, and a flipped bit in them is
-    reported as that layer and neuron (what `verify --wave` prints for the first wrong image)."""
+    reported as that layer and neuron (what `verify --wave` prints for the first wrong image). The trained model
+    at the RTL backend's default SIMD/PE: the trace build `verify --wave` made above serves it (a cold Verilator
+    build is most of this test's time)."""
     from metabnn import backends
     from metabnn.verify_cli import first_layer_difference
 
-    rtl = backends.get("rtl", simd=8, pe=3)
+    rtl = backends.get("rtl")
     ok, why = rtl.available()
     if not ok:
         pytest.skip(why)
-    m = random_model((70, 37, 20, 10), banks=2, seed=3)
-    x = np.random.default_rng(2).integers(0, 256, (1, 70)).astype(np.uint8)
-    res = rtl.run_case(m, x, banks=[1], trace_fst=tmp_path / "t.fst")
-    assert sorted(res["taps"]) == [1, 2] and res["taps"][1].shape == (1, 37) and res["taps"][2].shape == (1, 20)
-    assert first_layer_difference(m, x[0], 1, False, res) == "every layer's output agrees with the golden model on this image"
+    m = trained_model
+    K, H1, H2 = m.layers[0].K, m.layers[0].N, m.layers[1].N
+    x = np.random.default_rng(2).integers(0, 256, (1, K)).astype(np.uint8)
+    res = rtl.run_case(m, x, trace_fst=tmp_path / "t.fst")
+    assert sorted(res["taps"]) == [1, 2] and res["taps"][1].shape == (1, H1) and res["taps"][2].shape == (1, H2)
+    assert first_layer_difference(m, x[0], 0, False, res) == "every layer's output agrees with the golden model on this image"
     res["taps"][2][0, 11] ^= 1
-    assert first_layer_difference(m, x[0], 1, False, res).startswith("layer 1 output differs first at neuron 11")
+    assert first_layer_difference(m, x[0], 0, False, res).startswith("layer 1 output differs first at neuron 11")
     res["taps"][1][0, 4] ^= 1
-    assert first_layer_difference(m, x[0], 1, False, res).startswith("layer 0 output differs first at neuron 4")
+    assert first_layer_difference(m, x[0], 0, False, res).startswith("layer 0 output differs first at neuron 4")
 
 
 def test_verify_wave_needs_the_rtl(tmp_path, capsys):

@@ -236,6 +236,9 @@ def run_mnist(model, mnist, n):
     assert (rtl["classes"] == y).mean() > 0.8
 
 
+# The trained model's own cocotb build (~2 min cold): --runslow. The default suite runs the same RTL on this model
+# over all 10,000 test images through the native harness (tests/test_cli_export_verify.py).
+@pytest.mark.slow
 def test_trained_model_100_images(hw_tools, trained_model, mnist):
     run_mnist(trained_model, mnist, 100)
 
