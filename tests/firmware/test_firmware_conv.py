@@ -150,11 +150,12 @@ def test_op_kernels_refuse_bad_calls(cbackend, lib):
 
 def LAYERS_OFFSET(cbackend):
     """Offset of mbnn_model.layers[0]: image, size, writable, adapt, n_layers, n_banks, bank, n_inputs,
-    exp_table, then the layers (metabnn.h)."""
+    exp_table, frozen, then the layers (metabnn.h; keep in step with its mbnn_model)."""
     class Head(ctypes.Structure):
         _fields_ = [("image", ctypes.c_void_p), ("size", ctypes.c_uint32), ("writable", ctypes.c_uint8),
                     ("adapt", ctypes.c_uint8), ("n_layers", ctypes.c_uint16), ("n_banks", ctypes.c_uint32),
-                    ("bank", ctypes.c_uint32), ("n_inputs", ctypes.c_uint32), ("exp_table", ctypes.c_void_p)]
+                    ("bank", ctypes.c_uint32), ("n_inputs", ctypes.c_uint32), ("exp_table", ctypes.c_void_p),
+                    ("frozen", ctypes.c_uint32)]
     return ctypes.sizeof(Head)
 
 

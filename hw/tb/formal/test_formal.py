@@ -151,7 +151,8 @@ def test_a_mutant_lane_is_caught(tmp_path):
 # bit of noise too many: wrong wherever r0's bit s is set); r1 added in stage B from the cycle after its synapse's
 # (the register that carries it skipped: wrong wherever two consecutive draws differ)
 SR_MUTANTS = {
-    "r0_mask_one_bit_wide": ("31'((32'd1 << lr) - 32'd1)", "31'((32'd2 << lr) - 32'd1)"),
+    "r0_mask_one_bit_wide": ("assign r0m = r0 & ((32'd1 << lr_shift) - 32'd1);",
+                             "assign r0m = r0 & ((32'd2 << lr_shift) - 32'd1);"),
     "r1_not_carried": ("assign r1_v = r1_a;", "assign r1_v = r1p[14:0];"),
 }
 
