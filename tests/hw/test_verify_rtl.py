@@ -8,6 +8,9 @@ from metabnn.export import save
 from metabnn.sim import random_conv_model, random_model
 
 
+# Two native builds of a shape of its own (~50 s cold): --runslow. The default suite runs the same command line on
+# the trained model (tests/test_cli_export_verify.py: all 10,000 images and 1,000 learning steps).
+@pytest.mark.slow
 def test_verify_rtl_inference_and_learning(hw_tools, tmp_path, capsys, mnist):
     f = tmp_path / "m.mbnn"
     save(random_model((784, 24, 10), seed=5, lr_shift=4), f)
