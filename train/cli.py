@@ -10,6 +10,7 @@ from pathlib import Path
 from metabnn.errors import UsageError
 from metabnn.fileio import check_output_dir, output_error
 
+from . import augment as augment_mod
 from . import bn as bn_mod
 from . import tasks as tasks_mod
 from .distributed import env_rank
@@ -79,6 +80,9 @@ def add_parser(subparsers) -> None:
       help="after every epoch, set BatchNorm's running statistics to the average batch statistics of the first N "
       "training images under the epoch's final weights (precise BN; changes what is tested and exported, not "
       "training); 0 = keep torch's running average (default 0)")
+    a("--augment-shift", metavar="K",
+      help="move every training image by its own random translation of up to K pixels each way, zero fill, new "
+      "draws every epoch (not for pmnist tasks); 0 = the images as they are (default 0)")
     a("--train-subset", help="use only the first N training samples of each task, 0 = all (default 0)")
     a("--test-subset", help="use only the first N test samples of each task, 0 = all (default 0)")
     a("--compare-shifts", nargs="+", metavar="S",
@@ -145,10 +149,11 @@ def resolve(args) -> dict:
                               ("seed", int, 0, True), ("adapt_shift", int, 1, True),
                               ("ewc_lambda", float, 0.0, True), ("ewc_samples", int, 1, True),
                               ("train_subset", int, 0, True), ("test_subset", int, 0, True),
-                              ("bn_recalibrate", int, 0, True)]:
+                              ("bn_recalibrate", int, 0, True), ("augment_shift", int, 0, True)]:
         if key in given:
             cfg[key] = _num(key.replace("_", "-"), given[key], kind, lo, allow_eq_lo=eq)
     tasks_mod.parse(cfg["tasks"])  # a bad spec fails here, before any data is loaded
+    augment_mod.check(cfg["tasks"], cfg["augment_shift"])
     if not cfg["hidden"] and cfg["model"] != "conv":
         raise UsageError("--hidden: give at least one hidden layer size")
     if cfg["model"] == "conv" and cfg["bn"] == "adaptive":

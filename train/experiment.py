@@ -23,6 +23,7 @@ from tqdm import tqdm
 from metabnn.errors import UsageError
 from metabnn.fileio import atomic_write_bytes, atomic_write_text
 
+from . import augment as augment_mod
 from . import bn as bn_mod
 from . import checkpoint as ckpt_mod
 from . import distributed as dist_mod
@@ -35,10 +36,10 @@ from .optim import MetaAdam, param_groups
 
 # Options that define the result; a resumed run must agree on all of them.
 # Checkpoints written before an option existed ran with the value given here.
-OLD_DEFAULTS = {"bn_gamma_init": "one", "lr_schedule": "constant", "bn_recalibrate": 0}
+OLD_DEFAULTS = {"bn_gamma_init": "one", "lr_schedule": "constant", "bn_recalibrate": 0, "augment_shift": 0}
 RESULT_KEYS = ["tasks", "model", "hidden", "channels", "epochs", "meta", "lr", "lr_schedule", "weight_decay", "batch_size",
                "seed", "bn", "bn_affine", "bn_gamma_init", "adapt_shift", "reset_optimizer", "ewc_lambda", "ewc_samples", "train_subset",
-               "test_subset", "compare_shifts", "bn_recalibrate"]
+               "test_subset", "compare_shifts", "bn_recalibrate", "augment_shift"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -113,6 +114,7 @@ class Experiment:
         # under torchrun: join the group, one GPU per rank (train/distributed.py); else a single process
         self.world = dist_mod.init(self.dev)
         self.dev = dist_mod.rank_device(self.dev, self.world)
+        augment_mod.check(cfg["tasks"], cfg.get("augment_shift", 0))
         self.seq = tasks_mod.build(cfg["tasks"], cfg["seed"], data_dir)
         _subset(self.seq, cfg["train_subset"], cfg["test_subset"])
         _to(self.seq, self.dev)
@@ -223,6 +225,9 @@ class Experiment:
                     fused = None
             if xs is None:  # one gather per epoch, then every batch is a view
                 xs, ys = task.train_x[order], task.train_y[order]
+                k = cfg.get("augment_shift", 0)
+                if k:  # the i-th image of the epoch's order takes the i-th draw, on every rank the same
+                    xs = augment_mod.shift(xs, augment_mod.draw(n, k, augment_mod.generator(cfg["seed"], i, e)), k)
             mine = dist_mod.part(nb, world)
             x = xs[s + mine.start : s + mine.stop].float().div_(255)
             y = ys[s + mine.start : s + mine.stop]
@@ -242,8 +247,9 @@ class Experiment:
 
     def fused_step(self, i: int) -> step_mod.FusedStep | None:
         """The compiled whole step for task i where it restates this loop exactly (the BNN MLP on a CPU, one
-        process, no EWC penalty, BatchNorm trained); None: the autograd path below."""
-        if self.dev.type != "cpu" or self.world.parallel or self.ewc or self._bn_frozen(i):
+        process, no EWC penalty, BatchNorm trained, no augmentation); None: the autograd path below."""
+        if (self.dev.type != "cpu" or self.world.parallel or self.ewc or self._bn_frozen(i)
+                or self.cfg.get("augment_shift", 0)):
             return None
         return step_mod.FusedStep(self.model, self.opt) if step_mod.FusedStep.applies(self.model, self.opt) else None
 

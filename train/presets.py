@@ -15,6 +15,7 @@ DEFAULTS = {
     "meta": 1.35, "lr": 0.005, "lr_schedule": "constant", "weight_decay": 1e-7, "batch_size": 100, "seed": 0, "device": "auto",
     "bn": "adaptive", "bn_affine": True, "bn_gamma_init": "one", "adapt_shift": 8, "reset_optimizer": True, "ewc_lambda": 0.0, "ewc_samples": 500,
     "train_subset": 0, "test_subset": 0, "compare_shifts": [4, 5, 6, 7, 8, 9, 10], "bn_recalibrate": 0,
+    "augment_shift": 0,
 }
 
 PRESETS = {
