@@ -207,6 +207,8 @@ def _tidy(m: float) -> float:
 # zero-mean drift consolidates (and saturates) what the rule left plastic, with G nothing drifts (ONDEVICE.md,
 # "The rule with the away table": measured 1.5x the best of 1 / 1.25 / 1.5 / 2 on the README's sequence)
 AWAY_SCALE = 1.5
+SCALE_HELP = (f"with --device-meta auto: the rule's m times S (default 1 without an away table, {AWAY_SCALE:g} "
+              "(AWAY_SCALE) with one: docs/ONDEVICE.md, 'The rule with the away table')")
 
 
 def rule_scale(scale: float | None, away_kind: str) -> float:

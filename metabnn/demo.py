@@ -3,8 +3,9 @@
 1. train a metaplastic BNN (m > 0) and a plain one (m = 0) on two permuted-MNIST tasks;
 2. export both to the integer format (.mbnn, ONNX, C header, $readmemh files);
 3. verify every backend on the same images (golden, ONNX, C, RTL, torch) and a few learning steps;
-4. learn a third task on the device, one sample at a time (C firmware when built, else the golden model),
-   for m > 0 and m = 0, measuring what each keeps of the first two tasks;
+4. learn tasks 3, 4 and 5 on the device one after another in one stream, one sample at a time, no boundary
+   signal (C firmware when built, else the golden model), for m > 0 and m = 0, measuring every task after each
+   (metabnn.device_sequence's stream and learner, its table and plot);
 5. write plots and a summary table into the output folder.
 
 Every stage writes its results atomically; an interrupted demo rerun with the same --out reuses the trained
@@ -26,6 +27,8 @@ from metabnn.fileio import check_output_dir
 
 
 CONV_DEVICE_META = 16.0  # --model conv's device m under --device-meta auto (the rule is for dense layers)
+DEMO_META = 5.0  # the dense demo's training m: the setting that meets issue 15's sequence goal (docs/ONDEVICE.md)
+CONV_META = 1.35  # --model conv's training m (its measured demo)
 
 
 def add_parser(sub) -> None:
@@ -41,15 +44,25 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--hidden", type=int, nargs="+", default=[512, 512], help="hidden layer sizes")
     p.add_argument("--epochs", type=int, default=2, help="training epochs per task")
-    p.add_argument("--meta", type=float, default=1.35, help="metaplasticity m of the metaplastic model")
+    p.add_argument("--meta", type=float, default=None, help="metaplasticity m of the metaplastic model "
+                   "(5: it keeps task 1 through task 2 in training, which the device sequence needs; "
+                   "docs/ONDEVICE.md, 'Measured again'; --model conv: %g)" % CONV_META)
     p.add_argument("--device-meta", default="auto", metavar="auto|M",
                    help="m of the on-device f_meta tables of the metaplastic model: auto, what `metabnn export` "
                    "picks by default (per layer, the rule of docs/ONDEVICE.md from a 100-step probe of the "
                    "learning step), or a number > 0 for every layer; the tables are export's (f_meta where each "
                    "|h|'s float weights begin); --model conv: auto is %g" % CONV_DEVICE_META)
+    p.add_argument("--device-away", default="auto", metavar="auto|none|mirror[:P]",
+                   help="the metaplastic model's away table (FORMAT.md 4.2.1), as `metabnn export --device-away`: "
+                   "auto, G = F on every consolidating layer; none, no table (the rule of FORMAT.md 4.3 alone)")
+    from metabnn.export.device_meta import SCALE_HELP
+
+    p.add_argument("--device-scale", type=float, default=None, metavar="S", help=SCALE_HELP)
+    p.add_argument("--device-tasks", type=int, default=3,
+                   help="new permuted tasks learned on the device one after another (tasks 3, 4, 5, ...)")
     p.add_argument("--lr-shift", type=int, default=12, help="on-device learning-rate shift (see metabnn export)")
     p.add_argument("--device-samples", type=int, default=3000,
-                   help="samples of the third task learned on the device, one at a time")
+                   help="samples of each device task, one at a time (--eval-every divides it)")
     p.add_argument("--eval-every", type=int, default=500, help="evaluate every N on-device samples")
     p.add_argument("--eval-size", type=int, default=1000, help="test images per task in each evaluation")
     p.add_argument("--verify-images", type=int, default=1000,
@@ -78,7 +91,9 @@ def _say(msg: str) -> None:
 def _check_args(a) -> None:
     if any(h < 1 for h in a.hidden):
         raise UsageError("--hidden sizes must be >= 1")
-    for name in ("epochs", "device_samples", "eval_every", "eval_size", "verify_images"):
+    if a.meta is None:
+        a.meta = CONV_META if getattr(a, "model", "mlp") == "conv" else DEMO_META
+    for name in ("epochs", "device_samples", "eval_every", "eval_size", "verify_images", "device_tasks"):
         if getattr(a, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     for name in ("learn_steps", "train_subset"):
@@ -94,6 +109,16 @@ def _check_args(a) -> None:
         raise UsageError("--meta and --device-meta must be > 0 (the demo compares them against m = 0)")
     if not 0 <= a.lr_shift <= 31:
         raise UsageError("--lr-shift must lie in 0..31")
+    if a.device_samples % a.eval_every:
+        raise UsageError(f"--eval-every {a.eval_every} must divide --device-samples {a.device_samples} (each device "
+                         "task's end is measured)")
+    from metabnn.export.device_meta import parse_away, rule_scale
+    # the conv demo learns without an away table (its device m is CONV_DEVICE_META, measured so)
+    a.device_away = ("none", None) if getattr(a, "model", "mlp") == "conv" else \
+        parse_away(a.device_away, "--device-away", auto=True)
+    if a.device_scale is not None and a.device_meta != "auto":
+        raise UsageError("--device-scale scales --device-meta auto, not a given m")
+    a.device_scale = rule_scale(a.device_scale, a.device_away[0])
     if not a.out.strip():
         raise UsageError("--out: an empty path (give the output folder)")  # Path("") is the current folder
 
@@ -132,12 +157,12 @@ def device_m(a, net) -> list:
     from metabnn.ondevice import device_meta_or_trained
 
     picked = device_meta_or_trained(net, say=lambda msg: _say("      " + msg), data_dir=a.data_dir,
-                                    lr_shift_base=a.lr_shift)
+                                    lr_shift_base=a.lr_shift, scale=a.device_scale)
     return [float(fl.meta) for fl in net.layers] if picked is None else [float(m) for m in picked]
 
 
 def export_pair(a, runs: dict, out: Path) -> dict:
-    from metabnn.export.device_meta import set_tables
+    from metabnn.export.device_meta import set_away, set_tables
     from metabnn.export.mbnn import save
     from metabnn.export.quantize import from_floatnet
     from metabnn.train.checkpoint import load_floatnet
@@ -150,6 +175,8 @@ def export_pair(a, runs: dict, out: Path) -> dict:
             a.device_m = dm
         # export's tables (docs/ONDEVICE.md, 'Narrow hidden weights'), as `metabnn export` writes them
         model = set_tables(from_floatnet(net, lr_shift_base=a.lr_shift, device_meta=dm))
+        if label == "meta":
+            set_away(model, *a.device_away)  # as `metabnn export --device-away` writes it
         save(model, out / f"{label}.mbnn")
         models[label] = (model, net)
     model = models["meta"][0]
@@ -181,7 +208,46 @@ def _write_hex(model, out: Path) -> str:
     return str(out / "hex") + "/"
 
 
+def rtl_cannot_learn(model) -> str | None:
+    """Why the RTL update unit cannot learn this model (one line), or None when it can: until it runs the away
+    table (FORMAT.md 4.2.1) it refuses a model with one (metabnn.backends.rtl.refuse_away)."""
+    try:
+        from metabnn.backends.rtl import refuse_away
+    except ImportError:  # the RTL runs every table: nothing refuses
+        return None
+    try:
+        refuse_away(model)
+    except UsageError as e:
+        return str(e)
+    return None
+
+
+class _InferenceOnly:
+    """A backend seen without its learning (verify then reports it "(inference only)")."""
+
+    def __init__(self, be):
+        self._be = be
+
+    def __getattr__(self, name):
+        if name == "learn":
+            raise AttributeError(name)
+        return getattr(self._be, name)
+
+
+def without_away(model):
+    """A copy of the model with no away table: the learning step of FORMAT.md 4.3 on the same F tables."""
+    import copy
+
+    bare = copy.deepcopy(model)
+    for lay in bare.layers:
+        lay.away = None
+    return bare
+
+
 def verify_all(a, model, checkpoint: Path, tasks) -> list:
+    """Every backend on the same test images of task 2 and `--learn-steps` learning steps of task 3. Where the RTL
+    cannot learn the model (an away table), it runs the images, and its learning steps are compared on the same
+    model without the table (rows named rtl, c with " (no away table)"), said in one line."""
     from metabnn.verify import format_table, open_backends, run_verify
 
     ev = tasks.evals[1]  # task 2: the model's most recent task, so accuracy means something
@@ -191,31 +257,41 @@ def verify_all(a, model, checkpoint: Path, tasks) -> list:
     names = ["golden", "onnx", "c"] + ([] if a.no_rtl else ["rtl"]) + ["torch"]
     _say(f"[3/5] verifying {', '.join(names)} on {len(y)} test images of task 2"
          + (f" and {a.learn_steps} learning steps" if a.learn_steps else "") + " ...")
-    rows = run_verify(model, x, y, open_backends(names, checkpoint=str(checkpoint)),
-                      learn_images=lx if a.learn_steps else None, learn_labels=ly if a.learn_steps else None)
+    learn = dict(learn_images=lx if a.learn_steps else None, learn_labels=ly if a.learn_steps else None)
+    why = None if a.no_rtl or not a.learn_steps else rtl_cannot_learn(model)
+    bes = open_backends(names, checkpoint=str(checkpoint))
+    if why:
+        bes = [_InferenceOnly(be) if be.name == "rtl" else be for be in bes]
+    rows = run_verify(model, x, y, bes, **learn)
+    if why:
+        _say(f"      the RTL's learning steps on the model without its away table: {why}")
+        bare = run_verify(without_away(model), x[:0], y[:0], open_backends(["golden", "c", "rtl"]), **learn)
+        for r in bare[1:]:
+            r.backend += " (no away table)"
+            rows.append(r)
     _say(format_table(rows))
     return rows
 
 
 def device_learning(a, models: dict, tasks) -> dict:
-    """Learn task 3 sample by sample on the device, for both models; curves of every task's accuracy."""
-    from metabnn.ondevice import learn_stream, pick_engine
+    """Tasks 3.. learned on the device one after another, sample by sample, in one stream, for both models:
+    device_sequence's stream and learner, and its result (accuracy matrix, layer states) for its report and plot."""
+    from metabnn.device_sequence import accuracy_matrix, device_stream, goals, learn_models
+    from metabnn.ondevice import pick_engine
 
-    lt = tasks.tasks[2]
-    rng = np.random.default_rng(a.seed)
-    order = rng.permutation(len(lt.train_y))[: a.device_samples]
-    xs, ys = lt.train_x.numpy()[order], lt.train_y.numpy()[order]
-    evals = {e.name: (e.x[: a.eval_size].numpy(), e.y[: a.eval_size].numpy()) for e in tasks.evals}
+    xs, ys, evals = device_stream(2, a.seed, a.device_tasks, a.device_samples, a.eval_size, a.seed, seq=tasks)
     engine, described = pick_engine("auto")
-    curves, flips = {}, {}
-    for label, (model, _) in models.items():
-        adapt = model.layers[0].adapt_shift > 0
-        _, curves[label], flips[label] = learn_stream(model, xs, ys, evals, a.eval_every, adapt=adapt,
-                                                      engine=engine, desc=f"on-device learning ({label})",
-                                                      # bars on a terminal only: no \r spam in logs
-                                                      quiet=a.quiet or not sys.stderr.isatty())
-    return {"engine": described, "curves": curves, "flips": flips, "samples": int(len(ys)),
-            "device_meta": a.device_m}
+    learned = learn_models({label: model for label, (model, _) in models.items()}, xs, ys, evals, a.eval_every,
+                           engine, quiet=a.quiet or not sys.stderr.isatty())  # bars on a terminal only
+    names = list(evals)
+    dev = {"engine": described, "curves": learned["curves"], "states": learned["states"],
+            "flips": learned["flips"], "samples": a.device_samples, "trained_tasks": 2,
+            "device_tasks": a.device_tasks, "task_names": names, "device_meta": a.device_m,
+            "device_m": a.device_m, "away": list(a.device_away),
+            "matrix": {label: accuracy_matrix(c, names, a.device_samples, a.device_tasks)
+                       for label, c in learned["curves"].items()}}
+    dev["goals"] = goals(dev)  # issue 15's: earlier tasks keep >= 80 %, new ones within 5 points of the plain BNN
+    return dev
 
 
 def run(a) -> int:
@@ -230,12 +306,15 @@ def run(a) -> int:
     t0 = time.time()
     out = Path(a.out)
     check_output_dir(out)  # an unwritable --out fails now, not after minutes of training
-    tasks = tasks_mod.build("pmnist:3", a.seed, a.data_dir)
+    tasks = tasks_mod.build(f"pmnist:{2 + a.device_tasks}", a.seed, a.data_dir)
     runs = train_pair(a, out)
     models = export_pair(a, runs, out)
     rows = verify_all(a, models["meta"][0], runs["meta"] / "model.pt", tasks)
-    _say(f"[4/5] learning task 3 on the device, {a.device_samples} samples one at a time, "
-         f"device m = {' / '.join(f'{m:g}' for m in a.device_m)} (per layer) and m = 0 ...")
+    from metabnn.export.device_meta import away_text
+
+    _say(f"[4/5] learning tasks 3-{2 + a.device_tasks} on the device one after another, {a.device_samples} samples "
+         f"each, one at a time, device m = {' / '.join(f'{m:g}' for m in a.device_m)} (per layer, away table "
+         f"{away_text(*a.device_away)}) and m = 0 ...")
     dev = device_learning(a, models, tasks)
     results = {name: json.loads((run_dir / "results.json").read_text()) for name, run_dir in runs.items()}
     from metabnn.demo_report import write_report

@@ -64,25 +64,16 @@ def _ms(device_meta) -> str:
 
 
 def plot_retention(dev: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 4))
-    styles = {"meta": "-", "plain": "--"}
-    for label, curve in dev["curves"].items():
-        steps = [c["step"] for c in curve]
-        for k, name in enumerate(n for n in curve[0] if n != "step"):
-            ax.plot(steps, [100 * c[name] for c in curve], styles.get(label, ":"), color=f"C{k}",
-                    label=f"{name}, {LABELS.get(label, label)}")
-    ax.set_xlabel(f"task-3 samples learned on the device, one at a time (device m = {_ms(dev['device_meta'])} vs 0)\n"
-                  f"{dev['engine']}")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.set_title("on-device continual learning: what is kept of tasks 1-2 while task 3 is learned")
-    _save(fig, path)
+    """device_sequence's plot of the stream: every task's accuracy while tasks 3.. are learned, both models."""
+    from metabnn.device_sequence import plot
+
+    _save(plot(dev), path)
 
 
 def write_report(out: Path, args, results: dict, models: dict, rows: list, dev: dict,
                  seconds: float) -> str:
+    from metabnn.device_sequence import report
+    from metabnn.export.device_meta import away_text
     from metabnn.verify import format_table
 
     plot_acc_matrices(results, out / "accuracy_matrix.png")
@@ -98,16 +89,16 @@ def write_report(out: Path, args, results: dict, models: dict, rows: list, dev: 
         lines.append(f"| {LABELS[label]} | " + " | ".join(f"{100 * v:.1f} %" for v in r["acc"][-1]) + " |")
     lines += ["", "## Every backend on the same images (metaplastic model)", "", "```",
               format_table(rows), "```", "",
-              f"## Learning task 3 on the device ({dev['samples']} samples, one at a time, {dev['engine']})", "",
+              f"## Learning tasks {dev['task_names'][2]}-{dev['task_names'][-1]} on the device, one after "
+              f"another ({dev['samples']} samples each, one at a time, no boundary signal, {dev['engine']})", "",
               f"Device m of the metaplastic model {_ms(dev['device_meta'])} (per layer; "
               f"{'the rule `metabnn export` applies by default' if args.device_meta == 'auto' else '--device-meta'}"
-              "), export's f_meta tables; the plain model learns with m = 0.", "",
-              "| model | " + " | ".join(n for n in dev["curves"]["meta"][0] if n != "step") + " | sign flips per layer |",
-              "|---|" + "---|" * (len(dev["curves"]["meta"][0]))]
-    for label, curve in dev["curves"].items():
-        first, last = curve[0], curve[-1]
-        cells = [f"{100 * first[n]:.1f} → {100 * last[n]:.1f} %" for n in first if n != "step"]
-        lines.append(f"| {LABELS[label]} | " + " | ".join(cells) + f" | {dev['flips'][label]} |")
+              + ("" if args.device_scale == 1.0 or args.device_meta != "auto" else f", times {args.device_scale:g}")
+              + f"), export's f_meta tables, away table {away_text(*args.device_away)}; the plain model learns "
+              f"with m = 0 and no away table. Accuracy on {args.eval_size} test images per task:", "",
+              report(dev), "",
+              "Sign flips per layer over the stream: " + "; ".join(
+                  f"{LABELS[label]} {' / '.join(f'{n:,}' for n in f)}" for label, f in dev["flips"].items()) + "."]
     lines += ["", "Plots: accuracy_matrix.png, hidden_weights.png, retention.png."]
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
     blob = {"args": {k: v for k, v in vars(args).items() if k != "run"}, "train": {k: r["acc"] for k, r in results.items()},

@@ -26,8 +26,8 @@ KEEP, GAP = 0.80, 0.05  # the goal: earlier tasks keep >= 80 % of their accuracy
 
 def parse_args(argv):
     from metabnn.cli import _Parser  # bad options: one line, exit 2
-    from metabnn.export.device_meta import (AWAY_HELP, DEFAULT_HORIZON, DEFAULT_QUANTILE, TABLE_HELP, TABLES,
-                                            parse_away, parse_option, rule_scale)
+    from metabnn.export.device_meta import (AWAY_HELP, DEFAULT_HORIZON, DEFAULT_QUANTILE, SCALE_HELP, TABLE_HELP,
+                                            TABLES, parse_away, parse_option, rule_scale)
 
     p = _Parser(prog="python -m metabnn.device_sequence", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -48,9 +48,7 @@ def parse_args(argv):
     p.add_argument("--device-meta", default="auto", metavar="auto|M|M0,M1,..",
                    help="device m of the metaplastic model: auto (the rule, export/device_meta.py), a number, or "
                    "one number per layer, comma-separated")
-    p.add_argument("--device-scale", type=float, default=None, metavar="S",
-                   help="with --device-meta auto: the rule's m times S (default 1 without --away, "
-                   "export.device_meta.AWAY_SCALE with it)")
+    p.add_argument("--device-scale", type=float, default=None, metavar="S", help=SCALE_HELP)
     p.add_argument("--table", choices=TABLES, default="edge", help=TABLE_HELP)
     p.add_argument("--away", default="none", help=AWAY_HELP + "; the metaplastic model only")
     p.add_argument("--frozen-norm", action="store_true",
@@ -109,29 +107,54 @@ def trained_tasks(net, ck) -> tuple[int, int]:
     return parse(meta["spec"])[2], int(meta["seed"])
 
 
-def build_streams(a, k_trained: int, seed: int, fingerprint: str | None):
+def build_streams(a, k_trained: int, seed: int, fingerprint: str | None, data_dir=None):
     """Every task's test set and the device stream (tasks K+1.. one after another, no marker between them)."""
+    return device_stream(k_trained, seed, a.device_tasks, a.samples, a.eval_size, a.seed, fingerprint, data_dir)
+
+
+def device_stream(k_trained: int, seed: int, device_tasks: int, samples: int, eval_size: int, stream_seed: int,
+                  fingerprint: str | None = None, data_dir=None, seq=None):
+    """(images, labels, {task name: (test images, labels)}): `samples` of each of tasks K+1..K+device_tasks of
+    pmnist (training seed `seed`) in one stream, each task's samples in the order of `stream_seed`, and the first
+    `eval_size` test images of every task 1..K+device_tasks. The demo and this command learn the same stream.
+    seq: those tasks already built (metabnn.train.tasks.build of pmnist:K+device_tasks, seed), else built here."""
     from metabnn.train import tasks as tasks_mod
 
-    seq = tasks_mod.build(f"pmnist:{k_trained + a.device_tasks}", seed)
+    if seq is None:
+        seq = tasks_mod.build(f"pmnist:{k_trained + device_tasks}", seed, data_dir)
     # the same generator draws the trained tasks' permutations first: check it still draws what training drew
-    if fingerprint is not None and tasks_mod.build(f"pmnist:{k_trained}", seed).fingerprint != fingerprint:
+    if fingerprint is not None and tasks_mod.build(f"pmnist:{k_trained}", seed, data_dir).fingerprint != fingerprint:
         raise UsageError("this installation draws other permutations than training did (torch changed its "
                          "random generator): the earlier tasks cannot be rebuilt")
-    rng = np.random.default_rng(a.seed)
+    rng = np.random.default_rng(stream_seed)
     xs, ys = [], []
     for t in seq.tasks[k_trained:]:
-        order = rng.permutation(len(t.train_y))[: a.samples]
+        order = rng.permutation(len(t.train_y))[:samples]
         xs.append(t.train_x.numpy()[order])
         ys.append(t.train_y.numpy()[order])
-    evals = {e.name: (e.x[: a.eval_size].numpy(), e.y[: a.eval_size].numpy()) for e in seq.evals}
+    evals = {e.name: (e.x[:eval_size].numpy(), e.y[:eval_size].numpy()) for e in seq.evals}
     return np.concatenate(xs), np.concatenate(ys), evals
+
+
+def learn_models(models: dict, xs, ys, evals: dict, every: int, engine: str, quiet: bool = False) -> dict:
+    """Every model ({label: Model}) learns the same stream on the device: {"curves", "states" (the per-layer
+    saturated / plastic shares at every evaluation), "flips" (sign flips per layer), "final" (the learned models)}."""
+    from metabnn.ondevice import layer_state, learn_stream
+
+    out = {"curves": {}, "states": {}, "flips": {}, "final": {}}
+    for label, model in models.items():
+        states = out["states"][label] = []
+        out["final"][label], out["curves"][label], out["flips"][label] = learn_stream(
+            model, xs, ys, evals, every, adapt=model.layers[0].adapt_shift > 0, engine=engine,
+            desc=f"{label}: {len(ys):,} device samples", quiet=quiet,
+            on_eval=lambda step, m, st=states: st.append({"step": step, "layers": layer_state(m)}))
+    return out
 
 
 def run_sequence(a) -> dict:
     from metabnn.export.device_meta import scaled, set_away, set_tables
     from metabnn.export.quantize import file_metadata, from_floatnet
-    from metabnn.ondevice import auto_device_meta, layer_state, learn_stream, pick_engine
+    from metabnn.ondevice import auto_device_meta, pick_engine
     from metabnn.train.checkpoint import load_floatnet
 
     nets = {label: load_floatnet(ck) for label, ck in (("meta", a.meta_ckpt), ("plain", a.plain_ckpt))}
@@ -161,7 +184,7 @@ def run_sequence(a) -> dict:
         device_m = [a.device_meta] * len(nets["meta"].layers)
     print(f"device m of the metaplastic model: {' / '.join(f'{m:g}' for m in device_m)} (per layer); "
           f"learning tasks {k + 1}-{k + a.device_tasks} on the {described}", flush=True)
-    curves, states = {}, {}
+    models = {}
     for label, net in nets.items():
         model = from_floatnet(net, device_meta=device_m if label == "meta" else 0.0, stochastic=stochastic,
                               sr_seed=a.seed, **export)
@@ -171,12 +194,9 @@ def run_sequence(a) -> dict:
         set_tables(model, a.table)
         if label == "meta":
             set_away(model, *a.away)
-        states[label] = []
-        _, curves[label], _ = learn_stream(model, xs, ys, evals, a.eval_every, adapt=model.layers[0].adapt_shift > 0,
-                                           engine=engine, desc=f"{label}: {len(ys):,} device samples",
-                                           quiet=a.quiet,
-                                           on_eval=lambda step, m, st=states[label]: st.append(
-                                               {"step": step, "layers": layer_state(m)}))
+        models[label] = model
+    learned = learn_models(models, xs, ys, evals, a.eval_every, engine, a.quiet)
+    curves, states = learned["curves"], learned["states"]
     names = list(evals)
     return {"engine": described, "trained_tasks": k, "device_tasks": a.device_tasks, "samples": a.samples,
             "device_m": device_m, "away": list(a.away), "lr_shifts": [lay.lr_shift for lay in model.layers],

@@ -22,25 +22,43 @@ def test_tiny_demo_end_to_end(tmp_path, capsys, mnist):
     assert rows["golden"]["status"] == "ok" and rows["golden"]["total"] == 200
     for name in ("onnx", "c", "rtl"):  # integer backends agree exactly (all installed by the set-up)
         assert rows[name]["status"] == "ok" and rows[name]["equal"] == 200
-    for name in ("c", "rtl"):
-        assert rows[name]["learn"] == "3 steps equal"
-    curve = blob["device"]["curves"]["meta"]
-    assert [c["step"] for c in curve] == [0, 100, 200]
-    assert curve[-1]["pmnist3"] > curve[0]["pmnist3"]  # the device did learn the new task
+    assert rows["c"]["learn"] == "3 steps equal"
+    # the RTL learns the model itself, or (while its update unit refuses the away table) the same model without it
+    from metabnn.demo import rtl_cannot_learn
+    from metabnn.export.mbnn import load
+
+    if rtl_cannot_learn(load(out / "meta.mbnn")):
+        assert rows["rtl"]["learn"] == "(inference only)"
+        for name in ("c (no away table)", "rtl (no away table)"):
+            assert rows[name]["learn"] == "3 steps equal" and rows[name]["status"] == "ok"
+    else:
+        assert rows["rtl"]["learn"] == "3 steps equal"
+    # tasks 3, 4, 5 learned on the device one after another, in one stream: each is measured at every evaluation
+    dev = blob["device"]
+    curve = dev["curves"]["meta"]
+    assert [c["step"] for c in curve] == [0, 100, 200, 300, 400, 500, 600]
+    assert dev["task_names"] == [f"pmnist{t}" for t in range(1, 6)]
+    for t, name in enumerate(("pmnist3", "pmnist4", "pmnist5"), start=1):  # each learned during its own samples
+        assert curve[2 * t][name] > curve[2 * t - 2][name] + 0.1, (name, curve)
+    assert len(dev["matrix"]["meta"]) == 4 and len(dev["goals"]["rows"]) == 3
+    summary = (out / "summary.md").read_text()
+    assert "device task pmnist5" in summary and "goal: earlier tasks keep" in summary
     assert "done in" in text
     # the device tables are what `metabnn export` writes by default: the rule's m per layer, export's edge tables
-    from metabnn.export.device_meta import device_table
-    from metabnn.export.mbnn import load
+    from metabnn.export.device_meta import AWAY_SCALE, device_table
 
     dm = blob["device"]["device_meta"]
     assert len(dm) == 3 and all(m > 0 for m in dm), dm
-    assert "device m (the rule, docs/ONDEVICE.md)" in text
+    # with the away table (--device-away auto, the demo's default) the rule's m times AWAY_SCALE
+    assert f"device m (the rule, docs/ONDEVICE.md, times {AWAY_SCALE:g})" in text
     meta = load(out / "meta.mbnn")
     assert [lay.meta for lay in meta.layers] == pytest.approx(dm)
     for lay in meta.layers:  # the file keeps m and scale as float32: an entry may round one Q15 step apart
         want = device_table(lay.meta, lay.scale, lay.bits, lay.table_bits, "edge").astype(int)
         assert abs(lay.table.astype(int) - want).max() <= 1
-    assert all((lay.table == 32768).all() for lay in load(out / "plain.mbnn").layers)
+        assert lay.away is not None and (lay.away == lay.table).all()  # auto: G = F (mirror)
+    plain = load(out / "plain.mbnn")
+    assert all((lay.table == 32768).all() and lay.away is None for lay in plain.layers)
 
     # a second run with the same --out reuses the trained models instead of training again
     assert main(argv) == 0
