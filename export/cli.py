@@ -37,8 +37,8 @@ def add_parser(sub) -> None:
                    help="for auto: consolidate the synapses with |W| at or above this quantile of their layer "
                    "(default 0.5)")
     p.add_argument("--device-scale", type=float, default=None, metavar="S",
-                   help="for auto: the rule's m times S (default 1 without an away table, 1.5 with one: "
-                   "docs/ONDEVICE.md, 'The rule with the away table')")
+                   help="for auto: the rule's m times S (default 1 without an away table, 1.25 "
+                   "(export.device_meta.AWAY_SCALE) with one: docs/ONDEVICE.md, 'The rule with the away table')")
     p.add_argument("--device-away", default="none", metavar="none|auto|mirror[:P]|ratio:R|pow:K",
                    help="the away table G scaling pushes away from zero (FORMAT.md 4.2.1): auto writes G = F "
                    "(mirror) in every layer whose f_meta table is not all 1, so zero-mean updates do not drift "
