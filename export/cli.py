@@ -84,11 +84,6 @@ def run(args) -> int:
     from metabnn.export.device_meta import parse_away, parse_option
     device_meta = parse_option(args.device_meta, args.device_horizon, args.device_quantile)
     away = parse_away(args.device_away, "--device-away", auto=True)
-    if args.hex_dir is not None and away[0] not in ("auto", "none"):
-        raise UsageError(f"--device-away {args.device_away} with --hex-dir: the RTL update unit has no away table "
-                         "yet (FORMAT.md 4.2.1); export the RTL's files with --device-away none")
-    if args.hex_dir is not None:
-        away = ("none", None)
     from metabnn.export.device_meta import rule_scale
     if args.device_scale is not None and device_meta != "auto":
         raise UsageError("--device-scale scales --device-meta auto, not a given m")

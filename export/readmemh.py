@@ -10,9 +10,10 @@
     l<l>_t.hex   the f_meta table F, 2^k lines of 4 hex digits (Q15, FORMAT.md 4.2)
     l<l>_a.hex   the away table G, the same shape (4.2.1), only for a layer whose descriptor has away = 1
 and the learning tables' descriptor fields in `mbnn_tables.svh` (MBNN_HB, MBNN_TK: b and k per layer, which give
-the tables' index idx(h) = min(|h| >> (b - 1 - k), 2^k - 1); MBNN_AWAY: bit l set where layer l has G), so a
-model with an away table is never written as if it had none (no RTL reads the tables yet: inference does not
-need them and the update unit takes F over its host port and refuses G, metabnn.backends.rtl.refuse_away);
+the tables' index idx(h) = min(|h| >> (b - 1 - k), 2^k - 1); MBNN_AWAY: bit l set where layer l has G, the
+learning tops' AWAY parameter, metabnn.backends.rtl.away_mask), so a model with an away table is never written as
+if it had none (inference does not need the tables; the update units take F and G over their host port, G with
+tbl_away high, as a host loads them from these files or the .mbnn: hw/rtl/mbnn_update.sv);
 and a header of the model's shape as SystemVerilog localparams: `mbnn_model.svh` for a dense model (what
 hw/rtl/mbnn_top.sv includes), `mbnn_conv_model.svh` for a conv model (FORMAT.md version 2, what
 hw/rtl/mbnn_conv_top.sv includes). The layout is independent of the hardware's SIMD/PE.

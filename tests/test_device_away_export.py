@@ -1,6 +1,6 @@
 """`metabnn export --device-away` (FORMAT.md 4.2.1): none is the default (the RTL update unit has no table yet);
-auto writes G = F in every layer whose f_meta table is not all 1, and none with --hex-dir; the shapes; bad options
-are one line and exit 2."""
+auto writes G = F in every layer whose f_meta table is not all 1, with --hex-dir too (the RTL update unit runs G:
+l<l>_a.hex beside the model); the shapes; bad options are one line and exit 2."""
 
 import numpy as np
 import pytest
@@ -32,18 +32,19 @@ def test_auto_mirrors_every_consolidating_layer(trained_checkpoint, tmp_path, ca
         assert np.array_equal(lay.away, want)
 
 
-def test_hex_dir_exports_without_the_table(trained_checkpoint, tmp_path, capsys):
+def test_hex_dir_exports_the_table(trained_checkpoint, tmp_path, capsys):
     out = tmp_path / "rtl.mbnn"
     assert main(["export", str(trained_checkpoint), "--out", str(out), "--device-meta", "8",
-                 "--device-away", "auto", "--hex-dir", str(tmp_path / "hex")]) == 0
-    assert "away tables in 0 of 3 layers" in capsys.readouterr().out
-    assert all(lay.away is None for lay in load(out).layers)
+                 "--device-away", "mirror", "--hex-dir", str(tmp_path / "hex")]) == 0
+    assert "away tables in 3 of 3 layers" in capsys.readouterr().out
+    for l, lay in enumerate(load(out).layers):
+        hexed = [int(v, 16) for v in (tmp_path / "hex" / f"l{l}_a.hex").read_text().split()]
+        assert lay.away is not None and hexed == lay.away.tolist()
 
 
 @pytest.mark.parametrize("extra,needle", [
     (["--device-away", "cosine"], "--device-away 'cosine'"),
     (["--device-away", "pow:-1"], "finite and > 0"),
-    (["--device-away", "mirror", "--hex-dir", "HEX"], "RTL update unit has no away table"),
 ])
 def test_bad_away_options(trained_checkpoint, tmp_path, capsys, extra, needle):
     extra = [str(tmp_path / "hex") if e == "HEX" else e for e in extra]

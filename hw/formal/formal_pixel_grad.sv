@@ -26,10 +26,11 @@ module formal_pixel_grad #(
 );
     // the lane and the spec, their outputs unused: only the wires named below are compared
     mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(1), .SR(SR)) dut (
-        .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat), .h(h), .x(x), .delta(delta),
-        .r0(r0), .r1(r1));
+        .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat), .away_flat(table_flat), .h(h), .x(x),
+        .delta(delta), .r0(r0), .r1(r1));
+    // (the away table: any driven value, the product lemma does not read it)
     ref_lane_u #(.HB(HB), .TK(TK), .PIXELS(1), .SR(SR)) spec_u (
-        .lr_shift(lr_shift), .r0(r0), .table_flat(table_flat), .h(h), .x(x), .delta(delta));
+        .lr_shift(lr_shift), .r0(r0), .table_flat(table_flat), .away_flat(table_flat), .h(h), .x(x), .delta(delta));
 
     logic signed [31:0] spec_grad_w;  // = spec_u.grad
     logic [23:0] lane_gmag_w;         // = dut.gmag

@@ -26,6 +26,11 @@
 // issue cycle's r1 & 0x7FFF, and step 2 gives the spec's second half the issue cycle's r1 with its low 15 bits
 // taken from r1_a: by step 1 that is the issue cycle's r1 itself. r1_a has no FORMAL port (the SR = 0 lane has
 // no such register): update_lane.sby's sr tasks connect it after flattening, as the pixel cut's wires are.
+// Away table (AWAY = 1, FORMAT.md 4.2.1): G is a free input like F. The lane has one multiplier and one table
+// register (f_a) for both tables: it picks F[idx(h)] where the push is toward zero and G[idx(h)] where it is not.
+// Step 1 then asserts that f_a is the spec's entry of the push's direction (F or G, where |u| > 0), and step 2
+// gives the spec's second half f_a as both its F and its G: ref_lane_apply reads F toward zero and G otherwise,
+// so by step 1 that is the spec's own F and G; the one product left is again of the same registers on both sides.
 // The lane has no feedback (each register is fed by the inputs or by the stage before), so after two enabled
 // cycles its state is a function of the inputs alone: a bounded check from the start, as deep as the latency
 // plus cycles of `en` low in between, covers every reachable state (docs/HARDWARE.md, "Formal checks").
@@ -34,12 +39,14 @@ module formal_update_lane #(
     parameter int TK = 4,
     parameter int PIXELS = 0,
     parameter int SR = 0,
+    parameter int AWAY = 0,
     parameter int XB = (PIXELS != 0) ? 8 : 1
 ) (
     input  logic                     clk,
     input  logic                     en,
     input  logic [4:0]               lr_shift,
     input  logic [(16 << TK) - 1:0]  table_flat,
+    input  logic [(16 << TK) - 1:0]  away_flat,
     input  logic signed [HB-1:0]     h,
     input  logic [XB-1:0]            x,
     input  logic signed [15:0]       delta,
@@ -49,8 +56,8 @@ module formal_update_lane #(
     logic signed [HB-1:0] h_new, dut_h_a;
     logic changed, flipped, dut_uneg_a, dut_toward_a;
     logic [15:0] dut_umag_a, dut_f_a;
-    mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS), .SR(SR)) dut (
-        .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat), .h(h), .x(x), .delta(delta),
+    mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS), .SR(SR), .AWAY(AWAY)) dut (
+        .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat), .away_flat(away_flat), .h(h), .x(x), .delta(delta),
         .r0(r0), .r1(r1),
         .h_new(h_new), .changed(changed), .flipped(flipped),
         .fv_h_a(dut_h_a), .fv_umag_a(dut_umag_a), .fv_f_a(dut_f_a), .fv_uneg_a(dut_uneg_a),
@@ -58,10 +65,12 @@ module formal_update_lane #(
 
     // the spec, first half, on this cycle's inputs
     logic u_neg, toward;
-    logic [15:0] u_mag, f;
+    logic [15:0] u_mag, f, g, fg;
     ref_lane_u #(.HB(HB), .TK(TK), .PIXELS(PIXELS), .SR(SR)) spec_u (
-        .lr_shift(lr_shift), .r0(r0), .table_flat(table_flat), .h(h), .x(x), .delta(delta),
-        .u_neg(u_neg), .u_mag(u_mag), .toward(toward), .f(f));
+        .lr_shift(lr_shift), .r0(r0), .table_flat(table_flat), .away_flat(away_flat), .h(h), .x(x), .delta(delta),
+        .u_neg(u_neg), .u_mag(u_mag), .toward(toward), .f(f), .g(g));
+    // the entry the spec scales |u| by: F toward zero, G away (AWAY); without G the lane keeps F either way
+    assign fg = (AWAY != 0 && !toward) ? g : f;
 
     // PIXELS: the cut of step 0. spec_grad has no driver in this file: update_lane.sby connects it to spec_u.grad
     // after flattening (Yosys reads no hierarchical references) and the lane's gmag, gpos, gneg to the cut_*
@@ -101,7 +110,7 @@ module formal_update_lane #(
             a_neg <= u_neg;
             a_mag <= u_mag;
             a_toward <= toward;
-            a_f <= f;
+            a_f <= fg;
             a_r1 <= r1;
             b_h <= dut_h_a;
             b_want <= dut_want;
@@ -109,15 +118,16 @@ module formal_update_lane #(
         end
     end
     // the spec's second half on the lane's stage A, registered as its stage B
-    ref_lane_apply #(.HB(HB), .SR(SR)) spec_apply (
-        .h(dut_h_a), .r1(dut_r1), .u_neg(dut_uneg_a), .u_mag(dut_umag_a), .toward(dut_toward_a), .f(dut_f_a), .h_new(dut_want));
+    ref_lane_apply #(.HB(HB), .SR(SR), .AWAY(AWAY)) spec_apply (
+        .h(dut_h_a), .r1(dut_r1), .u_neg(dut_uneg_a), .u_mag(dut_umag_a), .toward(dut_toward_a), .f(dut_f_a),
+        .g(dut_f_a), .h_new(dut_want));
 
     always_comb begin
         if (filled != 2'd0) begin
             // 1. stage A holds the spec's first half
             assert (dut_h_a == a_h);
             assert (dut_umag_a == a_mag);
-            assert (dut_f_a == a_f);
+            assert (dut_f_a == a_f || (AWAY != 0 && a_mag == 16'd0));  // AWAY: F or G by the push's direction
             assert (a_mag == 16'd0 || (dut_uneg_a == a_neg && dut_toward_a == a_toward));
             assert (dut_r1 == a_r1 || SR == 0);  // SR: r1_a == the issue cycle's r1 & 0x7FFF
         end

@@ -10,9 +10,11 @@
 // SR = 1 (4.4, s = lr_shift, (r0, r1) the synapse's draw, here free inputs: the generator is another unit):
 //   q = (|grad| + (r0 & (2^s - 1))) >> s  (64-bit intermediate);  u = sat(-sgn(grad) * q, -65535, 65535)
 //   toward zero:  u = sgn(u) * ((|u| * F[idx(h)] + (r1 & 0x7FFF)) >> 15)
+// AWAY = 1 (4.2.1, the layer has the away table G; 4.3 step 5's and 4.4's "else" branch):
+//   else:         u = sgn(u) * ((|u| * G[idx(h)] + c) >> 15),  c = 16384, or r1 & 0x7FFF with SR
 //
-// Two modules, cut where the spec names u: ref_lane_u gives u (as sgn(u), |u|), the table entry F[idx(h)] and
-// whether u moves h toward zero; ref_lane_apply gives h' from h, u and F. Their composition is the step above;
+// Two modules, cut where the spec names u: ref_lane_u gives u (as sgn(u), |u|), the table entries F[idx(h)] and
+// G[idx(h)] and whether u moves h toward zero; ref_lane_apply gives h' from h, u, F and G. Their composition is the step above;
 // the formal harness (formal_update_lane.sv) composes them and proves the RTL lane equal to it.
 module ref_lane_u #(
     parameter int HB = 8,
@@ -24,13 +26,15 @@ module ref_lane_u #(
     input  logic [4:0]               lr_shift,
     input  logic [31:0]              r0,
     input  logic [(16 << TK) - 1:0]  table_flat,  // F[i] at bits [16 i +: 16]
+    input  logic [(16 << TK) - 1:0]  away_flat,   // G[i] at bits [16 i +: 16] (read by ref_lane_apply's AWAY only)
     input  logic signed [HB-1:0]     h,
     input  logic [XB-1:0]            x,
     input  logic signed [15:0]       delta,
     output logic                     u_neg,       // u < 0
     output logic [15:0]              u_mag,       // |u| (<= 65535 after the saturation)
     output logic                     toward,      // (h > 0 and u < 0) or (h < 0 and u > 0)
-    output logic [15:0]              f            // F[idx(h)]
+    output logic [15:0]              f,           // F[idx(h)]
+    output logic [15:0]              g            // G[idx(h)]
 );
     localparam int TSHIFT = HB - 1 - TK;
     logic signed [31:0] xi, grad, g_abs, r, u, hh, i;
@@ -56,12 +60,14 @@ module ref_lane_u #(
         i = ((hh < 0) ? -hh : hh) >>> TSHIFT;
         if (i > (32'sd1 <<< TK) - 1) i = (32'sd1 <<< TK) - 1;
         f = table_flat[16 * i[11:0] +: 16];
+        g = away_flat[16 * i[11:0] +: 16];
     end
 endmodule
 
 module ref_lane_apply #(
     parameter int HB = 8,
-    parameter int SR = 0       // 1: FORMAT.md 4.4's rounding of the product by r1; 0: 4.3's half up, r1 unused
+    parameter int SR = 0,      // 1: FORMAT.md 4.4's rounding of the product by r1; 0: 4.3's half up, r1 unused
+    parameter int AWAY = 0     // 1: the layer has the away table G (4.2.1); 0: g unused
 ) (
     input  logic signed [HB-1:0]  h,
     input  logic [31:0]           r1,
@@ -69,6 +75,7 @@ module ref_lane_apply #(
     input  logic [15:0]           u_mag,
     input  logic                  toward,
     input  logic [15:0]           f,
+    input  logic [15:0]           g,
     output logic signed [HB-1:0]  h_new
 );
     localparam int HMAX = (1 << (HB - 1)) - 1;
@@ -77,9 +84,11 @@ module ref_lane_apply #(
     logic [31:0] rnd;
     always_comb begin
         // |u| * F[idx(h)] + 16384 >> 15 toward zero (|u| * F < 2^31: an unsigned 32-bit product), or
-        // + (r1 & 0x7FFF) with SR (< 2^31 + 2^15: still 32 bits)
+        // + (r1 & 0x7FFF) with SR (< 2^31 + 2^15: still 32 bits); else with G the same with G[idx(h)]
         rnd = (SR != 0) ? (r1 & 32'h7FFF) : 32'd16384;
-        mag = toward ? $signed((32'(u_mag) * 32'(f) + rnd) >> 15) : $signed(32'(u_mag));
+        if (toward) mag = $signed((32'(u_mag) * 32'(f) + rnd) >> 15);
+        else if (AWAY != 0) mag = $signed((32'(u_mag) * 32'(g) + rnd) >> 15);
+        else mag = $signed(32'(u_mag));
         sum = 32'(h) + (u_neg ? -mag : mag);
         if (sum > HMAX) sum = HMAX;
         if (sum < HMIN) sum = HMIN;

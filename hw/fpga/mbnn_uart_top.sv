@@ -113,7 +113,7 @@ module mbnn_uart_top #(
             .mem_wdata(arg[79:48]), .mem_wmask(arg[111:80]),
             .upd_sel(arg[3:0]), .lr_we, .lr_data(arg[12:8]),
             .sr_we, .sr_rnd(arg[8]), .sr_seed(arg[47:16]), .sr_step(arg[79:48]),
-            .tbl_we, .tbl_addr(arg[19:8]), .tbl_data(arg[39:24]), .d_we, .d_addr(arg[23:8]), .d_data(arg[39:24]),
+            .tbl_we, .tbl_away(arg[20]), .tbl_addr(arg[19:8]), .tbl_data(arg[39:24]), .d_we, .d_addr(arg[23:8]), .d_data(arg[39:24]),
             .h_we, .h_re, .h_addr(arg[39:8]), .h_wdata(arg[40 +: SIMD*HB]), .h_rdata, .h_rvalid(h_valid),
             .upd_start, .upd_busy, .n_changed, .n_flipped, .sr_step_q);
         assign h_word = (8*RB)'(h_rdata);

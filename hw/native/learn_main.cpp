@@ -7,7 +7,8 @@
 // CASE, read as a stream so the host can compute step s+1 while this runs step s:
 //   u32 magic "MBNL", u32 version, u32 SIMD, PE, HB, TK, layers, banks, K0   (checked against this build)
 //   per layer: u32 K, u32 N, u32 lr_shift, u32 rounding, u32 sr_seed, u32 sr_step (FORMAT.md 4.4),
-//              u16 [2^TK] f_meta table, int16 [N*K] hidden weights
+//              u32 away (1: the layer has the away table G, FORMAT.md 4.2.1),
+//              u16 [2^TK] f_meta table, (away: u16 [2^TK] G,) int16 [N*K] hidden weights
 //   u32 n_writes, then n_writes x (u32 layer, sel, addr, data, mask)          the engines' memories
 //   u32 steps, u8 bank, u8 adapt
 //   per step: u8 [K0] pixels, per layer int16 [N] deltas
@@ -38,7 +39,10 @@ using namespace mbnn;
 static const uint32_t MAGIC_IN = 0x4c4e424d;    // "MBNL"
 static const uint32_t MAGIC_STEP = 0x50455453;  // "STEP"
 static const uint32_t MAGIC_DONE = 0x454e4f44;  // "DONE"
-static const uint32_t VERSION = 2;  // 2: the stochastic-rounding state per layer
+static const uint32_t VERSION = 3;  // 2: the stochastic-rounding state per layer; 3: the away table
+#ifndef MBNN_AWAY
+#define MBNN_AWAY 0u
+#endif
 
 // layer l's update unit sits in the top's u_bank.g_layer[l].g_learn (hw/rtl/mbnn_update_bank.sv), its engine in the
 // shared chain's (hw/rtl/mbnn_chain.sv)
@@ -103,7 +107,7 @@ int main(int argc, char** argv) {
     sim.reset();
     sim.tick();
 
-    // the learning state through the host ports: hidden chunks, f_meta table, lr_shift
+    // the learning state through the host ports: hidden chunks, f_meta table (and G), lr_shift
     std::vector<Dims> dims(MBNN_L);
     uint32_t hw[32];
     for (uint32_t l = MBNN_FIRST; l < MBNN_L; l++) {
@@ -116,17 +120,27 @@ int main(int argc, char** argv) {
         d.B = banks;
         const uint32_t lr = in.u32();
         const uint32_t rounding = in.u32(), sr_seed = in.u32(), sr_step = in.u32();
+        const uint32_t away = in.u32();
         if (rounding > 1) fail(EXIT_INPUT, "layer %u: rounding %u is not 0 or 1", l, rounding);
+        if (away > 1) fail(EXIT_INPUT, "layer %u: away %u is not 0 or 1", l, away);
+        // a unit without G would ignore the table's writes and learn as if it had none: never silently
+        if (away != ((MBNN_AWAY >> l) & 1u))
+            fail(EXIT_INPUT, "layer %u %s an away table, this build %s", l, away ? "has" : "has no",
+                 away ? "has none there" : "has one there");
         top->upd_sel = l;
-        for (uint32_t t = 0; t < (1u << MBNN_TK); t++) {
-            uint16_t f;
-            in.bytes(&f, 2);
-            top->tbl_we = 1;
-            top->tbl_addr = t;
-            top->tbl_data = f;
-            sim.tick();
+        for (uint32_t which = 0; which <= away; which++) {  // F, then G with tbl_away high
+            top->tbl_away = which;
+            for (uint32_t t = 0; t < (1u << MBNN_TK); t++) {
+                uint16_t f;
+                in.bytes(&f, 2);
+                top->tbl_we = 1;
+                top->tbl_addr = t;
+                top->tbl_data = f;
+                sim.tick();
+            }
         }
         top->tbl_we = 0;
+        top->tbl_away = 0;
         top->lr_we = 1;
         top->lr_data = lr;
         sim.tick();

@@ -27,6 +27,7 @@ module mbnn_conv_update_top #(
     parameter int HB = 8,      // hidden weight bits b (dense layers)
     parameter int TK = 4,      // f_meta table bits k (dense layers)
     parameter int SR = 0,      // bit l: dense layer l's update unit has the stochastic rounding hardware
+    parameter int AWAY = 0,    // bit l: dense layer l's update unit has the away table G (mbnn_update_top)
     parameter int TF_STAGE = 4, // Threefry rounds per pipeline stage in those units
     parameter int ULANES = SIMD, // update lanes built per unit (divides SIMD): a chunk in SIMD / ULANES cycles
     parameter int UPIPE = 0,   // 1: the units' pipelined lanes (mbnn_update.sv PIPE)
@@ -64,6 +65,7 @@ module mbnn_conv_update_top #(
     input  logic [31:0]         sr_seed,
     input  logic [31:0]         sr_step,
     input  logic                tbl_we,
+    input  logic                tbl_away,   // 1: tbl_we writes the away table G of layer upd_sel, 0: F
     input  logic [11:0]         tbl_addr,
     input  logic [15:0]         tbl_data,
     input  logic                d_we,
@@ -100,11 +102,11 @@ module mbnn_conv_update_top #(
     );
 
     // an update unit per dense layer (MBNN_NC on, all on bits), the conv layers frozen (mbnn_update_bank.sv)
-    mbnn_update_bank #(.SIMD(SIMD), .HB(HB), .TK(TK), .SR(SR), .TF_STAGE(TF_STAGE), .ULANES(ULANES), .UPIPE(UPIPE),
+    mbnn_update_bank #(.SIMD(SIMD), .HB(HB), .TK(TK), .SR(SR), .AWAY(AWAY), .TF_STAGE(TF_STAGE), .ULANES(ULANES), .UPIPE(UPIPE),
                        .HREG(HREG), .L(MBNN_L), .FIRST(MBNN_NC), .PX0(0), .IW(SIMD), .KS(MBNN_K), .NS(MBNN_N)) u_bank (
         .clk, .rst, .mem_we, .mem_layer, .mem_sel, .mem_addr, .mem_wdata, .mem_wmask,
         .wr_en, .wr_sel, .wr_addr, .wr_data, .wr_mask, .l_take, .l_data,
-        .upd_sel, .lr_we, .lr_data, .sr_we, .sr_rnd, .sr_seed, .sr_step, .tbl_we, .tbl_addr, .tbl_data,
+        .upd_sel, .lr_we, .lr_data, .sr_we, .sr_rnd, .sr_seed, .sr_step, .tbl_we, .tbl_away, .tbl_addr, .tbl_data,
         .d_we, .d_addr, .d_data, .h_we, .h_re, .h_addr, .h_wdata, .h_rdata, .h_rvalid,
         .upd_start, .upd_busy, .n_changed, .n_flipped, .sr_step_q
     );

@@ -51,6 +51,10 @@
 // are discarded with their lane. With rounding 0 the lanes get the nearest constants (r0 = 2^(s-1),
 // r1 = 16384): 4.3 exactly, on the same hardware. After every pass (one learning step) a layer with
 // rounding 1 does sr_step += 1; a reset clears the three registers. SR = 0: none of this exists.
+//
+// Away table (AWAY = 1, FORMAT.md 4.2.1): a second table G of 2^TK entries beside F, written through the same
+// host port with tbl_away high (tbl_away low: F), read by every lane (mbnn_update_lane.sv AWAY: one multiplier,
+// F toward zero, G away from it). AWAY = 0: no G memory, a write with tbl_away high changes nothing.
 module mbnn_update #(
     parameter int K = 64,       // inputs of the layer
     parameter int N = 32,       // neurons of the layer
@@ -64,6 +68,7 @@ module mbnn_update #(
                                   // LANES / ULANES cycles (divides LANES; the default is one chunk a cycle)
     parameter int PIPE = 0,     // 1: the lanes cut into five stages and the slice registered (for the clock)
     parameter int HREG = 0,     // 1: the hidden read registered twice (for the clock; latency + 1)
+    parameter int AWAY = 0,     // 1: the away table G (FORMAT.md 4.2.1) and the lanes that read it
     // derived, do not override
     parameter int XB = (PIXELS != 0) ? 8 : 1,
     parameter int G = (K + LANES - 1) / LANES,
@@ -84,8 +89,9 @@ module mbnn_update #(
     input  logic [31:0]             sr_step_d,
     /* verilator lint_on UNUSEDSIGNAL */
     output logic [31:0]             sr_step_q,  // the layer's sr_step now (0 when SR = 0)
-    // f_meta table, Q15
+    // f_meta table F (tbl_away low) or, AWAY = 1, the away table G (tbl_away high), Q15
     input  logic                    tbl_we,
+    input  logic                    tbl_away,   // AWAY = 0: such a write is ignored (F stays)
     input  logic [TW-1:0]           tbl_addr,
     input  logic [15:0]             tbl_data,
     // layer input, one chunk per write
@@ -130,8 +136,8 @@ module mbnn_update #(
     begin : g_bad_params
         $error("mbnn_update: need 2 <= HB <= 16, 0 <= TK <= min(HB-1, 12), LANES, K, N >= 1");
     end
-    if (SR < 0 || SR > 1 || PIPE < 0 || PIPE > 1 || HREG < 0 || HREG > 1) begin : g_bad_sr
-        $error("mbnn_update: SR, PIPE and HREG must be 0 or 1");
+    if (SR < 0 || SR > 1 || PIPE < 0 || PIPE > 1 || HREG < 0 || HREG > 1 || AWAY < 0 || AWAY > 1) begin : g_bad_sr
+        $error("mbnn_update: SR, PIPE, HREG and AWAY must be 0 or 1");
     end
     if (ULANES < 1 || ULANES > LANES || LANES % ULANES != 0) begin : g_bad_ulanes
         $error("mbnn_update: ULANES must divide LANES");
@@ -252,7 +258,7 @@ module mbnn_update #(
         end
         if (x_we && !busy) xmem[x_addr] <= x_data;
         if (d_we && !busy) dmem[d_addr] <= d_data;
-        if (tbl_we && !busy) ftab[tbl_addr[TW-1:0]] <= tbl_data;
+        if (tbl_we && !busy && !tbl_away) ftab[tbl_addr[TW-1:0]] <= tbl_data;
     end
     // the reads as the slice takes them: stage 1, or with HREG their second register, stage 1h (Yosys may
     // put it in the block RAM's output register; else it follows the multiplexer over the RAM's blocks)
@@ -281,6 +287,17 @@ module mbnn_update #(
     logic [(16 << TK)-1:0] table_flat;
     for (genvar t = 0; t < (1 << TK); t++) begin : g_tab
         assign table_flat[16 * t +: 16] = ftab[t];
+    end
+    logic [(16 << TK)-1:0] away_flat;  // G (AWAY = 1), else unused by the lanes
+    if (AWAY != 0) begin : g_away
+        logic [15:0] gtab [1 << TK];
+        always_ff @(posedge clk) if (tbl_we && !busy && tbl_away) gtab[tbl_addr[TW-1:0]] <= tbl_data;
+        for (genvar t = 0; t < (1 << TK); t++) begin : g_gtab
+            assign away_flat[16 * t +: 16] = gtab[t];
+        end
+    end else begin : g_away_none
+        assign away_flat = table_flat;  // any driven value: the lanes without G do not read it ('0 would be a
+                                        // 65,536-bit replication at TK = 12, which Verilator flags)
     end
 
     // ---------------- draws (SR) ----------------
@@ -403,8 +420,8 @@ module mbnn_update #(
         logic                 padin;  // lane l of this slice is padding: g*LANES + t*ULANES + l >= K
         logic [LL-1:0]        padq;
         assign padin = lasts && (32'(ts) * ULANES + l >= LANES - PADL);
-        mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS), .SR(SR), .PIPE(PIPE)) u_lane (
-            .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat),
+        mbnn_update_lane #(.HB(HB), .TK(TK), .PIXELS(PIXELS), .SR(SR), .PIPE(PIPE), .AWAY(AWAY)) u_lane (
+            .clk(clk), .en(en), .lr_shift(lr_shift), .table_flat(table_flat), .away_flat(away_flat),
             .h(hs[l*HB +: HB]), .x(xs[l*XB +: XB]), .delta(ds),
             .r0(r0l[32 * l +: 32]), .r1(r1l[32 * l +: 32]),
             .h_new(hn), .changed(chg[l]), .flipped(flp[l]));

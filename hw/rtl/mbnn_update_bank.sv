@@ -15,6 +15,7 @@ module mbnn_update_bank #(
     parameter int HB = 8,
     parameter int TK = 4,
     parameter int SR = 0,        // bit l: layer l's unit has the stochastic rounding hardware
+    parameter int AWAY = 0,      // bit l: layer l's unit has the away table G (FORMAT.md 4.2.1)
     parameter int TF_STAGE = 4,
     parameter int ULANES = SIMD,
     parameter int UPIPE = 0,
@@ -55,6 +56,7 @@ module mbnn_update_bank #(
     input  logic [31:0]         sr_seed,
     input  logic [31:0]         sr_step,
     input  logic                tbl_we,
+    input  logic                tbl_away,   // 1: tbl_we writes G (a layer whose AWAY bit is set), 0: F
     input  logic [11:0]         tbl_addr,
     input  logic [15:0]         tbl_data,
     input  logic                d_we,
@@ -162,11 +164,12 @@ module mbnn_update_bank #(
                 end
             end
             mbnn_update #(.K(LK), .N(LN), .PIXELS(PIX), .HB(HB), .TK(TK), .LANES(SIMD), .SR((SR >> l) & 1),
-                          .TF_STAGE(TF_STAGE), .ULANES(ULANES), .PIPE(UPIPE), .HREG(HREG)) u_update (
+                          .TF_STAGE(TF_STAGE), .ULANES(ULANES), .PIPE(UPIPE), .HREG(HREG), .AWAY((AWAY >> l) & 1))
+                u_update (
                 .clk(clk), .rst(rst), .lr_shift(lr),
                 .sr_we(sr_we && sel), .sr_rnd_d(sr_rnd), .sr_seed_d(sr_seed), .sr_step_d(sr_step),
                 .sr_step_q(u_srs[l]),
-                .tbl_we(tbl_we && sel), .tbl_addr(tbl_addr[((TK > 0) ? TK : 1)-1:0]), .tbl_data(tbl_data),
+                .tbl_we(tbl_we && sel), .tbl_away(tbl_away), .tbl_addr(tbl_addr[((TK > 0) ? TK : 1)-1:0]), .tbl_data(tbl_data),
                 .x_we(l_take[l]), .x_addr(xbeat), .x_data(l_data[IW*l +: XW]),
                 .d_we(d_we && sel), .d_addr(d_addr[LNW-1:0]), .d_data(d_data),
                 .h_we(h_we && sel), .h_re(h_re && sel), .h_addr(h_addr[LAW-1:0]), .h_wdata(h_wdata),

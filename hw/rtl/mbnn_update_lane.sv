@@ -3,6 +3,7 @@
 //   grad = delta * x                      x = pixel 0..255 (PIXELS) or +-1 (bit 1 = +1)
 //   u    = sat(-rsr(grad, lr_shift), -65535, 65535)
 //   toward zero (h > 0, u < 0 or h < 0, u > 0):  |u| = (|u| * F[idx(h)] + 16384) >> 15
+//   else, with the away table (AWAY = 1):         |u| = (|u| * G[idx(h)] + 16384) >> 15
 //   h'   = sat(h + u, -2^(HB-1), 2^(HB-1) - 1)
 //
 // Everything is done on magnitudes plus a direction bit, which is how rsr is defined
@@ -20,18 +21,29 @@
 // update unit runs a layer whose rounding is 0 on SR hardware. Cost: a 33-bit add instead of a bit select
 // and an increment, 15 flip-flops for r1 in register A. SR = 0 (default): the nearest-only lane, r0/r1
 // unused (the formal proof, hw/formal, is of this one).
+//
+// AWAY = 1: the layer's away table G (FORMAT.md 4.2.1; 4.3 step 5, 4.4): a push away from zero, or from h = 0, is
+// scaled like one toward zero, |u| = (|u| G[idx(h)] + c) >> 15 with the same rounding term c (16384, or SR's
+// r1 & 0x7FFF). One multiplier for both tables: the entry is chosen in stage A (F toward zero, G away) from h and
+// the sign of grad, which is known before |u| is (u = -sgn(grad) q), so register A's f holds G[idx(h)] where the
+// push is away, and stage B scales every push. Cost: a 16-bit two-way mux before register A (P1 with PIPE) and
+// the G table's port. AWAY = 0 (default): the lane without G, away_flat unused.
 module mbnn_update_lane #(
     parameter int HB = 8,      // hidden weight bits b (2..16)
     parameter int TK = 4,      // f_meta table bits k (0..min(HB-1, 12))
     parameter int PIXELS = 0,  // 1: x is an 8-bit pixel; 0: x is one bit (+-1)
     parameter int SR = 0,      // 1: stochastic rounding from r0/r1; 0: to nearest, r0/r1 ignored
     parameter int PIPE = 0,    // 1: registers P1, P2 and P3 as well (latency 5)
+    parameter int AWAY = 0,    // 1: pushes away from zero scaled by G (away_flat); 0: passed unchanged
     parameter int XB = (PIXELS != 0) ? 8 : 1  // derived, do not override
 ) (
     input  logic                     clk,
     input  logic                     en,
     input  logic [4:0]               lr_shift,
     input  logic [(16 << TK) - 1:0]  table_flat,  // F[i] at bits [16 i +: 16], Q15
+    /* verilator lint_off UNUSEDSIGNAL */  // AWAY = 0 reads no G
+    input  logic [(16 << TK) - 1:0]  away_flat,   // G[i] at bits [16 i +: 16], Q15 (AWAY = 1)
+    /* verilator lint_on UNUSEDSIGNAL */
     input  logic signed [HB-1:0]     h,
     input  logic [XB-1:0]            x,
     input  logic signed [15:0]       delta,
@@ -87,8 +99,15 @@ module mbnn_update_lane #(
     assign hq = habs >> TSHIFT;
     logic [11:0] idx;
     assign idx = (hq > HB'(TMAX)) ? 12'(TMAX) : 12'(hq);
-    logic [15:0] f0;
-    assign f0 = table_flat[16 * idx +: 16];
+    logic [15:0] f0;  // the entry stage B scales |u| by
+    if (AWAY != 0) begin : g_away
+        // toward zero as stage A's `toward` below says it (u < 0 exactly when grad > 0), from the inputs
+        logic toward0;
+        assign toward0 = (!h[HB-1] && h != '0 && gpos0) || (h[HB-1] && gneg0);
+        assign f0 = toward0 ? table_flat[16 * idx +: 16] : away_flat[16 * idx +: 16];
+    end else begin : g_away_none
+        assign f0 = table_flat[16 * idx +: 16];
+    end
 
     // the values stage A goes on with: the inputs themselves, or register P1 (PIPE = 1)
     logic [23:0]          gmag;
@@ -197,8 +216,10 @@ module mbnn_update_lane #(
     end
     logic [31:0]          prod;
     logic signed [HB-1:0] h_b;
+    /* verilator lint_off UNUSEDSIGNAL */  // AWAY = 1 scales every push: |u| unscaled and `toward` unread here
     logic [15:0]          umag_b;
     logic                 uneg_b, toward_b;
+    /* verilator lint_on UNUSEDSIGNAL */
     logic [14:0]          r1_b;
     if (PIPE != 0) begin : g_p2
         always_ff @(posedge clk) begin
@@ -223,7 +244,11 @@ module mbnn_update_lane #(
     // SR = 0: (prod + 16384) >> 15 (r1_b is that constant); prod + 2^15 - 1 < 2^32 still
     assign scaled = 17'((prod + 32'(r1_b)) >> 15);
     logic [16:0] mag0;
-    assign mag0 = toward_b ? scaled : 17'(umag_b);
+    if (AWAY != 0) begin : g_scale_all
+        assign mag0 = scaled;  // every push is scaled: by F toward zero, by G (in f_a) away from it
+    end else begin : g_scale_toward
+        assign mag0 = toward_b ? scaled : 17'(umag_b);
+    end
     // with PIPE, cut at P3 after the select: |u| final, with h and the direction
     logic [16:0]          mag;
     logic signed [HB-1:0] h_c;

@@ -29,12 +29,17 @@
 // (sr_we, upd_sel) as it writes lr_shift, reads sr_step back on sr_step_q (saved state: every pass of a
 // layer rounding stochastically counts one), and step 3 takes 20 / TF_STAGE - 1 cycles more on a build
 // with any SR bit. A layer without its SR bit rounds to nearest whatever the host writes (sr_step_q 0).
+//
+// Away table (FORMAT.md 4.2.1): bit l of AWAY gives layer l's unit the table G, which the host writes as it
+// writes F, with tbl_away high (mbnn_update.sv); a layer without its AWAY bit passes pushes away from zero
+// unchanged and ignores such writes (so a model whose layer has G needs that bit: metabnn.backends.rtl.away_mask).
 module mbnn_update_top #(
     parameter int SIMD = 8,    // input elements per cycle = update lanes: 1, 2, 4, 8, 16 or 32
     parameter int PE = 4,      // neurons in parallel in every engine
     parameter int HB = 8,      // hidden weight bits b
     parameter int TK = 4,      // f_meta table bits k
     parameter int SR = 0,      // bit l: layer l's update unit has the stochastic rounding hardware
+    parameter int AWAY = 0,    // bit l: layer l's update unit has the away table G (FORMAT.md 4.2.1)
     parameter int TF_STAGE = 4, // Threefry rounds per pipeline stage in those units
     parameter int ULANES = SIMD, // update lanes built per unit (divides SIMD): a chunk in SIMD / ULANES cycles
     parameter int UPIPE = 0,   // 1: the units' pipelined lanes (mbnn_update.sv PIPE)
@@ -70,6 +75,7 @@ module mbnn_update_top #(
     input  logic [31:0]         sr_seed,
     input  logic [31:0]         sr_step,
     input  logic                tbl_we,
+    input  logic                tbl_away,   // 1: tbl_we writes the away table G of layer upd_sel, 0: F
     input  logic [11:0]         tbl_addr,
     input  logic [15:0]         tbl_data,
     input  logic                d_we,
@@ -109,11 +115,11 @@ module mbnn_update_top #(
     );
 
     // one update unit per layer, layer 0 on pixels (mbnn_update_bank.sv)
-    mbnn_update_bank #(.SIMD(SIMD), .HB(HB), .TK(TK), .SR(SR), .TF_STAGE(TF_STAGE), .ULANES(ULANES), .UPIPE(UPIPE),
+    mbnn_update_bank #(.SIMD(SIMD), .HB(HB), .TK(TK), .SR(SR), .AWAY(AWAY), .TF_STAGE(TF_STAGE), .ULANES(ULANES), .UPIPE(UPIPE),
                        .HREG(HREG), .L(MBNN_L), .FIRST(0), .PX0(1), .IW(8 * SIMD), .KS(MBNN_K), .NS(MBNN_N)) u_bank (
         .clk, .rst, .mem_we, .mem_layer, .mem_sel, .mem_addr, .mem_wdata, .mem_wmask,
         .wr_en, .wr_sel, .wr_addr, .wr_data, .wr_mask, .l_take, .l_data,
-        .upd_sel, .lr_we, .lr_data, .sr_we, .sr_rnd, .sr_seed, .sr_step, .tbl_we, .tbl_addr, .tbl_data,
+        .upd_sel, .lr_we, .lr_data, .sr_we, .sr_rnd, .sr_seed, .sr_step, .tbl_we, .tbl_away, .tbl_addr, .tbl_data,
         .d_we, .d_addr, .d_data, .h_we, .h_re, .h_addr, .h_wdata, .h_rdata, .h_rvalid,
         .upd_start, .upd_busy, .n_changed, .n_flipped, .sr_step_q
     );

@@ -365,14 +365,17 @@ def update_cycles_formula(model: Model, simd: int, ulanes: int | None = None, pi
                for lay in model.layers) + UPDATE_LATENCY + 4 * pipe + hreg
 
 
-def refuse_away(model: Model) -> None:
-    """The update unit has no away table (FORMAT.md 4.2.1) yet: a model with one is refused in one line."""
-    from metabnn.errors import UsageError
+def away_mask(model: Model) -> int:
+    """mbnn_update_top's AWAY parameter: bit l set when layer l has an away table G (FORMAT.md 4.2.1), so only
+    those layers' update units carry G's memory and the lanes' table mux."""
+    return sum(1 << l for l, lay in enumerate(model.layers) if lay.away is not None)
 
-    with_away = [l for l, lay in enumerate(model.layers) if lay.away is not None]
-    if with_away:
-        raise UsageError(f"layer {with_away[0]} has an away table (FORMAT.md 4.2.1), which the RTL update unit does "
-                         "not run yet: learn it on the golden model or the C firmware (inference runs on the RTL)")
+
+def learn_params(model: Model, **params) -> dict:
+    """The learning top's parameters with the model's AWAY mask where it has one (a model without G keeps the
+    parameters, and so the build keys, it had before the away table existed)."""
+    am = away_mask(model)
+    return {**params, **({"AWAY": am} if am else {})}
 
 
 def sr_mask(model: Model) -> int:
@@ -408,13 +411,12 @@ class RTLLearner(RTLBackend):
             raise RTLError(why)
         if model.has_conv:
             raise RTLError("on-chip learning in the RTL is built for dense models only (mbnn_update_top)")
-        refuse_away(model)
         bits = {(lay.bits, lay.table_bits) for lay in model.layers}
         if len(bits) != 1:
             raise RTLError(f"the on-chip learning top takes one hidden width and table size for all layers, "
                            f"the model has {sorted(bits)} (bits, table_bits)")
         hb, tk = bits.pop()
-        params = {"SIMD": self.simd, "PE": self.pe, "HB": hb, "TK": tk, "SR": sr_mask(model)}
+        params = learn_params(model, SIMD=self.simd, PE=self.pe, HB=hb, TK=tk, SR=sr_mask(model))
         return build_or_reuse(UPDATE_TOP, file_list(UPDATE_TOP), params, self.shape(model), model)
 
     def run_steps(self, model: Model, images, labels, bank: int = 0, adapt: bool = False, strict: bool = False,

@@ -100,6 +100,16 @@ def test_one_build_serves_every_model_of_a_shape(native):
 
 
 # ------------------------------------------------------------------------------------------------ learning
+def with_away(model, layers, g=None):
+    """The model with an away table G (FORMAT.md 4.2.1) on `layers`: g, or F^2 (mirror:2, half up), a table that is
+    neither all 32768 nor F where F consolidates. The learners then build G's hardware there only (AWAY mask)."""
+    for l in layers:
+        f = model.layers[l].table.astype(np.int64)
+        model.layers[l].away = (np.asarray(g) if g is not None else (f * f + 16384) >> 15).astype(np.uint16)
+    return model
+
+
+# The adaptive case's layer 1 has the away table G = F^2 (nearest rounding, b = 8; its build has AWAY 0b10).
 LEARN_CASES = [
     # (sizes, bits, table_bits, banks, bank, adapt, SIMD, PE)
     ((40, 24, 10), 8, 4, 2, 1, True, 8, 4),    # task-aware bank 1, stream-adaptive M moving while it learns
@@ -114,6 +124,9 @@ def test_learning_steps_equal_golden(native, sizes, bits, tk, banks, bank, adapt
     from metabnn.backends.rtl import update_cycles_formula
 
     model = random_model(sizes, bits=bits, table_bits=tk, banks=banks, adapt_shift=3 if adapt else 0, seed=5)
+    if adapt:
+        with_away(model, [1])
+        assert (model.layers[1].away < model.layers[1].table).any()
     rng = np.random.default_rng(1)
     n = 30
     images, labels = rng.integers(0, 256, (n, sizes[0])).astype(np.uint8), rng.integers(0, sizes[-1], n)
@@ -143,12 +156,19 @@ SR_CASES = [pytest.param((40, 24, 10), 8, 4, 8, 4, 1000, marks=pytest.mark.slow)
 SR_SLOW = [((784, 128, 128, 10), 8, 4, 32, 8, 1000), ((784, 128, 128, 10), 4, 2, 32, 8, 1000)]
 
 
+# the away table G on layer 0 of the stochastic models (r1 also rounds its product, FORMAT.md 4.4): an arbitrary
+# one, 0 and 1 among its entries (the b = 4 build has AWAY 0b01: layer 1's unit has no G)
+SR_AWAY = [32768, 0, 9000, 21000, 4096, 30000, 12000, 1]
+
+
 def stochastic_run(native, sizes, bits, tk, simd, pe, n):
     """n native learning steps of a model rounding stochastically on every layer (sr_step starting 300 steps
-    before the 2^32 wrap) against metabnn.sim.learn_step, state for state, sr_step and the cycle formula."""
+    before the 2^32 wrap), layer 0 with an away table, against metabnn.sim.learn_step, state for state, sr_step
+    and the cycle formula."""
     from metabnn.backends.rtl import update_cycles_formula
 
     model = random_model(sizes, bits=bits, table_bits=tk, lr_shift=8, seed=9, rounding=1, sr_step=2**32 - 300)
+    with_away(model, [0], SR_AWAY[:1 << tk])
     rng = np.random.default_rng(7)
     images, labels = rng.integers(0, 256, (n, sizes[0])).astype(np.uint8), rng.integers(0, sizes[-1], n)
     gold, near, seen, flips, apart = model.copy(), model.copy(), 0, 0, 0
@@ -186,10 +206,11 @@ def test_stochastic_rounding_through_verify(native):
     sr_step equal step by step, and the model the chip gives back continues the draw stream where it stopped."""
     from metabnn.verify import compare_learning
 
-    model = random_model((40, 24, 10), bits=4, table_bits=2, seed=10, rounding=1, sr_step=5)
+    model = with_away(random_model((40, 24, 10), bits=4, table_bits=2, seed=10, rounding=1, sr_step=5), [0],
+                      SR_AWAY[:4])
     rng = np.random.default_rng(8)
     images, labels = rng.integers(0, 256, (25, 40)).astype(np.uint8), rng.integers(0, 10, 25)
-    # SIMD 4 / PE 3: the b = 4 build of SR_CASES serves it
+    # SIMD 4 / PE 3 and G on layer 0: the b = 4 build of SR_CASES serves it
     assert compare_learning(native.NativeRTL(4, 3), model, images, labels, bank=0, adapt=False) is None
     last = list(native.NativeRTL(4, 3).learn(model, images, labels, every=25))[-1][1]
     assert [lay.sr_step for lay in last.layers] == [30, 30]
@@ -197,15 +218,17 @@ def test_stochastic_rounding_through_verify(native):
 
 def test_learn_protocol_and_early_stop(native):
     """learn() yields (step, Model) every `every` steps and the last; a consumer that stops early stops the
-    harness too (the generator's close kills it)."""
+    harness too (the generator's close kills it). Layer 1 has G = 32768 everywhere, which must learn exactly as
+    the model without a table (FORMAT.md 4.2.1): the chip is compared with golden steps of the model without G."""
     from metabnn.verify import compare_states, state_of
 
-    model = random_model((40, 24, 10), banks=2, adapt_shift=3, seed=6)  # the "adaptive" case's build
+    bare = random_model((40, 24, 10), banks=2, adapt_shift=3, seed=6)
+    model = with_away(bare.copy(), [1], np.full(16, 32768))  # the "adaptive" case's build (AWAY 0b10)
     rng = np.random.default_rng(2)
     images, labels = rng.integers(0, 256, (7, 40)).astype(np.uint8), rng.integers(0, 10, 7)
     got = list(native.NativeRTL(8, 4).learn(model, images, labels, every=3))
     assert [s for s, _ in got] == [3, 6, 7]
-    gold = model.copy()
+    gold = bare.copy()
     for s in range(7):
         gold, _ = learn_step(gold, images[s], int(labels[s]))
     assert compare_states(state_of(gold), state_of(got[-1][1])) is None

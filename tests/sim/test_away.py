@@ -127,16 +127,13 @@ def test_away_table_shapes():
     assert np.array_equal(g, np.floor(32768 * (1 - np.arange(8) * 4 / 31) + 0.5).astype(np.uint16))
 
 
-def test_rtl_learning_refuses_an_away_table():
-    """The RTL update unit has no away table yet: its learners refuse such a model in one line, before a build."""
-    from metabnn.backends.rtl import refuse_away
+def test_rtl_learning_builds_the_away_tables_of_the_model():
+    """The RTL learners build G's hardware in exactly the layers that have a table (the AWAY bit mask); a model
+    without one keeps the parameters, so the build keys, it had before the away table existed."""
+    from metabnn.backends.rtl import away_mask
     from metabnn.backends.rtl_native import NativeRTLLearner
-    from metabnn.errors import UsageError
 
     m = random_model([30, 20, 10], bits=6, table_bits=3, seed=3)
-    refuse_away(m)  # no table: nothing to refuse
-    NativeRTLLearner(simd=8, pe=4).params(m)
+    assert away_mask(m) == 0 and "AWAY" not in NativeRTLLearner(simd=8, pe=4).params(m)
     m.layers[1].away = np.full(8, 32768, np.uint16)
-    for call in (refuse_away, NativeRTLLearner(simd=8, pe=4).params):
-        with pytest.raises(UsageError, match="layer 1 has an away table"):
-            call(m)
+    assert away_mask(m) == 0b10 and NativeRTLLearner(simd=8, pe=4).params(m)["AWAY"] == 0b10

@@ -6,6 +6,9 @@
   cut's lemma (the lane's |delta| * x and sign bits are the spec's) is proven by BDDs at the same parameters;
 - the stochastic-rounding lane (SR = 1, FORMAT.md 4.4) equals the spec the same way, with the draw r0, r1 free in
   every cycle: bit and pixel inputs at b/k = 8/4, 2/0 and 16/12, its step 3 and its pixel lanes' lemma;
+- the lane with the away table G (AWAY = 1, FORMAT.md 4.2.1) equals the spec the same way, G free in every cycle:
+  bit inputs at b/k = 8/4 (and 16/12, slow), nearest and stochastic; pixel inputs at 8/4 and 2/0 stochastic, 8/4
+  nearest; its step 3; a lane that ignores G (scales the pushes away from zero by F) must be caught;
 - mbnn_xnor_popcount equals its definition for every input at every SIMD the design uses (1, 2, 4, 8, 16, 32),
   by BDDs, and at SIMD 1, 2, 4, 8 by SymbiYosys too;
 - mbnn_threefry (the generator of stochastic rounding, FORMAT.md 4.4) computes the spec's Threefry-2x32-20 for every
@@ -38,7 +41,11 @@ LANE = ["bits_b8_k4", pytest.param("bits_b16_k12", marks=WIDE), "pixels_b8_k4",
         # the stochastic-rounding lane (SR = 1)
         "sr_bits_b8_k4", "sr_bits_b2_k0", pytest.param("sr_bits_b16_k12", marks=WIDE), "sr_pixels_b8_k4",
         "sr_pixels_b2_k0", pytest.param("sr_pixels_b16_k12", marks=WIDE), "apply_zero_sr_b8", "apply_zero_sr_b16",
-        "apply_zero_sr_b2"]
+        "apply_zero_sr_b2",
+        # the lane with the away table (AWAY = 1)
+        "away_bits_b8_k4", pytest.param("away_bits_b16_k12", marks=WIDE), "away_pixels_b8_k4", "away_sr_bits_b8_k4",
+        "away_sr_pixels_b8_k4", "away_sr_pixels_b2_k0", "apply_zero_away_b8", "apply_zero_away_sr_b8",
+        "apply_zero_away_sr_b2"]
 # pixel_grad.ys: step 0 of each pixels_* (sr_*: sr_pixels_*) task
 PIXEL_GRAD = ["b8_k4", pytest.param("b16_k12", marks=WIDE), "b2_k0",
               "sr_b8_k4", pytest.param("sr_b16_k12", marks=WIDE), "sr_b2_k0"]
@@ -163,6 +170,17 @@ def test_a_mutant_sr_lane_is_caught(tmp_path, mutant):
     sby_bin()
     formal = mutant_tree(tmp_path, "mbnn_update_lane.sv", *SR_MUTANTS[mutant])
     assert prove(formal / "update_lane.sby", "sr_bits_b8_k4", tmp_path / "runs") == "FAIL"
+
+
+def test_a_lane_that_ignores_the_away_table_is_caught(tmp_path):
+    """The away proof on a lane that scales a push away from zero by F[idx(h)] instead of G[idx(h)]: it must fail
+    (nearest bits at 8/4 and stochastic pixels at 2/0, where there is one entry of each table)."""
+    sby_bin()
+    formal = mutant_tree(tmp_path, "mbnn_update_lane.sv",
+                         "assign f0 = toward0 ? table_flat[16 * idx +: 16] : away_flat[16 * idx +: 16];",
+                         "assign f0 = toward0 ? table_flat[16 * idx +: 16] : table_flat[16 * idx +: 16];")
+    for task in ("away_bits_b8_k4", "away_sr_pixels_b2_k0"):
+        assert prove(formal / "update_lane.sby", task, tmp_path / "runs") == "FAIL", task
 
 
 def test_an_unconnected_r1_register_stops_the_sr_proof(tmp_path):

@@ -22,7 +22,8 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from mbnn_update_top.tb_onchip import edge, engine_weights, host_write, idle, read_hidden, stream_image, update_pass, val
+from mbnn_update_top.tb_onchip import (edge, engine_weights, host_write, idle, load_tables, read_hidden, stream_image,
+                                      update_pass, val)
 from metabnn.backends.rtl import conv_pixel_order
 from metabnn.backends.rtl_native import conv_update_cycles, first_dense, format_columns, memory_writes, \
     stream_columns
@@ -70,7 +71,7 @@ async def conv_onchip_learning(dut):
         lay = model.layers[l]
         chunks = hidden_to_chunks(stream_columns(model, l, lay.hidden), hb, simd)
         await host_write(dut, "h_we", "h_addr", "h_wdata", enumerate(chunks), l)
-        await host_write(dut, "tbl_we", "tbl_addr", "tbl_data", enumerate(int(f) for f in lay.table), l)
+        await load_tables(dut, lay, l)
         await host_write(dut, "lr_we", None, "lr_data", [(0, lay.lr_shift)], l)
         dut.sr_rnd.value, dut.sr_seed.value = lay.rounding, lay.sr_seed
         await host_write(dut, "sr_we", None, "sr_step", [(0, lay.sr_step)], l)

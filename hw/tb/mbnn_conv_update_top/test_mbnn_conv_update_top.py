@@ -6,7 +6,8 @@
   layer's hidden memory, engine weights, counters and sr_step, the update's cycles (= conv_update_cycles), and the
   conv engines' weights unchanged. Default: one small case at SIMD 8; --runslow: SIMD 4 with PE 3, and SIMD 2 with
   stochastic rounding on the output layer (the flattened layer rounds to nearest: the top counts its synapses
-  in stream order, so the host refuses SR there).
+  in stream order, so the host refuses SR there). The small and the SR case's output layer has an away table G
+  (FORMAT.md 4.2.1).
 - the native harness (metabnn.backends.rtl_native.NativeRTLLearner, what `metabnn verify --learn --backends rtl`
   runs on a conv net): the same comparison through metabnn.verify.compare_learning, which must also fail against
   the full golden step (the conv layers would have learned there).
@@ -25,17 +26,22 @@ from metabnn.sim.random_model import random_conv_model
 TOP = "mbnn_conv_update_top"
 DRIVER = "mbnn_conv_update_top.tb_conv_onchip"
 
-# (image C x H x W, convs (out, k, stride, pad, pool), dense sizes, SIMD, PE, SR on the output layer)
+# (image C x H x W, convs (out, k, stride, pad, pool), dense sizes, SIMD, PE, SR on the output layer, an away table
+# G on the output layer: FORMAT.md 4.2.1)
 SHAPES = {
-    "small-simd8": ((1, 8, 8), ((4, 3, 1, 1, 2), (6, 3, 1, 1, 0)), (12, 10), 8, 2, 0),
-    "stride2-simd4-pe3": ((2, 9, 9), ((3, 3, 2, 1, 0), (5, 3, 1, 1, 2)), (7, 5), 4, 3, 0),
-    "simd2-sr": ((1, 7, 7), ((3, 3, 1, 1, 2), (4, 2, 1, 0, 0)), (6, 4), 2, 1, 1),
+    "small-simd8": ((1, 8, 8), ((4, 3, 1, 1, 2), (6, 3, 1, 1, 0)), (12, 10), 8, 2, 0, 1),
+    "stride2-simd4-pe3": ((2, 9, 9), ((3, 3, 2, 1, 0), (5, 3, 1, 1, 2)), (7, 5), 4, 3, 0, 0),
+    "simd2-sr": ((1, 7, 7), ((3, 3, 1, 1, 2), (4, 2, 1, 0, 0)), (6, 4), 2, 1, 1, 1),
 }
 
 
 def case(name, steps, seed=0):
-    img, convs, dense, simd, pe, sr = SHAPES[name]
+    img, convs, dense, simd, pe, sr, away = SHAPES[name]
     model = random_conv_model(img, convs, dense, seed=seed + 3, lr_shift=2, bshift=1)
+    if away:  # G = F^2 (mirror:2), half up, with one entry 0
+        lay = model.layers[-1]
+        lay.away = ((lay.table.astype(np.int64) ** 2 + 16384) >> 15).astype(np.uint16)
+        lay.away[-1] = 0
     if sr:  # stochastic rounding on the output layer only
         from metabnn.sim.random_model import random_conv_model as rcm
 
@@ -55,7 +61,7 @@ def run(name, steps):
     from metabnn.export.readmemh import conv_model_svh
 
     model, x, y, simd, pe = case(name, steps)
-    params = NativeRTLLearner(simd, pe).params(model)  # the native build's parameters: HB, TK, the SR mask
+    params = NativeRTLLearner(simd, pe).params(model)  # the native build's parameters: HB, TK, the SR and AWAY masks
     runner, bdir = build_or_reuse(TOP, file_list(TOP), params, [conv_model_svh(model, "/")], model)
     res = run_cocotb(runner, bdir, TOP, DRIVER, "CONV_UPD_CASE",
                      dict(model=model, simd=simd, steps=steps, images=x, labels=y, seed=1))

@@ -16,6 +16,11 @@ sr_step (steps near the 2^32 wrap among them), the golden pass draws with metabn
 the pass takes TLAT - 1 cycles more (the draws' pre-roll) and sr_step_q must have counted it; rounding 0 on
 the same hardware must be the nearest pass and count nothing. The trajectory runs learn_step on a model whose
 layers round stochastically.
+
+Away table (AWAY = 1 builds, FORMAT.md 4.2.1, UPD_AWAY=1): every pass also writes a random G (arbitrary Q15, an
+increasing f_meta-like one, or all 32768, which must give the pass without G) through the table port with tbl_away
+high, and the golden pass scales the pushes away from zero by it; on a build without G the same writes must
+change nothing (F stays). The trajectory then runs learn_step on a model whose layers carry G.
 """
 
 from __future__ import annotations
@@ -70,6 +75,24 @@ def params():
 
 def sr_build() -> bool:
     return env_int("UPD_SR", 0) == 1
+
+
+def away_build() -> bool:
+    return env_int("UPD_AWAY", 0) == 1
+
+
+def away_table(rng: np.random.Generator, tk: int, k: int) -> np.ndarray:
+    """A G for pass k: arbitrary Q15 with the extremes, an increasing one (mirror-like: small near h = 0), or
+    all 32768 (the rule without G)."""
+    kind = k % 3
+    if kind == 0:
+        g = rng.integers(0, 32769, size=1 << tk)
+        g[rng.integers(0, 1 << tk)] = 0
+        g[rng.integers(0, 1 << tk)] = 16384
+        return g
+    if kind == 1:
+        return np.sort(rng.integers(0, 32769, size=1 << tk))
+    return np.full(1 << tk, 32768)
 
 
 def pre_roll() -> int:
@@ -169,15 +192,22 @@ def random_state(rng: np.random.Generator, p: dict, k: int = 0):
 
 
 async def check_pass(drv: UpdateDriver, hidden, table, x, delta, lr_shift, ready_prob, rng, *, load_hidden=True,
-                     sr=None):
-    """One pass against metaplastic_update; sr = (rounding, sr_seed, sr_step) is loaded first (SR builds)."""
+                     sr=None, away=None):
+    """One pass against metaplastic_update; sr = (rounding, sr_seed, sr_step) is loaded first (SR builds); away:
+    a G written with tbl_away, which the golden pass uses only on an AWAY build (else it must change nothing)."""
     p = drv
     draws = synapse_draws(range(p.N), p.K, sr[1], sr[2]) if sr is not None and sr[0] else None
     expect = metaplastic_update(hidden, x, delta, lr_shift=lr_shift, table=table, bits=p.hb,
-                                table_bits=p.tk, draws=draws).astype(np.int64)
+                                table_bits=p.tk, draws=draws,
+                                away=away if away_build() else None).astype(np.int64)
+    if away is not None and (away == 32768).all():  # G = 1 everywhere is the rule without G (4.2.1)
+        assert np.array_equal(expect, metaplastic_update(hidden, x, delta, lr_shift=lr_shift, table=table,
+                                                         bits=p.hb, table_bits=p.tk, draws=draws))
     if load_hidden:
         await drv.load_hidden(hidden)
     await drv.load_table(table)
+    if away is not None:
+        await drv.load_table(away, away=True)
     await drv.load_x(x)
     await drv.load_deltas(delta)
     drv.set("lr_shift", lr_shift)
@@ -199,7 +229,8 @@ async def check_pass(drv: UpdateDriver, hidden, table, x, delta, lr_shift, ready
     if not np.array_equal(got, expect):
         j, i = np.argwhere(got != expect)[0]
         raise AssertionError(f"hidden[{j},{i}]: rtl {got[j, i]} golden {expect[j, i]} (h={hidden[j, i]}, "
-                             f"x={x[i]}, delta={delta[j]}, lr_shift={lr_shift}, F={list(table)})")
+                             f"x={x[i]}, delta={delta[j]}, lr_shift={lr_shift}, F={list(table)}, "
+                             f"G={None if away is None else list(away)})")
     changed, flipped = drv.counters()
     assert changed == int(np.count_nonzero(expect != hidden)), "n_changed"
     assert flipped == int(np.count_nonzero((expect >= 0) != (hidden >= 0))), "n_flipped"
@@ -215,12 +246,14 @@ async def random_states(dut):
     for k in range(env_int("UPD_PASSES", 6)):
         hidden, table, x, delta, lr_shift = random_state(rng, params(), k)
         await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0 if k % 2 == 0 else 0.6, prng,
-                         sr=sr_state(rng, k))
+                         sr=sr_state(rng, k), away=away_table(rng, drv.tk, k))
     # a second pass on the state the first left in memory (no reload): the memory carries over
     hidden, table, x, delta, lr_shift = random_state(rng, params(), 4)
-    after, _, _ = await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0, prng, sr=sr_state(rng, 0))
+    after, _, _ = await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0, prng, sr=sr_state(rng, 0),
+                                   away=away_table(rng, drv.tk, 0))
     _, table, x, delta, lr_shift = random_state(rng, params(), 7)
-    await check_pass(drv, after, table, x, delta, lr_shift, 1.0, prng, load_hidden=False, sr=sr_state(rng, 1))
+    await check_pass(drv, after, table, x, delta, lr_shift, 1.0, prng, load_hidden=False, sr=sr_state(rng, 1),
+                     away=away_table(rng, drv.tk, 1))
 
 
 @cocotb.test()
@@ -246,7 +279,8 @@ async def reset_mid_pass(dut):
     assert drv.counters() == (0, 0), "reset clears the counters"
     if sr_build():
         assert drv.get("sr_step_q") == 0, "reset clears sr_step"
-    await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0, prng, sr=sr_state(rng, 2))
+    await check_pass(drv, hidden, table, x, delta, lr_shift, 1.0, prng, sr=sr_state(rng, 2),
+                     away=away_table(rng, drv.tk, 0))
 
 
 @cocotb.test()
@@ -265,6 +299,9 @@ async def trajectory(dut):
         sizes = tuple(int(s) for s in os.environ["UPD_TRAJ_SIZES"].split(","))
         model = random_model(sizes, bits=p["hb"], table_bits=p["tk"], seed=env_int("UPD_SEED", 1),
                              rounding=int(sr_build()), sr_step=env_int("UPD_SR_STEP", 0))
+        if away_build():  # G = F^2 (mirror:2, FORMAT.md 4.2.1): a table that is neither all 32768 nor F
+            for m_lay in model.layers:
+                m_lay.away = ((m_lay.table.astype(np.int64) ** 2 + 16384) >> 15).astype(np.uint16)
     lay = model.layers[layer]
     assert (lay.K, lay.N, lay.bits, lay.table_bits, lay.in_kind == 0) == (p["K"], p["N"], p["hb"], p["tk"], p["pixels"]), \
         "the build does not match the model layer"
@@ -272,6 +309,9 @@ async def trajectory(dut):
     rng = np.random.default_rng(env_int("UPD_SEED", 1) + 1000)
     await drv.load_hidden(lay.hidden.astype(np.int64))
     await drv.load_table(lay.table)
+    assert (lay.away is not None) == away_build(), "an AWAY build runs a model whose layers have G, and only one"
+    if lay.away is not None:
+        await drv.load_table(lay.away, away=True)
     drv.set("lr_shift", lay.lr_shift)
     if sr_build():
         assert lay.rounding == 1, "an SR trajectory needs a model whose layers round stochastically"
@@ -321,9 +361,9 @@ def _env(K, N, PIXELS, HB, TK, LANES, **extra):
     return env
 
 
-def _run(hw_tools, cfg, testcase, tf_stage=None, ulanes=None, pipe=0, hreg=0, **extra):
+def _run(hw_tools, cfg, testcase, tf_stage=None, ulanes=None, pipe=0, hreg=0, away=0, **extra):
     """tf_stage: an SR = 1 build with Threefry stages of that many rounds (None: the default unit, no SR);
-    ulanes: the lanes built (None: LANES, the default), pipe: PIPE, hreg: HREG."""
+    ulanes: the lanes built (None: LANES, the default), pipe: PIPE, hreg: HREG, away: AWAY (the table G)."""
     K, N, PIXELS, HB, TK, LANES = cfg
     params = dict(K=K, N=N, PIXELS=PIXELS, HB=HB, TK=TK, LANES=LANES)
     if tf_stage is not None:
@@ -338,6 +378,9 @@ def _run(hw_tools, cfg, testcase, tf_stage=None, ulanes=None, pipe=0, hreg=0, **
     if hreg:
         params.update(HREG=1)
         extra.update(UPD_HREG=1)
+    if away:
+        params.update(AWAY=1)
+        extra.update(UPD_AWAY=1)
     runner, bdir = hw_tools.build(TOP, params)
     hw_tools.run(runner, bdir, TOP, TOP, testcase=testcase, env=_env(*cfg, **extra))
 
@@ -346,9 +389,15 @@ def _id(c):
     return "K{}N{}{}b{}k{}L{}".format(c[0], c[1], "px" if c[2] else "bit", *c[3:])
 
 
+# FAST[1] (bit inputs, b = 8, nearest) is built with the away table G (AWAY = 1); the others without it, where the
+# G writes must change nothing
+AWAY_FAST = {FAST[1]}
+
+
 @pytest.mark.parametrize("cfg", FAST, ids=_id)
 def test_update_random_states(hw_tools, cfg):
-    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], UPD_SEED=cfg[0] * 7 + cfg[5], UPD_PASSES=8)
+    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], away=int(cfg in AWAY_FAST), UPD_SEED=cfg[0] * 7 + cfg[5],
+         UPD_PASSES=8)
 
 
 @pytest.mark.slow
@@ -360,9 +409,10 @@ def test_update_random_states_sweep(hw_tools, cfg):
 @pytest.mark.parametrize("layer", [0, 1])
 def test_update_trajectory_1000_steps(hw_tools, layer):
     """1,000 consecutive learn_step()s of a random 32-16-10 model, layer by layer (each layer's
-    update only depends on its own inputs and deltas, which the golden step supplies)."""
-    _run(hw_tools, FAST[layer], ["trajectory"], UPD_TRAJ_STEPS=1000, UPD_TRAJ_SIZES="32,16,10",
-         UPD_TRAJ_LAYER=layer, UPD_SEED=3)
+    update only depends on its own inputs and deltas, which the golden step supplies); layer 1 on the AWAY
+    build of random_states, its model's layers with G = F^2 (mirror:2)."""
+    _run(hw_tools, FAST[layer], ["trajectory"], away=int(FAST[layer] in AWAY_FAST), UPD_TRAJ_STEPS=1000,
+         UPD_TRAJ_SIZES="32,16,10", UPD_TRAJ_LAYER=layer, UPD_SEED=3)
 
 
 # stochastic rounding: (cfg, Threefry rounds per stage): pre-roll 4, 19 (longer than a row here) and 0 cycles
@@ -374,18 +424,29 @@ def test_update_sr_random_states(hw_tools, cfg, tf_stage):
     _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], tf_stage, UPD_SEED=cfg[0] * 5 + cfg[5], UPD_PASSES=8)
 
 
-# (layer of the 32-16-10 model, cfg at b = 8 and at b = 4)
-# (the b = 4 output layer is one more build: --runslow)
-SR_TRAJ = [(0, FAST[0]), (1, FAST[1]), (0, (32, 16, 1, 4, 2, 8)),
-           pytest.param(1, (16, 10, 0, 4, 2, 8), marks=pytest.mark.slow)]
+# the away table with stochastic rounding on random states (the b = 4 trajectory below is the default one)
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg,tf_stage", [(FAST[0], 4), ((40, 3, 0, 2, 1, 32), 20), ((32, 16, 1, 4, 2, 8), 4)],
+                         ids=lambda v: _id(v) if isinstance(v, tuple) else f"tf{v}")
+def test_update_sr_away_random_states(hw_tools, cfg, tf_stage):
+    _run(hw_tools, cfg, ["random_states", "reset_mid_pass"], tf_stage, away=1, UPD_SEED=cfg[0] * 11 + cfg[5],
+         UPD_PASSES=12)
 
 
-@pytest.mark.parametrize("layer,cfg", SR_TRAJ, ids=lambda v: _id(v) if isinstance(v, tuple) else f"layer{v}")
-def test_update_sr_trajectory_1000_steps(hw_tools, layer, cfg):
+# (layer of the 32-16-10 model, cfg at b = 8 and at b = 4, AWAY)
+# (the b = 4 output layer is one more build: --runslow); the b = 4 pixel layer learns with the away table G
+SR_TRAJ = [(0, FAST[0], 0), (1, FAST[1], 0), (0, (32, 16, 1, 4, 2, 8), 1),
+           pytest.param(1, (16, 10, 0, 4, 2, 8), 1, marks=pytest.mark.slow),
+           pytest.param(0, (32, 16, 1, 4, 2, 8), 0, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("layer,cfg,away", SR_TRAJ, ids=lambda v: _id(v) if isinstance(v, tuple) else f"{v}")
+def test_update_sr_trajectory_1000_steps(hw_tools, layer, cfg, away):
     """1,000 learn_step()s of a 32-16-10 model rounding stochastically (sr_step from just below the 2^32 wrap),
-    at b = 8 and b = 4, layer by layer: hidden weights, signs, flips and sr_step equal after every step."""
-    _run(hw_tools, cfg, ["trajectory"], 4, UPD_TRAJ_STEPS=1000, UPD_TRAJ_SIZES="32,16,10", UPD_TRAJ_LAYER=layer,
-         UPD_SEED=5, UPD_SR_STEP=0xFFFFFF00)
+    at b = 8 and b = 4 (with G = F^2 where away), layer by layer: hidden weights, signs, flips and sr_step equal
+    after every step."""
+    _run(hw_tools, cfg, ["trajectory"], 4, away=away, UPD_TRAJ_STEPS=1000, UPD_TRAJ_SIZES="32,16,10",
+         UPD_TRAJ_LAYER=layer, UPD_SEED=5, UPD_SR_STEP=0xFFFFFF00)
 
 
 # shared lanes (ULANES < LANES: a chunk in LANES / ULANES cycles), the pipelined lane (PIPE) and the hidden read
@@ -442,6 +503,10 @@ def test_update_lint_clean(hw_tools):
             params.update(SR=1, TF_STAGE=tf)
         rc, err = hw_tools.lint(TOP, params)
         assert rc == 0 and "%Warning" not in err and "%Error" not in err, (params, err)
+    for params in (dict(K=16, N=10, PIXELS=0, HB=8, TK=4, LANES=8, AWAY=1),
+                   dict(K=32, N=16, PIXELS=1, HB=4, TK=2, LANES=8, SR=1, AWAY=1, ULANES=1, PIPE=1, HREG=1)):
+        rc, err = hw_tools.lint(TOP, params)
+        assert rc == 0 and "%Warning" not in err and "%Error" not in err, (params, err)
 
 
 def test_update_rejects_bad_parameters(hw_tools):
@@ -450,3 +515,5 @@ def test_update_rejects_bad_parameters(hw_tools):
     assert rc != 0 and "mbnn_update: need" in err
     rc, err = hw_tools.lint(TOP, dict(LANES=8, ULANES=3))
     assert rc != 0 and "ULANES must divide LANES" in err
+    rc, err = hw_tools.lint(TOP, dict(AWAY=2))
+    assert rc != 0 and "AWAY must be 0 or 1" in err

@@ -12,6 +12,8 @@ flips, changed [steps, L], cycles [steps], classes [steps], mismatches [str], sr
 states=True also the RTL's own memories after every step: hidden<l>, signs<l>, M<l> [steps, ...], read from
 the chip). Layers rounding stochastically (FORMAT.md 4.4; the build's SR bit mask has them) get their rounding
 bit, sr_seed and sr_step through the sr_* host port, and the chip's sr_step is checked after every step.
+Layers with an away table G (FORMAT.md 4.2.1; the build's AWAY bit mask has them) get it through the table port
+with tbl_away high (load_tables).
 """
 
 from __future__ import annotations
@@ -41,11 +43,20 @@ async def edge(dut, n=1):
 
 def idle(dut):
     for name in ("in_valid", "in_data", "in_bank", "in_adapt", "mem_we", "mem_layer", "mem_sel", "mem_addr",
-                 "mem_wdata", "mem_wmask", "upd_sel", "lr_we", "lr_data", "tbl_we", "tbl_addr", "tbl_data",
+                 "mem_wdata", "mem_wmask", "upd_sel", "lr_we", "lr_data", "tbl_we", "tbl_away", "tbl_addr", "tbl_data",
                  "d_we", "d_addr", "d_data", "h_we", "h_re", "h_addr", "h_wdata", "upd_start", "sr_we", "sr_rnd",
                  "sr_seed", "sr_step"):
         getattr(dut, name).value = 0
     dut.out_ready.value = 1
+
+
+async def load_tables(dut, lay, l):
+    """Layer l's f_meta table F and, where it has one, its away table G (tbl_away high) through the table port."""
+    await host_write(dut, "tbl_we", "tbl_addr", "tbl_data", enumerate(int(f) for f in lay.table), l)
+    if lay.away is not None:
+        dut.tbl_away.value = 1
+        await host_write(dut, "tbl_we", "tbl_addr", "tbl_data", enumerate(int(g) for g in lay.away), l)
+        dut.tbl_away.value = 0
 
 
 async def host_write(dut, we, addr, data, items, sel):
@@ -165,7 +176,7 @@ async def onchip_learning(dut):
     await edge(dut)
     for l, lay in enumerate(model.layers):
         await host_write(dut, "h_we", "h_addr", "h_wdata", enumerate(hidden_to_chunks(lay.hidden, hb, simd)), l)
-        await host_write(dut, "tbl_we", "tbl_addr", "tbl_data", enumerate(int(f) for f in lay.table), l)
+        await load_tables(dut, lay, l)
         await host_write(dut, "lr_we", None, "lr_data", [(0, lay.lr_shift)], l)
         dut.sr_rnd.value, dut.sr_seed.value = lay.rounding, lay.sr_seed
         await host_write(dut, "sr_we", None, "sr_step", [(0, lay.sr_step)], l)

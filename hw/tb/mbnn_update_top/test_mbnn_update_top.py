@@ -6,8 +6,8 @@ through the host port. After every step the cocotb driver next to this file (tb_
 forward's class and score, every hidden memory, every engine weight memory and every flip counter with
 metabnn.sim.learn_step, and the update's cycles with max over layers of N * ceil(K / SIMD) + 3 (+ the draws'
 pre-roll on a stochastically rounding layer). Stochastic rounding (FORMAT.md 4.4) on some layers of a 4-bit
-model, sr_step checked after every step. Also here: `verilator --lint-only -Wall` of the learning top over
-SIMD, HB, TK and the SR mask.
+model, sr_step checked after every step, and away tables G (FORMAT.md 4.2.1) on others. Also here: `verilator
+--lint-only -Wall` of the learning top over SIMD, HB, TK and the SR and AWAY masks.
 """
 
 from __future__ import annotations
@@ -34,28 +34,36 @@ def test_onchip_learning_steps(hw_tools):
 
 def test_onchip_learning_stochastic_rounding(hw_tools):
     """30 on-chip steps of a 4-bit 40-24-16-10 model whose layers 0 and 2 round stochastically and layer 1 to
-    nearest (SR mask 0b101: layer 1's unit has no generators), sr_step starting just below the 2^32 wrap: every
-    memory, flip counter and sr_step equals metabnn.sim.learn_step's, and the rounding decided something (the
-    same steps rounded to nearest end elsewhere)."""
+    nearest (SR mask 0b101: layer 1's unit has no generators), sr_step starting just below the 2^32 wrap, and
+    layers 0 (stochastic) and 1 (nearest) with an away table G (AWAY mask 0b011: layer 2's unit has none): every
+    memory, flip counter and sr_step equals metabnn.sim.learn_step's, and the rounding and G decided something
+    (the same steps rounded to nearest, or without G, end elsewhere)."""
     from metabnn.sim import learn_step
 
     model = random_model((40, 24, 16, 10), bits=4, table_bits=2, lr_shift=9, seed=8, rounding=1,
                          sr_step=0xFFFFFFF0)
     mid = model.layers[1]
     mid.rounding, mid.sr_seed, mid.sr_step = 0, 0, 0
+    model.layers[0].away = np.array([20000, 0, 32768, 7000], np.uint16)
+    model.layers[1].away = np.array([4096, 30000, 12000, 1], np.uint16)
     rng = np.random.default_rng(3)
     images, labels = rng.integers(0, 256, (30, 40)).astype(np.uint8), rng.integers(0, 10, 30)
     res = RTLLearner(simd=8, pe=4).run_steps(model, images, labels, strict=True)
     assert (res["cycles"] == update_cycles_formula(model, 8)).all()
     assert res["sr_steps"][:, 0].tolist() == [(0xFFFFFFF0 + s + 1) & 0xFFFFFFFF for s in range(30)]
     assert (res["sr_steps"][:, 1] == 0).all()
-    near, sto = model.copy(), model.copy()
+    near, sto, bare = model.copy(), model.copy(), model.copy()
     for lay in near.layers:
         lay.rounding, lay.sr_seed, lay.sr_step = 0, 0, 0
+    for lay in bare.layers:
+        lay.away = None
     for x, y in zip(images, labels):
         near, _ = learn_step(near, x, int(y))
         sto, _ = learn_step(sto, x, int(y))
+        bare, _ = learn_step(bare, x, int(y))
     assert not np.array_equal(near.layers[0].hidden, sto.layers[0].hidden), "the draws must matter here"
+    for l in (0, 1):
+        assert not np.array_equal(bare.layers[l].hidden, sto.layers[l].hidden), f"G must matter in layer {l}"
 
 
 def test_learner_rejects_bad_input():
@@ -108,9 +116,10 @@ def test_update_top_lint_clean(hw_tools, tmp_path, simd, hb, tk):
     from metabnn.export.readmemh import write_readmemh
 
     write_readmemh(random_model((40, 24, 16, 10), seed=0), tmp_path)
-    for sr in (0, 0b101, 0b111):
-        rc, err = hw_tools.lint("mbnn_update_top", {"SIMD": simd, "HB": hb, "TK": tk, "SR": sr}, includes=[tmp_path])
-        assert rc == 0 and "%Warning" not in err and "%Error" not in err, (sr, err)
+    for sr, away in ((0, 0), (0b101, 0b011), (0b111, 0b111)):
+        rc, err = hw_tools.lint("mbnn_update_top", {"SIMD": simd, "HB": hb, "TK": tk, "SR": sr, "AWAY": away},
+                                includes=[tmp_path])
+        assert rc == 0 and "%Warning" not in err and "%Error" not in err, (sr, away, err)
 
 
 def test_board_top_update_lanes_match_the_report():

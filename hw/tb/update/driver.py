@@ -38,7 +38,7 @@ class UpdateDriver:
             await FallingEdge(self.clk)
 
     def idle_inputs(self):
-        for name in ("tbl_we", "x_we", "d_we", "h_we", "h_re", "start", "rst"):
+        for name in ("tbl_we", "tbl_away", "x_we", "d_we", "h_we", "h_re", "start", "rst"):
             self.set(name, 0)
         self.set("sgn_ready", 1)
 
@@ -57,8 +57,11 @@ class UpdateDriver:
             await self.edge()
         self.set(we, 0)
 
-    async def load_table(self, table):
+    async def load_table(self, table, away: bool = False):
+        """The f_meta table F, or with away the away table G (tbl_away high: FORMAT.md 4.2.1)."""
+        self.set("tbl_away", int(away))
         await self._write("tbl_we", "tbl_addr", "tbl_data", enumerate(int(f) for f in table))
+        self.set("tbl_away", 0)
 
     async def load_x(self, x):
         await self._write("x_we", "x_addr", "x_data", enumerate(x_to_chunks(x, self.pixels, self.lanes)))
