@@ -208,46 +208,9 @@ def _write_hex(model, out: Path) -> str:
     return str(out / "hex") + "/"
 
 
-def rtl_cannot_learn(model) -> str | None:
-    """Why the RTL update unit cannot learn this model (one line), or None when it can: until it runs the away
-    table (FORMAT.md 4.2.1) it refuses a model with one (metabnn.backends.rtl.refuse_away)."""
-    try:
-        from metabnn.backends.rtl import refuse_away
-    except ImportError:  # the RTL runs every table: nothing refuses
-        return None
-    try:
-        refuse_away(model)
-    except UsageError as e:
-        return str(e)
-    return None
-
-
-class _InferenceOnly:
-    """A backend seen without its learning (verify then reports it "(inference only)")."""
-
-    def __init__(self, be):
-        self._be = be
-
-    def __getattr__(self, name):
-        if name == "learn":
-            raise AttributeError(name)
-        return getattr(self._be, name)
-
-
-def without_away(model):
-    """A copy of the model with no away table: the learning step of FORMAT.md 4.3 on the same F tables."""
-    import copy
-
-    bare = copy.deepcopy(model)
-    for lay in bare.layers:
-        lay.away = None
-    return bare
-
-
 def verify_all(a, model, checkpoint: Path, tasks) -> list:
-    """Every backend on the same test images of task 2 and `--learn-steps` learning steps of task 3. Where the RTL
-    cannot learn the model (an away table), it runs the images, and its learning steps are compared on the same
-    model without the table (rows named rtl, c with " (no away table)"), said in one line."""
+    """Every backend on the same test images of task 2 and `--learn-steps` learning steps of task 3 (the RTL's
+    update units with the away table too, FORMAT.md 4.2.1)."""
     from metabnn.verify import format_table, open_backends, run_verify
 
     ev = tasks.evals[1]  # task 2: the model's most recent task, so accuracy means something
@@ -257,18 +220,8 @@ def verify_all(a, model, checkpoint: Path, tasks) -> list:
     names = ["golden", "onnx", "c"] + ([] if a.no_rtl else ["rtl"]) + ["torch"]
     _say(f"[3/5] verifying {', '.join(names)} on {len(y)} test images of task 2"
          + (f" and {a.learn_steps} learning steps" if a.learn_steps else "") + " ...")
-    learn = dict(learn_images=lx if a.learn_steps else None, learn_labels=ly if a.learn_steps else None)
-    why = None if a.no_rtl or not a.learn_steps else rtl_cannot_learn(model)
-    bes = open_backends(names, checkpoint=str(checkpoint))
-    if why:
-        bes = [_InferenceOnly(be) if be.name == "rtl" else be for be in bes]
-    rows = run_verify(model, x, y, bes, **learn)
-    if why:
-        _say(f"      the RTL's learning steps on the model without its away table: {why}")
-        bare = run_verify(without_away(model), x[:0], y[:0], open_backends(["golden", "c", "rtl"]), **learn)
-        for r in bare[1:]:
-            r.backend += " (no away table)"
-            rows.append(r)
+    rows = run_verify(model, x, y, open_backends(names, checkpoint=str(checkpoint)),
+                      learn_images=lx if a.learn_steps else None, learn_labels=ly if a.learn_steps else None)
     _say(format_table(rows))
     return rows
 
