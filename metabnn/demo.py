@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from metabnn.errors import UsageError
 from metabnn.fileio import check_output_dir
 
@@ -238,11 +236,11 @@ def device_learning(a, models: dict, tasks) -> dict:
                            engine, quiet=a.quiet or not sys.stderr.isatty())  # bars on a terminal only
     names = list(evals)
     dev = {"engine": described, "curves": learned["curves"], "states": learned["states"],
-            "flips": learned["flips"], "samples": a.device_samples, "trained_tasks": 2,
-            "device_tasks": a.device_tasks, "task_names": names, "device_meta": a.device_m,
-            "device_m": a.device_m, "away": list(a.device_away),
-            "matrix": {label: accuracy_matrix(c, names, a.device_samples, a.device_tasks)
-                       for label, c in learned["curves"].items()}}
+           "flips": learned["flips"], "samples": a.device_samples, "trained_tasks": 2,
+           "device_tasks": a.device_tasks, "task_names": names, "device_meta": a.device_m,
+           "device_m": a.device_m, "away": list(a.device_away),
+           "matrix": {label: accuracy_matrix(c, names, a.device_samples, a.device_tasks)
+                      for label, c in learned["curves"].items()}}
     dev["goals"] = goals(dev)  # issue 15's: earlier tasks keep >= 80 %, new ones within 5 points of the plain BNN
     return dev
 

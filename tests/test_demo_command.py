@@ -63,3 +63,8 @@ def test_demo_rejects_nonsense(tmp_path, capsys):
     for bad in ("0", "-3", "lots", "nan"):  # --device-meta: auto or a number > 0
         assert main(["demo", "--out", str(tmp_path), "--device-meta", bad]) == 2
         assert "--device-meta" in capsys.readouterr().err
+    for bad, says in ((["--device-away", "sideways"], "--device-away"), (["--device-tasks", "0"], "device-tasks"),
+                      (["--eval-every", "700"], "--eval-every 700 must divide"),
+                      (["--device-meta", "8", "--device-scale", "2"], "--device-scale scales")):
+        assert main(["demo", "--out", str(tmp_path), *bad]) == 2
+        assert says in capsys.readouterr().err, bad
