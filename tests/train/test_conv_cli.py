@@ -43,6 +43,12 @@ def test_preset_fmnist_conv():
     assert resolve("--preset", "fmnist-conv", "--channels", "4,p")["channels"] == [4, POOL]  # an option wins
 
 
+def test_preset_fmnist_conv_aug_is_the_cosine_run_with_1_pixel_shifts():
+    cos, aug = resolve("--preset", "fmnist-conv-cosine"), resolve("--preset", "fmnist-conv-aug")
+    assert aug["augment_shift"] == 1 and cos["augment_shift"] == 0
+    assert {k: v for k, v in aug.items() if k != "augment_shift"} == {k: v for k, v in cos.items() if k != "augment_shift"}
+
+
 def test_preset_fmnist_mnist_conv_is_the_same_net_on_two_tasks():
     one, two = resolve("--preset", "fmnist-conv"), resolve("--preset", "fmnist-mnist-conv")
     assert two["tasks"] == "fmnist,mnist" and two["train_subset"] == 10000 and two["meta"] == 1.35
