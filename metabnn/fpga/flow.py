@@ -86,6 +86,11 @@ def check_options(model: Model, opts: Options) -> tuple:
     if opts.learn and len(bits) != 1:
         raise UsageError(f"--learn: the learning top takes one hidden width and table size for all layers, "
                          f"the model has {sorted(bits)} (bits, table_bits)")
+    away = [l for l, lay in enumerate(model.layers) if lay.away is not None]
+    if opts.learn and away:  # the board top builds its update units without G: it would learn another rule
+        raise UsageError(f"--learn: layer {away[0]} has an away table (FORMAT.md 4.2.1), which the board's learning "
+                         "top is built without; export the model without --device-away for the board (the RTL "
+                         "co-simulation learns with it: metabnn verify --backends rtl --learn N)")
     return next(iter(bits)) if len(bits) == 1 else (8, 4)
 
 

@@ -130,6 +130,19 @@ def test_learn_refuses_mixed_hidden_widths(small, tmp_path):
         check_options(model, Options(learn=True))
 
 
+def test_learn_refuses_an_away_table(small):
+    """The board's learning top has no G memory (AWAY = 0): a model with an away table would learn without it,
+    so --learn refuses it; inference of the same model is fine (it does not read G)."""
+    import numpy as np
+    model, _ = small
+    model.layers[1].away = np.full(1 << model.layers[1].table_bits, 20000, np.uint16)
+    from metabnn.fpga.flow import Options, check_options
+    from metabnn.errors import UsageError
+    with pytest.raises(UsageError, match="layer 1 has an away table"):
+        check_options(model, Options(learn=True))
+    assert check_options(model, Options(learn=False)) == (8, 4)
+
+
 def test_learn_builds_the_sr_mask_of_the_model(small):
     """A model rounding stochastically on some layers: accepted with --learn, and only those layers' update
     units get the generators (the SR mask in the Yosys script), as metabnn.backends.rtl builds them."""
