@@ -89,16 +89,11 @@ def run(args) -> int:
         raise UsageError("--device-scale scales --device-meta auto, not a given m")
     scale = rule_scale(args.device_scale, away[0])
     net = load_floatnet(args.checkpoint)
-    conv = any(fl.conv is not None for fl in net.layers)
     for path in [args.out, args.onnx, args.qonnx, args.c_header]:
         if path is not None:
             check_output(path)  # an unwritable output fails before the work, and before the other files
     if args.hex_dir is not None:
         check_output_dir(args.hex_dir)
-    if device_meta == "auto" and conv:
-        # the rule's probe (metabnn.ondevice) measures dense layers' updates; a conv synapse sums over positions
-        print("device m: the trained m (the device-m rule is derived for dense layers; --device-meta M sets one)")
-        device_meta = None
     if device_meta == "auto":
         from metabnn.ondevice import device_meta_or_trained
         device_meta = device_meta_or_trained(net, args.device_horizon, args.device_quantile,

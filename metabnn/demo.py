@@ -24,7 +24,6 @@ from metabnn.errors import UsageError
 from metabnn.fileio import check_output_dir
 
 
-CONV_DEVICE_META = 16.0  # --model conv's device m under --device-meta auto (the rule is for dense layers)
 DEMO_META = 5.0  # the dense demo's training m: the setting that meets issue 15's sequence goal (docs/ONDEVICE.md)
 CONV_META = 1.35  # --model conv's training m (its measured demo)
 
@@ -49,7 +48,7 @@ def add_parser(sub) -> None:
                    help="m of the on-device f_meta tables of the metaplastic model: auto, what `metabnn export` "
                    "picks by default (per layer, the rule of docs/ONDEVICE.md from a 100-step probe of the "
                    "learning step), or a number > 0 for every layer; the tables are export's (f_meta where each "
-                   "|h|'s float weights begin); --model conv: auto is %g" % CONV_DEVICE_META)
+                   "|h|'s float weights begin)")
     p.add_argument("--device-away", default="auto", metavar="auto|none|mirror[:P]",
                    help="the metaplastic model's away table (FORMAT.md 4.2.1), as `metabnn export --device-away`: "
                    "auto, G = F on every consolidating layer; none, no table (the rule of FORMAT.md 4.3 alone)")
@@ -99,10 +98,6 @@ def _check_args(a) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
     from metabnn.export.device_meta import parse_option
     a.device_meta = parse_option(a.device_meta)  # "auto" or a finite number >= 0, else one clear line
-    if a.device_meta == "auto" and getattr(a, "model", "mlp") == "conv":
-        # the rule's probe is derived for dense layers (metabnn export keeps the trained m for a conv net): the
-        # conv demo keeps the device m it was measured with
-        a.device_meta = CONV_DEVICE_META
     if a.meta <= 0 or a.device_meta == 0:
         raise UsageError("--meta and --device-meta must be > 0 (the demo compares them against m = 0)")
     if not 0 <= a.lr_shift <= 31:
@@ -111,7 +106,7 @@ def _check_args(a) -> None:
         raise UsageError(f"--eval-every {a.eval_every} must divide --device-samples {a.device_samples} (each device "
                          "task's end is measured)")
     from metabnn.export.device_meta import parse_away, rule_scale
-    # the conv demo learns without an away table (its device m is CONV_DEVICE_META, measured so)
+    # the conv demo learns one device task without an away table (the table is for the dense demo's task sequence)
     a.device_away = ("none", None) if getattr(a, "model", "mlp") == "conv" else \
         parse_away(a.device_away, "--device-away", auto=True)
     if a.device_scale is not None and a.device_meta != "auto":

@@ -37,6 +37,12 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def m_text(ms) -> str:
+    """Per-layer device m as "a / b / c" (one number when every layer has the same)."""
+    ms = [float(m) for m in ms]
+    return f"{ms[0]:g}" if len(set(ms)) == 1 else " / ".join(f"{m:g}" for m in ms)
+
+
 def _channels_text() -> str:
     return ",".join(map(str, CHANNELS))
 
@@ -117,10 +123,15 @@ def export_pair(a, runs: dict, out: Path) -> dict:
     from metabnn.export.quantize import from_floatnet
     from metabnn.train.checkpoint import load_floatnet
 
+    from metabnn.export.device_meta import set_tables
+
     nets = {label: load_floatnet(run_dir / "model.pt") for label, run_dir in runs.items()}
-    # the device m is the metaplastic model's (--device-meta); the plain model learns with m = 0 on the device too
-    models = {label: (from_floatnet(net, lr_shift_base=a.lr_shift,
-                                    device_meta=a.device_meta if label == "meta" else 0.0), net)
+    # the metaplastic model's device m as `metabnn export` picks it (--device-meta auto: the rule of
+    # docs/ONDEVICE.md, per layer, a conv layer's probe summing over positions) or --device-meta M; the plain model
+    # learns with m = 0 on the device too; export's f_meta tables (set_tables), as `metabnn export` writes them
+    a.device_m = demo.device_m(a, nets["meta"])
+    models = {label: (set_tables(from_floatnet(net, lr_shift_base=a.lr_shift,
+                                               device_meta=a.device_m if label == "meta" else 0.0)), net)
               for label, net in nets.items()}
     written = []
     for label, (model, _) in models.items():
@@ -131,7 +142,8 @@ def export_pair(a, runs: dict, out: Path) -> dict:
             written.append(write(models["meta"][0], out))
         except ImportError as e:
             _say(f"      ({what} export not available: {e})")
-    _say(f"[2/{STEPS}] exported " + ", ".join(written) + " (no $readmemh files: that export is for dense models)")
+    _say(f"[2/{STEPS}] exported " + ", ".join(written)
+         + " (the RTL's $readmemh files: metabnn export CHECKPOINT --hex-dir DIR)")
     return models
 
 
@@ -206,7 +218,7 @@ def device_learning(a, models: dict, data) -> dict:
                                                       frozen=frozen_of(a) or ())
     return {"engine": described, "frozen": list(frozen_of(a) or ()), "curves": curves, "flips": flips,
             "samples": int(len(ys)),
-            "device_meta": a.device_meta}
+            "device_meta": a.device_m}
 
 
 def plot_device(dev: dict, path: Path) -> None:
@@ -219,7 +231,7 @@ def plot_device(dev: dict, path: Path) -> None:
         for k, (label, curve) in enumerate(dev["curves"].items()):
             ax.plot([c["step"] for c in curve], [100 * c[name] for c in curve], "-o" if k == 0 else "--s",
                     ms=3, color=f"C{k}", label=LABELS.get(label, label)
-                    + (f" (device m = {dev['device_meta']:g})" if label == "meta" else ""))
+                    + (f" (device m = {m_text(dev['device_meta'])})" if label == "meta" else ""))
         ax.set_title(title)
         ax.set_xlabel("MNIST samples learned on the device, one at a time")
         ax.grid(alpha=0.3)
@@ -256,7 +268,7 @@ def write_report(out: Path, a, results: dict, models: dict, rows: list, rtl_note
               "| model | Fashion-MNIST kept | MNIST reached | sign flips per layer |", "|---|---|---|---|"]
     for label, curve in dev["curves"].items():
         first, last = curve[0], curve[-1]
-        lines.append(f"| {LABELS[label]}" + (f" (device m = {a.device_meta:g})" if label == "meta" else "")
+        lines.append(f"| {LABELS[label]}" + (f" (device m = {m_text(a.device_m)})" if label == "meta" else "")
                      + f" | {100 * first[TRAIN_TASK]:.1f} → {100 * last[TRAIN_TASK]:.1f} % "
                      f"| {100 * first[DEVICE_TASK]:.1f} → {100 * last[DEVICE_TASK]:.1f} % | {dev['flips'][label]} |")
     lines += ["", f"(accuracy on the first {a.eval_size} test images of each set)", "", "Plot: retention.png."]
@@ -299,7 +311,7 @@ def run_conv(a) -> int:
     models = export_pair(a, runs, out)
     rows, rtl_note = verify_all(a, models["meta"][0], runs["meta"] / "model.pt", data)
     _say(f"[4/{STEPS}] learning MNIST on the device, {a.device_samples} samples one at a time, "
-         f"device m = {a.device_meta:g} and m = 0 ...")
+         f"device m = {m_text(a.device_m)} and m = 0 ...")
     dev = device_learning(a, models, data)
     results = {name: json.loads((run_dir / "results.json").read_text()) for name, run_dir in runs.items()}
     summary = write_report(out, a, results, models, rows, rtl_note, dev, seconds=time.time() - t0)

@@ -88,8 +88,8 @@ def pick_engine(engine: str = "auto") -> tuple[str, str]:
 def update_stats(model: Model, images: np.ndarray, labels: np.ndarray, bank: int = 0, adapt: bool = False,
                  quiet: bool = True) -> list:
     """How often and by how much each layer's synapses are updated while `model` learns the stream
-    (golden learning step, FORMAT.md 4.3): per layer an export.device_meta.UpdateStats, the measured input
-    of the device-m rule. |u| is the step before f_meta, so it does not depend on the table being probed.
+    (golden learning step, FORMAT.md 4.3; a conv layer's gradient summed over positions, 4.5): per layer an
+    export.device_meta.UpdateStats, the measured input of the device-m rule. |u| is the step before f_meta, so it does not depend on the table being probed.
     A layer that rounds stochastically (4.4) is counted by the expected outcome of its draw: |grad| >> s, or one
     more with probability (|grad| mod 2^s) / 2^s (counted to nearest, a 4-bit layer's steps are nearly all 0
     and the rule would see nothing move)."""
@@ -97,17 +97,26 @@ def update_stats(model: Model, images: np.ndarray, labels: np.ndarray, bank: int
     from metabnn.sim.learn import learn_step
     from metabnn.sim.metaplastic import U_MAX, step_size
     from metabnn.sim.model import STOCHASTIC
+    from metabnn.sim.ops import ops_of
 
     counts = [np.zeros(U_MAX + 1, dtype=np.float64) for _ in model.layers]
     m = model
     for x, y in tqdm(zip(images, labels), total=len(labels), desc="probing the device's updates",
                      disable=True if quiet else None, leave=False):
         new, info = learn_step(m, x, int(y), bank=bank, adapt=adapt)
-        for c, lay, delta, xin in zip(counts, m.layers, info.deltas, info.inputs):
-            rows, cols = np.flatnonzero(delta), np.flatnonzero(xin)
-            if not (rows.size and cols.size):  # the other synapses have a zero gradient
-                continue
-            grad = np.abs(np.outer(delta[rows], xin[cols])).ravel()
+        weighted = [op for op in ops_of(m) if op.weighted]
+        for c, lay, op, delta, xin in zip(counts, m.layers, weighted, info.deltas, info.inputs):
+            if lay.conv is None:
+                rows, cols = np.flatnonzero(delta), np.flatnonzero(xin)
+                if not (rows.size and cols.size):  # the other synapses have a zero gradient
+                    continue
+                grad = np.abs(np.outer(delta[rows], xin[cols])).ravel()
+            else:  # a conv synapse's gradient sums delta * x over the output positions (FORMAT.md 4.5)
+                rows = np.flatnonzero(np.asarray(delta).reshape(lay.N, -1).any(axis=1))
+                grad = np.abs(op.gradient(xin, delta, rows)).ravel() if rows.size else np.zeros(0, np.int64)
+                grad = grad[grad != 0]
+                if not grad.size:
+                    continue
             if lay.rounding == STOCHASTIC:
                 q, frac = grad >> lay.lr_shift, (grad & ((1 << lay.lr_shift) - 1)) / float(1 << lay.lr_shift)
                 c += np.bincount(np.minimum(q, U_MAX), weights=1.0 - frac, minlength=U_MAX + 1)

@@ -40,6 +40,10 @@ def test_smallest_conv_demo(tmp_path, capsys, mnist):
         assert rows[name]["status"] == "ok" and rows[name]["equal"] == 40
     assert rows["c"]["learn"] == "1 steps equal (layers 0 frozen)"
     assert blob["device"]["frozen"] == [0]
+    # the device m is export's default, the rule per layer (conv layers' probe summed over positions)
+    assert "device m (the rule" in text and len(blob["device"]["device_meta"]) == 4
+    dm = blob["device"]["device_meta"]
+    assert all(m >= 0 for m in dm[:2]) and all(m > 0 for m in dm[2:])  # a conv layer may need none (its rate)
     for label in ("meta", "plain"):
         assert [c["step"] for c in blob["device"]["curves"][label]] == [0, 30, 60]
         flips = blob["device"]["flips"][label]

@@ -40,3 +40,30 @@ def test_stochastic_probe_counts_sub_lsb_steps(trained_checkpoint, stream):
         total = len(ys) * lay.N * lay.K
         assert b.rate * b.mean_size * total == pytest.approx(expect[l], rel=1e-9)
     assert near[1].rate < 0.01 < sr[1].rate
+
+
+def test_probe_counts_a_conv_layers_gradient_over_positions():
+    """A conv synapse's step is rsr(sum over positions of delta * x, s) (FORMAT.md 4.5): the probe's counts of
+    |u| equal those of the conv op's tap-by-tap reference gradient, layer by layer (dense layers as before)."""
+    from metabnn.export.device_meta import UpdateStats
+    from metabnn.sim import random_conv_model
+    from metabnn.sim.metaplastic import U_MAX, step_size
+    from metabnn.sim.ops import ops_of
+
+    model = random_conv_model(image=(1, 8, 8), convs=((4, 3, 1, 1, 2), (6, 3, 1, 1, 0)), dense=(12, 10),
+                              lr_shift=4, seed=3)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 256, (6, 64)).astype(np.uint8), rng.integers(0, 10, 6)
+    counts = [np.zeros(U_MAX + 1) for _ in model.layers]
+    m = model
+    for x, y in zip(xs, ys):
+        new, info = learn_step(m, x, int(y))
+        weighted = [op for op in ops_of(m) if op.weighted]
+        for c, lay, op, d, xin in zip(counts, m.layers, weighted, info.deltas, info.inputs):
+            grad = op.execute_learning(xin, d)[1] if lay.conv is not None else np.outer(d, xin)
+            c += np.bincount(np.abs(step_size(np.abs(grad).ravel(), lay.lr_shift)), minlength=U_MAX + 1)
+        m = new
+    got = update_stats(model, xs, ys)
+    assert any(lay.conv is not None and s.rate > 0 for lay, s in zip(model.layers, got))
+    for c, lay, s in zip(counts, model.layers, got):
+        assert s == UpdateStats.from_counts(c, len(ys) * lay.N * lay.K)
