@@ -8,6 +8,7 @@
 #   CM_MODEL=FILE.mbnn  the embedded model (default: a seeded random 784-128-128-10 model)
 #   CM_CASES=FILE.npz   test images and labels (images uint8 [N, K0], labels [N]); or
 #   CM_MNIST=1          the first CM_COUNT MNIST test images (default: seeded random pixels)
+#   CM_TASK=fmnist      the first CM_COUNT test images of that data set
 #   CM_COUNT=4 CM_STEPS=4   test images, learning steps
 #   CM_ADAPT=1          learn with stream-adaptive normalization on (default: frozen)
 #   CM_OUT=DIR          build folder (default build/cortex-m)
@@ -44,7 +45,7 @@ CM_BOARD_OBJ := $(patsubst %.c,$(CM_OUT)/board/%.o,$(CM_BOARD_SRC))
 CM_ELF := $(CM_OUT)/metabnn_board.elf
 CM_GEN := $(CM_OUT)/gen
 CM_GEN_ARGS := $(if $(CM_MODEL),--model $(abspath $(CM_MODEL))) $(if $(CM_CASES),--cases $(abspath $(CM_CASES))) \
-               $(if $(CM_MNIST),--mnist) $(if $(CM_ADAPT),--adapt) --count $(CM_COUNT) --steps $(CM_STEPS)
+               $(if $(CM_MNIST),--mnist) $(if $(CM_TASK),--task $(CM_TASK)) $(if $(CM_ADAPT),--adapt) --count $(CM_COUNT) --steps $(CM_STEPS)
 
 .PHONY: cortex-m-run cm-toolchain cm-force
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Write the two generated headers of the Cortex-M program: the model and the test images.
 
-    python3 gen_inputs.py OUT_DIR [--model FILE.mbnn] [--cases FILE.npz | --mnist] [--count N] [--steps S] [--adapt]
+    python3 gen_inputs.py OUT_DIR [--model FILE.mbnn] [--cases FILE.npz | --mnist | --task NAME] [--count N]
+        [--steps S] [--adapt]
 
 board_model.h : the .mbnn image as C words (metabnn.export.c_header), default a seeded random
                 784-128-128-10 model (8-bit hidden weights) so `make cortex-m` needs no checkpoint.
 board_cases.h : N test images (uint8) with labels, the number S of learning steps and whether they
                 run with stream-adaptive normalization (--adapt, FORMAT.md 3.1); images from an
                 .npz (`images` uint8 [N, K0], `labels` [N]), the first N MNIST test images
-                (--mnist), or seeded random pixels and labels.
+                (--mnist), of another installed data set (--task fmnist), or seeded random pixels and labels.
 A header is rewritten only when its text changes, so make rebuilds only what changed.
 """
 
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--cases", type=Path, help=".npz with images (uint8 [N, K0]) and labels")
     src.add_argument("--mnist", action="store_true", help="the first N MNIST test images")
+    src.add_argument("--task", help="the first N test images of this data set (mnist, fmnist: metabnn.train.data)")
     ap.add_argument("--count", type=int, default=4, help="test images (default 4)")
     ap.add_argument("--steps", type=int, default=4, help="learning steps (default 4)")
     ap.add_argument("--adapt", action="store_true", help="learn with stream-adaptive normalization on")
@@ -70,9 +72,9 @@ def main(argv=None) -> int:
         if a.cases is not None:
             with np.load(a.cases) as z:
                 images, labels = np.asarray(z["images"]), np.asarray(z["labels"])
-        elif a.mnist:
+        elif a.mnist or a.task:
             from metabnn.train.data import load
-            ds = load("mnist")
+            ds = load(a.task or "mnist")
             images, labels = np.asarray(ds.test_x[:a.count]), np.asarray(ds.test_y[:a.count])
         else:
             rng = np.random.default_rng(1)
