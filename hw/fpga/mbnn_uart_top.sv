@@ -11,7 +11,9 @@
 //                                            new model of the same shape without a new bitstream)
 //   LEARN = 1 only (docs/HARDWARE_UPDATE.md; the host or firmware computes the deltas, FORMAT.md 4.3):
 //   'R' layer lr                          -> 'k': lr_shift of a layer
-//   'T' layer addr[2] q15[2]              -> 'k': f_meta table entry
+//   'T' layer addr[2] q15[2]              -> 'k': f_meta table entry; addr bit 12 set: the entry addr - 4096
+//                                            of the layer's away table G (FORMAT.md 4.2.1, a layer whose AWAY
+//                                            bit is set; a unit built without G ignores it)
 //   'H' layer addr[4] word[HWB]           -> 'k': hidden weight word (SIMD lanes of HB bits, HWB bytes)
 //   'D' layer neuron[2] delta[2]          -> 'k': delta of one neuron for the next update
 //   'U'                                   -> 'k' when every layer's update pass is done
@@ -24,8 +26,9 @@
 //                                            pass left, so a host can save the learned state
 //   anything else                         -> '?'
 // A learning step is: 'I' (forward, its inputs are recorded by the update units), 'D' per neuron, 'U'.
-// The hidden weights are not in the bitstream: the host loads them with 'H' once after configuration, and
-// a model that rounds stochastically its layers' 'G' state from the file (sr_seed, sr_step of FORMAT.md 6).
+// The hidden weights are not in the bitstream: the host loads them with 'H' once after configuration, the
+// tables F (and G where the model has one) with 'T', and a model that rounds stochastically its layers' 'G'
+// state from the file (sr_seed, sr_step of FORMAT.md 6).
 //
 // Reset: a power-on reset (FPGA flip-flops start at 0) and the active-low button `rst_n`, synchronised.
 module mbnn_uart_top #(
@@ -35,6 +38,9 @@ module mbnn_uart_top #(
     parameter int HB = 8,              // hidden weight bits (LEARN = 1)
     parameter int TK = 4,              // f_meta table bits (LEARN = 1)
     parameter int SR = 0,              // LEARN = 1: bit l gives layer l's update unit the Threefry generators
+    // LEARN = 1: bit l gives layer l's update unit the away table G (FORMAT.md 4.2.1; metabnn fpga sets the bits
+    // of the model's layers that have one, metabnn.backends.rtl.away_mask), loaded by 'T' with index bit 12
+    parameter int AWAY = 0,
     // LEARN = 1, SR != 0: Threefry rounds per pipeline stage. 2 (latency 10), not the units' default 4: a
     // stage of 4 rounds (+ the counter's key add) was the learning build's slowest path (docs/FPGA.md)
     parameter int TF_STAGE = 2,
@@ -105,7 +111,7 @@ module mbnn_uart_top #(
 
     if (LEARN != 0) begin : g_learn
         logic [SIMD*HB-1:0] h_rdata;
-        mbnn_update_top #(.SIMD(SIMD), .PE(PE), .HB(HB), .TK(TK), .SR(SR), .TF_STAGE(TF_STAGE),
+        mbnn_update_top #(.SIMD(SIMD), .PE(PE), .HB(HB), .TK(TK), .SR(SR), .AWAY(AWAY), .TF_STAGE(TF_STAGE),
                           .ULANES(ULANES), .UPIPE(UPIPE), .HREG(HREG)) u_engine (
             .clk, .rst, .in_valid, .in_ready, .in_data, .in_bank, .in_adapt, .out_valid, .out_ready,
             .out_class, .out_score, .busy,

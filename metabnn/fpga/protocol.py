@@ -6,9 +6,10 @@ its reply. Request/response: send one command, read its reply, then the next (th
 
 A learning step (a bitstream built with --learn), deltas from the host's golden model (metabnn.sim.learn_step,
 FORMAT.md 4.3): image(...) -> class, then delta(layer, j, d) for every neuron, then UPDATE -> ACK. Before the
-first step the host loads each layer's hidden weights (hidden(...)), f_meta table (table(...)) and lr_shift,
-and for a model that rounds stochastically each layer's rounding state from the file (sr_state(...), FORMAT.md
-4.4); sr_step_read(...) and hidden_read(...) read back what the chip learned, to save it.
+first step the host loads each layer's hidden weights (hidden(...)), f_meta table (table(...)), away table where
+the model has one (table(..., away=True)) and lr_shift, and for a model that rounds stochastically each layer's
+rounding state from the file (sr_state(...), FORMAT.md 4.4); sr_step_read(...) and hidden_read(...) read back
+what the chip learned, to save it.
 """
 
 from __future__ import annotations
@@ -55,8 +56,16 @@ def lr_shift(layer: int, shift: int) -> bytes:
     return b"R" + bytes([layer, shift & 0x1F])
 
 
-def table(layer: int, index: int, q15: int) -> bytes:
-    return b"T" + struct.pack("<BHH", layer, index, q15 & 0xFFFF)
+AWAY_INDEX = 1 << 12  # 'T' index bit 12: the entry is the away table G's (the board top's tbl_away)
+
+
+def table(layer: int, index: int, q15: int, away: bool = False) -> bytes:
+    """'T': entry `index` of the layer's f_meta table F, or with `away` of its away table G (FORMAT.md 4.2.1; a
+    bitstream whose unit for the layer has G: metabnn fpga --learn builds it for every layer with a table, a unit
+    without G ignores the write); reply ACK."""
+    if not 0 <= index < AWAY_INDEX:
+        raise ValueError(f"table index {index} is not below {AWAY_INDEX} (k <= 12)")
+    return b"T" + struct.pack("<BHH", layer, index | (AWAY_INDEX if away else 0), q15 & 0xFFFF)
 
 
 def hidden(layer: int, addr: int, word: int, simd: int, hb: int) -> bytes:

