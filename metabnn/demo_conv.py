@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metabnn.demo_report import _ms as m_text
 from metabnn.fileio import atomic_write_text, check_output_dir
 
 # the conv part of the net: 28x28 -> conv 16 -> pool -> 14x14 -> conv 32 -> pool -> 7x7x32 = 1,568 bits into the
@@ -35,12 +36,6 @@ STEPS = 5
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
-
-
-def m_text(ms) -> str:
-    """Per-layer device m as "a / b / c" (one number when every layer has the same)."""
-    ms = [float(m) for m in ms]
-    return f"{ms[0]:g}" if len(set(ms)) == 1 else " / ".join(f"{m:g}" for m in ms)
 
 
 def _channels_text() -> str:

@@ -106,17 +106,13 @@ def update_stats(model: Model, images: np.ndarray, labels: np.ndarray, bank: int
         new, info = learn_step(m, x, int(y), bank=bank, adapt=adapt)
         weighted = [op for op in ops_of(m) if op.weighted]
         for c, lay, op, delta, xin in zip(counts, m.layers, weighted, info.deltas, info.inputs):
-            if lay.conv is None:
-                rows, cols = np.flatnonzero(delta), np.flatnonzero(xin)
-                if not (rows.size and cols.size):  # the other synapses have a zero gradient
-                    continue
-                grad = np.abs(np.outer(delta[rows], xin[cols])).ravel()
-            else:  # a conv synapse's gradient sums delta * x over the output positions (FORMAT.md 4.5)
-                rows = np.flatnonzero(np.asarray(delta).reshape(lay.N, -1).any(axis=1))
-                grad = np.abs(op.gradient(xin, delta, rows)).ravel() if rows.size else np.zeros(0, np.int64)
-                grad = grad[grad != 0]
-                if not grad.size:
-                    continue
+            # the op's own gradient (FORMAT.md 4.3; a conv synapse's sums delta * x over the positions, 4.5), for the
+            # neurons with a non-zero delta; a zero gradient is no update
+            rows = np.flatnonzero(np.asarray(delta).reshape(lay.N, -1).any(axis=1))
+            grad = np.abs(op.gradient(xin, delta, rows)).ravel() if rows.size else np.zeros(0, np.int64)
+            grad = grad[grad != 0]
+            if not grad.size:
+                continue
             if lay.rounding == STOCHASTIC:
                 q, frac = grad >> lay.lr_shift, (grad & ((1 << lay.lr_shift) - 1)) / float(1 << lay.lr_shift)
                 c += np.bincount(np.minimum(q, U_MAX), weights=1.0 - frac, minlength=U_MAX + 1)
